@@ -3,4 +3,7 @@
 // Nothing else from libc is called: every syscall goes through rustix or `src/sys.rs`.
 fn main() {
     println!("cargo:rustc-link-arg-bins=-lc");
+    // One read-only+code segment instead of page-aligned separate ones: about 4 KB less padding in
+    // a binary this small, with PIE (and so ASLR) kept.
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,noseparate-code");
 }

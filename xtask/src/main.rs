@@ -1,1 +1,129 @@
-fn main() {}
+//! `cargo xtask <command>`: the project's build, test, demo and benchmark entry points. Each command
+//! installs what it needs (Debian packages, the musl target) so that it works on a fresh machine.
+
+mod bench;
+mod util;
+
+use std::path::PathBuf;
+use util::{apt_install, cmd, root, run, Result};
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+  dist        build static musl release binaries into target/dist and print their sizes
+  test        install what the tests need, build, lint (fmt, clippy) and run every test
+  demo        build, then run the static init as PID 1 with a child that leaves orphans behind
+  bench init  init's size, idle RSS and reaping speed beside tini-static, dumb-init, catatonit
+  lint        cargo fmt --check and clippy -D warnings on both workspaces
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["dist"] => dist().map(drop),
+        ["test"] => test(),
+        ["demo"] => demo(),
+        ["lint"] => lint(),
+        ["bench", "init"] => bench::init(),
+        ["__reap-bench", n] => bench::reap_helper(n.parse().unwrap_or(10_000)),
+        _ => {
+            eprint!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The musl target and the C toolchain for it (zstd's C code in spawner is built with musl-gcc).
+fn ensure_toolchain() -> Result<()> {
+    let installed = util::output(cmd("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|l| l.trim() == MUSL) {
+        run(cmd("rustup").args(["target", "add", MUSL]))?;
+    }
+    apt_install(&["musl-tools"])
+}
+
+pub struct Dist {
+    pub init: PathBuf,
+}
+
+/// Builds the static binaries into target/dist.
+pub fn dist() -> Result<Dist> {
+    ensure_toolchain()?;
+    let root = root();
+    let dist = root.join("target/dist");
+    std::fs::create_dir_all(&dist)?;
+    run(cmd("cargo").current_dir(&root).args([
+        "build",
+        "--quiet",
+        "--release",
+        "--manifest-path",
+        "init/Cargo.toml",
+        "--target",
+        MUSL,
+        "--target-dir",
+        "target/init",
+    ]))?;
+    let init = dist.join("init");
+    util::copy(&root.join(format!("target/init/{MUSL}/release/init")), &init)?;
+    println!("{:>8} bytes  {}", std::fs::metadata(&init)?.len(), init.display());
+    Ok(Dist { init })
+}
+
+fn lint() -> Result<()> {
+    let root = root();
+    run(cmd("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    run(cmd("cargo").current_dir(root.join("init")).args(["fmt", "--all", "--check"]))?;
+    run(cmd("cargo").current_dir(&root).args([
+        "clippy",
+        "--quiet",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cmd("cargo").current_dir(root.join("init")).args([
+        "clippy",
+        "--quiet",
+        "--all-targets",
+        "--target-dir",
+        "../target/init",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn test() -> Result<()> {
+    // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests).
+    apt_install(&["util-linux", "procps"])?;
+    let dist = dist()?;
+    lint()?;
+    let root = root();
+    run(cmd("cargo").current_dir(root.join("init")).args(["test", "--target-dir", "../target/init"]))?;
+    run(cmd("cargo").current_dir(&root).args(["test", "--workspace"]).env("INIT_BIN", &dist.init))
+}
+
+fn demo() -> Result<()> {
+    apt_install(&["util-linux", "procps"])?;
+    let dist = dist()?;
+    let script = r#"
+echo "== a child that leaves 5 orphans behind, then lingers:"
+sh -c 'for i in 1 2 3 4 5; do sleep 0.$i & done'
+ps -o pid,ppid,stat,comm
+sleep 1
+echo "== a second later, init has reaped them (no <defunct> left):"
+ps -o pid,ppid,stat,comm
+"#;
+    println!("\n$ unshare --pid --fork --mount-proc {} -w -- sh -c '…'", dist.init.display());
+    run(cmd("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(&dist.init)
+        .args(["-w", "--", "sh", "-c", script]))
+}

@@ -50,10 +50,7 @@ pub(crate) fn child_cgroups(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        let is_dir = entry
-            .file_type()
-            .map_err(|e| Error::io("stat", entry.path(), e))?
-            .is_dir();
+        let is_dir = entry.file_type().map_err(|e| Error::io("stat", entry.path(), e))?.is_dir();
         if is_dir {
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
@@ -94,10 +91,7 @@ fn rmdir_retrying(dir: &Path) -> Result<()> {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e)
-                if e.raw_os_error() == Some(Errno::BUSY.raw_os_error())
-                    && attempt < RMDIR_ATTEMPTS =>
-            {
+            Err(e) if e.raw_os_error() == Some(Errno::BUSY.raw_os_error()) && attempt < RMDIR_ATTEMPTS => {
                 sleep(delay);
                 delay = (delay * 2).min(Duration::from_millis(100));
                 attempt += 1;
@@ -117,10 +111,9 @@ pub(crate) fn read_procs(dir: &Path) -> Result<Vec<i32>> {
     };
     text.lines()
         .map(|l| {
-            l.trim().parse().map_err(|_| Error::Parse {
-                path: path.clone(),
-                what: format!("{l:?} is not a pid"),
-            })
+            l.trim()
+                .parse()
+                .map_err(|_| Error::Parse { path: path.clone(), what: format!("{l:?} is not a pid") })
         })
         .collect()
 }
@@ -195,8 +188,5 @@ pub(crate) fn kill_all(dirs: &[&Path]) -> Result<()> {
         // Killed processes need a moment to exit; poll quickly at first.
         sleep(Duration::from_millis(if round < 10 { 1 } else { 10 }));
     }
-    Err(Error::StillPopulated {
-        path: dirs.first().map(|d| d.to_path_buf()).unwrap_or_default(),
-        pids,
-    })
+    Err(Error::StillPopulated { path: dirs.first().map(|d| d.to_path_buf()).unwrap_or_default(), pids })
 }

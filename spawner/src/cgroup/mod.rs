@@ -53,11 +53,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug)]
 pub enum Error {
     /// A filesystem operation on a cgroup file or directory failed.
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { op: &'static str, path: PathBuf, source: io::Error },
     /// A file had contents we could not understand.
     Parse { path: PathBuf, what: String },
     /// A limit needs a controller or hierarchy we cannot use here; the message says which and why.
@@ -70,11 +66,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     /// The errno of an I/O failure, so callers can tell e.g. EBUSY from ENOENT.
@@ -94,11 +86,9 @@ impl fmt::Display for Error {
             }
             Error::Parse { path, what } => write!(f, "cgroup: parse {}: {what}", path.display()),
             Error::Unavailable(msg) | Error::Invalid(msg) => write!(f, "cgroup: {msg}"),
-            Error::StillPopulated { path, pids } => write!(
-                f,
-                "cgroup: kill {}: processes {pids:?} still there after SIGKILL",
-                path.display()
-            ),
+            Error::StillPopulated { path, pids } => {
+                write!(f, "cgroup: kill {}: processes {pids:?} still there after SIGKILL", path.display())
+            }
         }
     }
 }
@@ -117,10 +107,7 @@ impl std::error::Error for Error {
 fn errno_text(e: &io::Error) -> String {
     let text = e.to_string();
     match e.raw_os_error() {
-        Some(code) => text
-            .strip_suffix(&format!(" (os error {code})"))
-            .map(str::to_owned)
-            .unwrap_or(text),
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).map(str::to_owned).unwrap_or(text),
         None => text,
     }
 }
@@ -136,16 +123,11 @@ pub enum Version {
 
 /// Decide v1 or v2 the way runc and systemd do: by the filesystem type of `/sys/fs/cgroup`.
 pub fn detect() -> Result<Version> {
-    let st =
-        rustix::fs::statfs(CGROUP_ROOT).map_err(|e| Error::io("statfs", CGROUP_ROOT, e.into()))?;
+    let st = rustix::fs::statfs(CGROUP_ROOT).map_err(|e| Error::io("statfs", CGROUP_ROOT, e.into()))?;
     // f_type is a signed long on most architectures and u32 on a few; the magic fits either.
     #[allow(clippy::unnecessary_cast)]
     let fs_type = st.f_type as u64 & 0xffff_ffff;
-    Ok(if fs_type == CGROUP2_SUPER_MAGIC {
-        Version::V2
-    } else {
-        Version::V1
-    })
+    Ok(if fs_type == CGROUP2_SUPER_MAGIC { Version::V2 } else { Version::V1 })
 }
 
 /// Resource limits with Docker's meaning. `None` (and the "unlimited" values noted per field)
@@ -186,9 +168,7 @@ impl Limits {
         match (self.memory_swap, memory) {
             (None | Some(0), _) => {}
             (Some(_), None) => {
-                return Err(Error::Invalid(
-                    "a memory-swap limit needs a memory limit too".into(),
-                ))
+                return Err(Error::Invalid("a memory-swap limit needs a memory limit too".into()))
             }
             (Some(-1), Some(_)) => {}
             (Some(s), Some(m)) if s < 0 || (s as u64) < m => {
@@ -201,14 +181,10 @@ impl Limits {
         }
         if let Some(c) = self.cpus {
             if !c.is_finite() || c < 0.0 {
-                return Err(Error::Invalid(format!(
-                    "cpus {c} must be a non-negative number"
-                )));
+                return Err(Error::Invalid(format!("cpus {c} must be a non-negative number")));
             }
             if c > 0.0 && cpu_quota_us(c) < MIN_CPU_QUOTA_US {
-                return Err(Error::Invalid(format!(
-                    "cpus {c} is below the minimum of 0.01"
-                )));
+                return Err(Error::Invalid(format!("cpus {c} is below the minimum of 0.01")));
             }
         }
         Ok(())
@@ -255,14 +231,9 @@ pub(crate) fn cpu_max_line(quota_us: u64) -> String {
 /// `64m`, `64MB`, `64MiB`, `1.5g`. Fractions are truncated to whole bytes.
 pub fn parse_size(s: &str) -> Result<u64> {
     let invalid = || Error::Invalid(format!("invalid size {s:?}"));
-    let digits_end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let digits_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(digits_end);
-    let suffix = suffix
-        .strip_prefix(' ')
-        .unwrap_or(suffix)
-        .to_ascii_lowercase();
+    let suffix = suffix.strip_prefix(' ').unwrap_or(suffix).to_ascii_lowercase();
     let shift = match suffix.as_str() {
         "" | "b" => 0,
         _ => {
@@ -293,9 +264,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
     if let Some(frac) = frac {
         // Only the fraction goes through f64, so whole numbers stay exact.
         let f: f64 = format!("0.{frac}").parse().map_err(|_| invalid())?;
-        bytes = bytes
-            .checked_add((f * (1u64 << shift) as f64) as u64)
-            .ok_or_else(invalid)?;
+        bytes = bytes.checked_add((f * (1u64 << shift) as f64) as u64).ok_or_else(invalid)?;
     }
     Ok(bytes)
 }
@@ -315,19 +284,12 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> std::result::Result<Vec<ProcCgrou
         .map(|line| {
             // The path is last and may itself contain ':'.
             let mut parts = line.splitn(3, ':');
-            let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
                 return Err(format!("line {line:?} is not id:controllers:path"));
             };
             Ok(ProcCgroup {
-                hierarchy: id
-                    .parse()
-                    .map_err(|_| format!("bad hierarchy id in {line:?}"))?,
-                controllers: ctrls
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                hierarchy: id.parse().map_err(|_| format!("bad hierarchy id in {line:?}"))?,
+                controllers: ctrls.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect(),
                 path: path.to_owned(),
             })
         })
@@ -337,10 +299,7 @@ pub(crate) fn parse_proc_cgroup(text: &str) -> std::result::Result<Vec<ProcCgrou
 pub(crate) fn read_proc_self_cgroup() -> Result<Vec<ProcCgroup>> {
     let path = Path::new("/proc/self/cgroup");
     let text = files::read(path)?;
-    parse_proc_cgroup(&text).map_err(|what| Error::Parse {
-        path: path.into(),
-        what,
-    })
+    parse_proc_cgroup(&text).map_err(|what| Error::Parse { path: path.into(), what })
 }
 
 /// The fields of a `/proc/self/mountinfo` line that matter for finding cgroup hierarchies.
@@ -390,9 +349,8 @@ fn unescape_mountinfo(s: &str) -> String {
             .get(i + 1..i + 4)
             .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         if let Some(d) = octal {
-            let value = (u32::from(d[0] - b'0') << 6)
-                | (u32::from(d[1] - b'0') << 3)
-                | u32::from(d[2] - b'0');
+            let value =
+                (u32::from(d[0] - b'0') << 6) | (u32::from(d[1] - b'0') << 3) | u32::from(d[2] - b'0');
             out.push(value as u8);
             i += 4;
             continue;
@@ -406,10 +364,7 @@ fn unescape_mountinfo(s: &str) -> String {
 pub(crate) fn read_mountinfo() -> Result<Vec<Mount>> {
     let path = Path::new("/proc/self/mountinfo");
     let text = files::read(path)?;
-    parse_mountinfo(&text).map_err(|what| Error::Parse {
-        path: path.into(),
-        what,
-    })
+    parse_mountinfo(&text).map_err(|what| Error::Parse { path: path.into(), what })
 }
 
 /// The value of `key` in a flat keyed file such as v2 `memory.events` or v1
@@ -434,10 +389,7 @@ pub(crate) fn relative_cgroup_path(p: &Path) -> Result<PathBuf> {
             Component::RootDir | Component::CurDir => {}
             Component::Normal(n) => out.push(n),
             Component::ParentDir | Component::Prefix(_) => {
-                return Err(Error::Invalid(format!(
-                    "cgroup path {} must not contain ..",
-                    p.display()
-                )))
+                return Err(Error::Invalid(format!("cgroup path {} must not contain ..", p.display())))
             }
         }
     }
@@ -487,19 +439,9 @@ impl Cgroup {
         limits.validate()?;
         let backend = match detect()? {
             Version::V1 => Backend::V1(v1::CgroupV1::create(name, parent, limits)?),
-            Version::V2 => Backend::V2(v2::CgroupV2::create(
-                Path::new(CGROUP_ROOT),
-                name,
-                parent,
-                limits,
-            )?),
+            Version::V2 => Backend::V2(v2::CgroupV2::create(Path::new(CGROUP_ROOT), name, parent, limits)?),
         };
-        Ok(Cgroup {
-            name: name.to_owned(),
-            backend,
-            memory_limit: limits.memory_max(),
-            removed: false,
-        })
+        Ok(Cgroup { name: name.to_owned(), backend, memory_limit: limits.memory_max(), removed: false })
     }
 
     pub fn name(&self) -> &str {
@@ -613,9 +555,7 @@ pub fn remove_stale(
     is_alive: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>> {
     if prefix.is_empty() {
-        return Err(Error::Invalid(
-            "stale cgroup prefix must not be empty".into(),
-        ));
+        return Err(Error::Invalid("stale cgroup prefix must not be empty".into()));
     }
     let version = detect()?;
     let root = Path::new(CGROUP_ROOT);
@@ -632,12 +572,7 @@ pub fn remove_stale(
             Version::V1 => Backend::V1(v1::CgroupV1::existing(&name, parent)?),
             Version::V2 => Backend::V2(v2::CgroupV2::existing(root, &name, parent)?),
         };
-        let cgroup = Cgroup {
-            name: name.clone(),
-            backend,
-            memory_limit: None,
-            removed: false,
-        };
+        let cgroup = Cgroup { name: name.clone(), backend, memory_limit: None, removed: false };
         match cgroup.remove() {
             Ok(()) => removed.push(name),
             Err(e) => log::warn!("removing stale cgroup {name}: {e}"),
@@ -664,95 +599,47 @@ mod tests {
         assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
         assert_eq!(parse_size("2t").unwrap(), 2 << 40);
         assert_eq!(parse_size("0").unwrap(), 0);
-        for bad in [
-            "",
-            "m",
-            "-1",
-            "1x",
-            "1.m",
-            ".5m",
-            "1.2.3m",
-            "1mm",
-            "1  m",
-            "1e3",
-            "99999999p",
-        ] {
+        for bad in ["", "m", "-1", "1x", "1.m", ".5m", "1.2.3m", "1mm", "1  m", "1e3", "99999999p"] {
             assert!(parse_size(bad).is_err(), "{bad:?} should not parse");
         }
-        assert_eq!(
-            parse_size("12q").unwrap_err().to_string(),
-            "cgroup: invalid size \"12q\""
-        );
+        assert_eq!(parse_size("12q").unwrap_err().to_string(), "cgroup: invalid size \"12q\"");
     }
 
     #[test]
     fn swap_follows_docker() {
         let m = 64 << 20;
-        let only_memory = Limits {
-            memory: Some(m),
-            ..Limits::default()
-        };
+        let only_memory = Limits { memory: Some(m), ..Limits::default() };
         assert_eq!(only_memory.swap_total(), Some(SwapTotal::Bytes(2 * m)));
-        let unlimited = Limits {
-            memory_swap: Some(-1),
-            ..only_memory.clone()
-        };
+        let unlimited = Limits { memory_swap: Some(-1), ..only_memory.clone() };
         assert_eq!(unlimited.swap_total(), Some(SwapTotal::Unlimited));
-        let no_swap = Limits {
-            memory_swap: Some(m as i64),
-            ..only_memory.clone()
-        };
+        let no_swap = Limits { memory_swap: Some(m as i64), ..only_memory.clone() };
         assert_eq!(no_swap.swap_total(), Some(SwapTotal::Bytes(m)));
         assert_eq!(Limits::default().swap_total(), None);
 
         assert!(only_memory.validate().is_ok());
         assert!(unlimited.validate().is_ok());
-        let swap_without_memory = Limits {
-            memory_swap: Some(1 << 30),
-            ..Limits::default()
-        };
+        let swap_without_memory = Limits { memory_swap: Some(1 << 30), ..Limits::default() };
         assert!(swap_without_memory.validate().is_err());
-        let swap_below_memory = Limits {
-            memory_swap: Some(m as i64 - 1),
-            ..only_memory.clone()
-        };
+        let swap_below_memory = Limits { memory_swap: Some(m as i64 - 1), ..only_memory.clone() };
         assert!(swap_below_memory.validate().is_err());
-        let tiny = Limits {
-            memory: Some(1 << 20),
-            ..Limits::default()
-        };
+        let tiny = Limits { memory: Some(1 << 20), ..Limits::default() };
         assert!(tiny.validate().is_err());
     }
 
     #[test]
     fn pids_and_cpus() {
-        let l = Limits {
-            pids: Some(0),
-            cpus: Some(0.0),
-            ..Limits::default()
-        };
+        let l = Limits { pids: Some(0), cpus: Some(0.0), ..Limits::default() };
         assert_eq!((l.pids_max(), l.cpu_quota()), (None, None));
-        let l = Limits {
-            pids: Some(-1),
-            cpus: Some(1.5),
-            ..Limits::default()
-        };
+        let l = Limits { pids: Some(-1), cpus: Some(1.5), ..Limits::default() };
         assert_eq!((l.pids_max(), l.cpu_quota()), (None, Some(150_000)));
         assert_eq!(cpu_max_line(l.cpu_quota().unwrap()), "150000 100000");
-        let half = Limits {
-            cpus: Some(0.5),
-            pids: Some(100),
-            ..Limits::default()
-        };
+        let half = Limits { cpus: Some(0.5), pids: Some(100), ..Limits::default() };
         assert_eq!(half.pids_max(), Some(100));
         assert_eq!(cpu_max_line(half.cpu_quota().unwrap()), "50000 100000");
         assert_eq!(cpu_quota_us(0.01), 1000);
         assert_eq!(cpu_quota_us(2.0), 200_000);
         for bad in [f64::NAN, f64::INFINITY, -1.0, 0.001] {
-            let l = Limits {
-                cpus: Some(bad),
-                ..Limits::default()
-            };
+            let l = Limits { cpus: Some(bad), ..Limits::default() };
             assert!(l.validate().is_err(), "cpus {bad}");
         }
     }
@@ -783,14 +670,7 @@ mod tests {
             }
         );
         assert_eq!(entries[0].controllers, vec!["name=systemd".to_string()]);
-        assert_eq!(
-            entries[9],
-            ProcCgroup {
-                hierarchy: 0,
-                controllers: vec![],
-                path: "/".into(),
-            }
-        );
+        assert_eq!(entries[9], ProcCgroup { hierarchy: 0, controllers: vec![], path: "/".into() });
     }
 
     #[test]
@@ -798,11 +678,7 @@ mod tests {
         let entries = parse_proc_cgroup("0::/user.slice/x\n").unwrap();
         assert_eq!(
             entries,
-            vec![ProcCgroup {
-                hierarchy: 0,
-                controllers: vec![],
-                path: "/user.slice/x".into(),
-            }]
+            vec![ProcCgroup { hierarchy: 0, controllers: vec![], path: "/user.slice/x".into() }]
         );
         let entries = parse_proc_cgroup("3:cpu,cpuacct:/a:b\n").unwrap();
         assert_eq!(entries[0].controllers, vec!["cpu", "cpuacct"]);
@@ -835,8 +711,7 @@ mod tests {
         assert_eq!(mounts[0].fs_type, "tmpfs");
         assert_eq!(mounts[5].fs_type, "cgroup2");
         // Optional fields (shared:N, master:N) come before the separator; escaped paths.
-        let line =
-            "25 1 0:22 /sub /mnt/my\\040cg rw shared:5 master:1 - cgroup cg rw,cpu,cpuacct\n";
+        let line = "25 1 0:22 /sub /mnt/my\\040cg rw shared:5 master:1 - cgroup cg rw,cpu,cpuacct\n";
         let m = &parse_mountinfo(line).unwrap()[0];
         assert_eq!(m.root, "/sub");
         assert_eq!(m.mount_point, PathBuf::from("/mnt/my cg"));
@@ -851,10 +726,7 @@ mod tests {
         assert_eq!(keyed_value(events, "oom"), Some(3));
         let oom_control = "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n";
         assert_eq!(keyed_value(oom_control, "oom_kill"), Some(1));
-        assert_eq!(
-            keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"),
-            None
-        );
+        assert_eq!(keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"), None);
     }
 
     #[test]
@@ -877,14 +749,8 @@ mod tests {
         for bad in ["", ".", "..", "a/b", v2::LEAF] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            relative_cgroup_path(Path::new("/docker/x")).unwrap(),
-            PathBuf::from("docker/x")
-        );
-        assert_eq!(
-            relative_cgroup_path(Path::new("/")).unwrap(),
-            PathBuf::new()
-        );
+        assert_eq!(relative_cgroup_path(Path::new("/docker/x")).unwrap(), PathBuf::from("docker/x"));
+        assert_eq!(relative_cgroup_path(Path::new("/")).unwrap(), PathBuf::new());
         assert!(relative_cgroup_path(Path::new("/a/../..")).is_err());
     }
 }

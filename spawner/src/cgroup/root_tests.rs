@@ -48,9 +48,7 @@ fn v1_memory_base() -> Option<PathBuf> {
 fn v1_own_is_root(controller: &'static str) -> bool {
     let mounts = read_mountinfo().unwrap();
     let procs = read_proc_self_cgroup().unwrap();
-    v1::Hierarchy::find(controller, &mounts, &procs)
-        .unwrap()
-        .is_some_and(|h| h.own.as_os_str().is_empty())
+    v1::Hierarchy::find(controller, &mounts, &procs).unwrap().is_some_and(|h| h.own.as_os_str().is_empty())
 }
 
 /// A child we started: killed and reaped on drop unless waited for.
@@ -105,10 +103,7 @@ impl Drop for DirGuard {
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out: {what}"
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out: {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -122,10 +117,7 @@ fn v1_memory_limit_oom_kill_and_remove() {
     let Some(base) = v1_memory_base() else { return };
     let name = test_name("oom");
     let _leftover = DirGuard(base.join(&name));
-    let limits = Limits {
-        memory: Some(32 << 20),
-        ..Limits::default()
-    };
+    let limits = Limits { memory: Some(32 << 20), ..Limits::default() };
     let cgroup = Cgroup::create(&name, None, &limits).unwrap();
     let dir = base.join(&name);
     assert_eq!(cgroup.paths(), vec![dir.as_path()]);
@@ -134,11 +126,7 @@ fn v1_memory_limit_oom_kill_and_remove() {
     assert_eq!(read_trimmed(&dir.join("memory.limit_in_bytes")), "33554432");
     let memsw = dir.join("memory.memsw.limit_in_bytes");
     if memsw.exists() {
-        assert_eq!(
-            read_trimmed(&memsw),
-            "67108864",
-            "Docker default: 2 x memory"
-        );
+        assert_eq!(read_trimmed(&memsw), "67108864", "Docker default: 2 x memory");
     }
     assert_eq!(cgroup.oom_kills().unwrap(), 0);
 
@@ -152,10 +140,7 @@ fn v1_memory_limit_oom_kill_and_remove() {
     assert_eq!(files::read_procs(&dir).unwrap(), vec![child.id() as i32]);
     child.release();
     let status = child.wait();
-    assert!(
-        status.signal() == Some(9) || status.code() == Some(137),
-        "expected an OOM kill, got {status:?}"
-    );
+    assert!(status.signal() == Some(9) || status.code() == Some(137), "expected an OOM kill, got {status:?}");
     assert_eq!(cgroup.oom_kills().unwrap(), 1);
 
     cgroup.remove().unwrap();
@@ -175,9 +160,7 @@ fn v1_kill_all_kills_children_too() {
     let mut child = ChildGuard::spawn_gated("sleep 100 & sleep 100 & wait");
     cgroup.add_process(child.id()).unwrap();
     child.release();
-    wait_until("sh and two sleeps in the cgroup", || {
-        files::read_procs(&dir).unwrap().len() == 3
-    });
+    wait_until("sh and two sleeps in the cgroup", || files::read_procs(&dir).unwrap().len() == 3);
     cgroup.kill_all().unwrap();
     assert_eq!(child.wait().signal(), Some(9));
     assert!(files::read_procs(&dir).unwrap().is_empty());
@@ -205,23 +188,8 @@ fn v1_drop_removes_with_process_inside() {
 fn v1_pids_and_cpu_limits_need_delegated_hierarchies() {
     let Some(base) = v1_memory_base() else { return };
     for (controller, why, limits) in [
-        (
-            "pids",
-            "pids limit",
-            Limits {
-                memory: Some(32 << 20),
-                pids: Some(10),
-                ..Limits::default()
-            },
-        ),
-        (
-            "cpu",
-            "cpus limit",
-            Limits {
-                cpus: Some(0.5),
-                ..Limits::default()
-            },
-        ),
+        ("pids", "pids limit", Limits { memory: Some(32 << 20), pids: Some(10), ..Limits::default() }),
+        ("cpu", "cpus limit", Limits { cpus: Some(0.5), ..Limits::default() }),
     ] {
         if !v1_own_is_root(controller) {
             eprintln!("skipped {controller}: our {controller} cgroup is delegated here");
@@ -229,14 +197,9 @@ fn v1_pids_and_cpu_limits_need_delegated_hierarchies() {
         }
         let name = test_name(&format!("refused-{controller}"));
         let _leftover = DirGuard(base.join(&name));
-        let err = Cgroup::create(&name, None, &limits)
-            .unwrap_err()
-            .to_string();
+        let err = Cgroup::create(&name, None, &limits).unwrap_err().to_string();
         let expected = format!("cgroup: {why} needs the v1 {controller} hierarchy");
-        assert!(
-            err.starts_with(&expected) && err.contains("not delegated to us"),
-            "{err}"
-        );
+        assert!(err.starts_with(&expected) && err.contains("not delegated to us"), "{err}");
         assert!(!base.join(&name).exists(), "nothing may be created: {err}");
     }
 }
@@ -254,14 +217,8 @@ fn v1_create_refuses_existing_and_bad_limits() {
     assert!(base.join(&name).is_dir());
     first.remove().unwrap();
 
-    let tiny = Limits {
-        memory: Some(1 << 20),
-        ..Limits::default()
-    };
-    assert!(matches!(
-        Cgroup::create(&name, None, &tiny),
-        Err(Error::Invalid(_))
-    ));
+    let tiny = Limits { memory: Some(1 << 20), ..Limits::default() };
+    assert!(matches!(Cgroup::create(&name, None, &tiny), Err(Error::Invalid(_))));
     assert!(!base.join(&name).exists());
 }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 
 use super::{
-    files, read_mountinfo, read_proc_self_cgroup, relative_cgroup_path, Error, Limits, Mount,
-    ProcCgroup, Result, SwapTotal, CPU_PERIOD_US,
+    files, read_mountinfo, read_proc_self_cgroup, relative_cgroup_path, Error, Limits, Mount, ProcCgroup,
+    Result, SwapTotal, CPU_PERIOD_US,
 };
 
 /// The hierarchies this module ever creates cgroups in.
@@ -25,26 +25,13 @@ pub(crate) struct Need {
 }
 
 pub(crate) fn needs(limits: &Limits) -> Vec<Need> {
-    let memory_why = if limits.memory_max().is_some() {
-        "memory limit"
-    } else {
-        "OOM accounting"
-    };
-    let mut needs = vec![Need {
-        controller: "memory",
-        why: memory_why,
-    }];
+    let memory_why = if limits.memory_max().is_some() { "memory limit" } else { "OOM accounting" };
+    let mut needs = vec![Need { controller: "memory", why: memory_why }];
     if limits.pids_max().is_some() {
-        needs.push(Need {
-            controller: "pids",
-            why: "pids limit",
-        });
+        needs.push(Need { controller: "pids", why: "pids limit" });
     }
     if limits.cpu_quota().is_some() {
-        needs.push(Need {
-            controller: "cpu",
-            why: "cpus limit",
-        });
+        needs.push(Need { controller: "cpu", why: "cpus limit" });
     }
     needs
 }
@@ -67,9 +54,8 @@ impl Hierarchy {
         mounts: &[Mount],
         procs: &[ProcCgroup],
     ) -> Result<Option<Hierarchy>> {
-        let Some(line) = procs
-            .iter()
-            .find(|p| p.hierarchy != 0 && p.controllers.iter().any(|c| c == controller))
+        let Some(line) =
+            procs.iter().find(|p| p.hierarchy != 0 && p.controllers.iter().any(|c| c == controller))
         else {
             return Ok(None);
         };
@@ -187,10 +173,7 @@ impl CgroupV1 {
     pub(crate) fn existing(name: &str, parent: Option<&Path>) -> Result<CgroupV1> {
         let dirs = usable_bases(parent)?
             .into_iter()
-            .map(|(controller, base)| Dir {
-                controller,
-                path: base.join(name),
-            })
+            .map(|(controller, base)| Dir { controller, path: base.join(name) })
             .filter(|d| d.path.is_dir())
             .collect();
         Ok(CgroupV1 { dirs })
@@ -212,20 +195,12 @@ impl CgroupV1 {
     }
 
     fn dir(&self, controller: &str) -> Option<&Path> {
-        self.dirs
-            .iter()
-            .find(|d| d.controller == controller)
-            .map(|d| d.path.as_path())
+        self.dirs.iter().find(|d| d.controller == controller).map(|d| d.path.as_path())
     }
 
     fn apply(&self, limits: &Limits) -> Result<()> {
         if let (Some(dir), Some(limit)) = (self.dir("memory"), limits.memory_max()) {
-            set_memory(
-                dir,
-                limit,
-                limits.swap_total(),
-                limits.memory_swap.is_some(),
-            )?;
+            set_memory(dir, limit, limits.swap_total(), limits.memory_swap.is_some())?;
         }
         if let (Some(dir), Some(max)) = (self.dir("pids"), limits.pids_max()) {
             files::write(&dir.join("pids.max"), &max.to_string())?;
@@ -243,10 +218,8 @@ impl CgroupV1 {
         })?;
         let path = dir.join("memory.oom_control");
         let text = files::read(&path)?;
-        super::keyed_value(&text, "oom_kill").ok_or_else(|| Error::Parse {
-            path,
-            what: "no oom_kill line (kernel before 4.13?)".into(),
-        })
+        super::keyed_value(&text, "oom_kill")
+            .ok_or_else(|| Error::Parse { path, what: "no oom_kill line (kernel before 4.13?)".into() })
     }
 
     pub(crate) fn kill_all(&self) -> Result<()> {
@@ -288,12 +261,7 @@ fn usable_bases(parent: Option<&Path>) -> Result<Vec<(&'static str, PathBuf)>> {
 /// The kernel insists on memsw >= limit after every single write. A new cgroup has both
 /// unlimited, so the limit goes first, then memsw. Should the limit be refused with EINVAL
 /// (memsw currently below the new limit), memsw is written first instead.
-pub(crate) fn set_memory(
-    dir: &Path,
-    limit: u64,
-    swap: Option<SwapTotal>,
-    swap_explicit: bool,
-) -> Result<()> {
+pub(crate) fn set_memory(dir: &Path, limit: u64, swap: Option<SwapTotal>, swap_explicit: bool) -> Result<()> {
     let limit_file = dir.join("memory.limit_in_bytes");
     let memsw_file = dir.join("memory.memsw.limit_in_bytes");
     let memsw = swap.map(|s| match s {
@@ -304,10 +272,7 @@ pub(crate) fn set_memory(
         Some(_) if !memsw_file.exists() => {
             // Docker warns and carries on the same way.
             if swap_explicit {
-                log::warn!(
-                    "no {}: swap accounting is off, memory-swap limit ignored",
-                    memsw_file.display()
-                );
+                log::warn!("no {}: swap accounting is off, memory-swap limit ignored", memsw_file.display());
             }
             None
         }
@@ -364,10 +329,7 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/memory/process_api/27f3")
         );
         // "cpu" must not match the cpuacct or cpuset mounts.
-        assert_eq!(
-            hierarchy("cpu").unwrap().mount_point,
-            PathBuf::from("/sys/fs/cgroup/cpu")
-        );
+        assert_eq!(hierarchy("cpu").unwrap().mount_point, PathBuf::from("/sys/fs/cgroup/cpu"));
         assert!(hierarchy("blkio").is_none());
     }
 
@@ -383,24 +345,17 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            pids.base_dir(Some(Path::new("/docker")), "pids limit")
-                .unwrap(),
+            pids.base_dir(Some(Path::new("/docker")), "pids limit").unwrap(),
             PathBuf::from("/sys/fs/cgroup/pids/docker")
         );
     }
 
     #[test]
     fn bind_mounted_subtree() {
-        let mounts =
-            parse_mountinfo("1 0 0:1 /outer /cg/memory rw - cgroup cgroup rw,memory\n").unwrap();
+        let mounts = parse_mountinfo("1 0 0:1 /outer /cg/memory rw - cgroup cgroup rw,memory\n").unwrap();
         let inside = parse_proc_cgroup("4:memory:/outer/me\n").unwrap();
-        let h = Hierarchy::find("memory", &mounts, &inside)
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            h.base_dir(None, "x").unwrap(),
-            PathBuf::from("/cg/memory/me")
-        );
+        let h = Hierarchy::find("memory", &mounts, &inside).unwrap().unwrap();
+        assert_eq!(h.base_dir(None, "x").unwrap(), PathBuf::from("/cg/memory/me"));
         assert!(h.base_dir(Some(Path::new("/elsewhere")), "x").is_err());
         let outside = parse_proc_cgroup("4:memory:/other\n").unwrap();
         assert_eq!(Hierarchy::find("memory", &mounts, &outside).unwrap(), None);
@@ -410,12 +365,7 @@ mod tests {
     fn needs_only_what_limits_ask_for() {
         let controllers = |l: &Limits| needs(l).iter().map(|n| n.controller).collect::<Vec<_>>();
         assert_eq!(controllers(&Limits::default()), ["memory"]);
-        let all = Limits {
-            memory: Some(64 << 20),
-            pids: Some(10),
-            cpus: Some(0.5),
-            ..Limits::default()
-        };
+        let all = Limits { memory: Some(64 << 20), pids: Some(10), cpus: Some(0.5), ..Limits::default() };
         assert_eq!(controllers(&all), ["memory", "pids", "cpu"]);
     }
 
@@ -435,18 +385,9 @@ mod tests {
     #[test]
     fn memory_and_memsw_files() {
         let dir = fake_memory_dir(true);
-        set_memory(
-            dir.path(),
-            32 << 20,
-            Some(SwapTotal::Bytes(64 << 20)),
-            false,
-        )
-        .unwrap();
+        set_memory(dir.path(), 32 << 20, Some(SwapTotal::Bytes(64 << 20)), false).unwrap();
         assert_eq!(contents(dir.path(), "memory.limit_in_bytes"), "33554432");
-        assert_eq!(
-            contents(dir.path(), "memory.memsw.limit_in_bytes"),
-            "67108864"
-        );
+        assert_eq!(contents(dir.path(), "memory.memsw.limit_in_bytes"), "67108864");
 
         let dir = fake_memory_dir(true);
         set_memory(dir.path(), 32 << 20, Some(SwapTotal::Unlimited), true).unwrap();

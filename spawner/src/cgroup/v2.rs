@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 
 use super::{
-    cpu_max_line, files, keyed_value, read_proc_self_cgroup, relative_cgroup_path, Error, Limits,
-    ProcCgroup, Result, SwapTotal,
+    cpu_max_line, files, keyed_value, read_proc_self_cgroup, relative_cgroup_path, Error, Limits, ProcCgroup,
+    Result, SwapTotal,
 };
 
 /// The leaf cgroup our own processes move into, below our own cgroup.
@@ -65,10 +65,7 @@ pub(crate) fn needed_controllers(
                 available_file.display()
             )));
         } else if controller == "memory" {
-            log::warn!(
-                "no memory controller in {}: OOM kills will not be counted",
-                available_file.display()
-            );
+            log::warn!("no memory controller in {}: OOM kills will not be counted", available_file.display());
         }
     }
     Ok(needed)
@@ -127,10 +124,7 @@ fn move_processes_to_leaf(own: &Path) -> Result<()> {
             }
         }
     }
-    Err(Error::StillPopulated {
-        path: own.to_path_buf(),
-        pids: files::read_procs(own)?,
-    })
+    Err(Error::StillPopulated { path: own.to_path_buf(), pids: files::read_procs(own)? })
 }
 
 /// Write the limits into the cgroup directory `dir`.
@@ -147,10 +141,7 @@ pub(crate) fn apply_limits(dir: &Path, limits: &Limits) -> Result<()> {
             if file.exists() {
                 files::write(&file, &swap_max)?;
             } else if limits.memory_swap.is_some() {
-                log::warn!(
-                    "no {}: swap accounting is off, memory-swap limit ignored",
-                    file.display()
-                );
+                log::warn!("no {}: swap accounting is off, memory-swap limit ignored", file.display());
             }
         }
     }
@@ -201,9 +192,7 @@ impl CgroupV2 {
             }
             enable_controllers(dir, &needed, &own)?;
         }
-        let cgroup = CgroupV2 {
-            dir: base.join(name),
-        };
+        let cgroup = CgroupV2 { dir: base.join(name) };
         files::mkdir(&cgroup.dir)?;
         if let Err(e) = apply_limits(&cgroup.dir, limits) {
             if let Err(cleanup) = cgroup.remove_dir() {
@@ -219,9 +208,7 @@ impl CgroupV2 {
     pub(crate) fn existing(root: &Path, name: &str, parent: Option<&Path>) -> Result<CgroupV2> {
         let own = root.join(own_cgroup(&read_proc_self_cgroup()?)?);
         let (base, _) = placement(root, &own, parent)?;
-        Ok(CgroupV2 {
-            dir: base.join(name),
-        })
+        Ok(CgroupV2 { dir: base.join(name) })
     }
 
     /// Names of the cgroups below `parent` or our own cgroup.
@@ -238,10 +225,7 @@ impl CgroupV2 {
     pub(crate) fn oom_kills(&self) -> Result<u64> {
         let path = self.dir.join("memory.events");
         let text = files::read(&path)?;
-        keyed_value(&text, "oom_kill").ok_or_else(|| Error::Parse {
-            path,
-            what: "no oom_kill line".into(),
-        })
+        keyed_value(&text, "oom_kill").ok_or_else(|| Error::Parse { path, what: "no oom_kill line".into() })
     }
 
     /// cgroup.kill (Linux 5.14+) kills the whole subtree atomically, even a fork bomb; the
@@ -284,43 +268,20 @@ mod tests {
         assert_eq!((base, chain), (own.clone(), vec![own.clone()]));
         let (base, chain) = placement(root, &own, Some(Path::new("/machine/ctr"))).unwrap();
         assert_eq!(base, root.join("machine/ctr"));
-        assert_eq!(
-            chain,
-            vec![
-                root.to_path_buf(),
-                root.join("machine"),
-                root.join("machine/ctr")
-            ]
-        );
+        assert_eq!(chain, vec![root.to_path_buf(), root.join("machine"), root.join("machine/ctr")]);
         let (base, chain) = placement(root, &own, Some(Path::new("/"))).unwrap();
-        assert_eq!(
-            (base, chain),
-            (root.to_path_buf(), vec![root.to_path_buf()])
-        );
+        assert_eq!((base, chain), (root.to_path_buf(), vec![root.to_path_buf()]));
     }
 
     #[test]
     fn controllers_needed() {
         let file = Path::new("/sys/fs/cgroup/x/cgroup.controllers");
         let all = "cpuset cpu io memory hugetlb pids rdma misc";
-        assert_eq!(
-            needed_controllers(&Limits::default(), all, file).unwrap(),
-            ["memory"]
-        );
-        let limits = Limits {
-            memory: Some(64 << 20),
-            pids: Some(10),
-            cpus: Some(1.0),
-            ..Limits::default()
-        };
-        assert_eq!(
-            needed_controllers(&limits, all, file).unwrap(),
-            ["memory", "pids", "cpu"]
-        );
+        assert_eq!(needed_controllers(&Limits::default(), all, file).unwrap(), ["memory"]);
+        let limits = Limits { memory: Some(64 << 20), pids: Some(10), cpus: Some(1.0), ..Limits::default() };
+        assert_eq!(needed_controllers(&limits, all, file).unwrap(), ["memory", "pids", "cpu"]);
         // No memory controller: fine without a memory limit.
-        assert!(needed_controllers(&Limits::default(), "hugetlb", file)
-            .unwrap()
-            .is_empty());
+        assert!(needed_controllers(&Limits::default(), "hugetlb", file).unwrap().is_empty());
         let err = needed_controllers(&limits, "memory cpu", file).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -331,10 +292,7 @@ mod tests {
 
     #[test]
     fn subtree_control_lines() {
-        assert_eq!(
-            subtree_control_line("", &["memory", "pids"]).as_deref(),
-            Some("+memory +pids")
-        );
+        assert_eq!(subtree_control_line("", &["memory", "pids"]).as_deref(), Some("+memory +pids"));
         assert_eq!(
             subtree_control_line("cpu memory\n", &["memory", "pids", "cpu"]).as_deref(),
             Some("+pids")
@@ -358,12 +316,8 @@ mod tests {
     #[test]
     fn limit_files() {
         let dir = fake_cgroup(&["memory.max", "memory.swap.max", "pids.max", "cpu.max"]);
-        let limits = Limits {
-            memory: Some(64 << 20),
-            memory_swap: Some(96 << 20),
-            pids: Some(100),
-            cpus: Some(0.5),
-        };
+        let limits =
+            Limits { memory: Some(64 << 20), memory_swap: Some(96 << 20), pids: Some(100), cpus: Some(0.5) };
         apply_limits(dir.path(), &limits).unwrap();
         assert_eq!(contents(dir.path(), "memory.max"), "67108864");
         assert_eq!(contents(dir.path(), "memory.swap.max"), "33554432");
@@ -372,18 +326,12 @@ mod tests {
 
         // Docker's default: swap as large as memory.
         let dir = fake_cgroup(&["memory.max", "memory.swap.max"]);
-        let only_memory = Limits {
-            memory: Some(64 << 20),
-            ..Limits::default()
-        };
+        let only_memory = Limits { memory: Some(64 << 20), ..Limits::default() };
         apply_limits(dir.path(), &only_memory).unwrap();
         assert_eq!(contents(dir.path(), "memory.swap.max"), "67108864");
 
         let dir = fake_cgroup(&["memory.max", "memory.swap.max"]);
-        let unlimited_swap = Limits {
-            memory_swap: Some(-1),
-            ..only_memory.clone()
-        };
+        let unlimited_swap = Limits { memory_swap: Some(-1), ..only_memory.clone() };
         apply_limits(dir.path(), &unlimited_swap).unwrap();
         assert_eq!(contents(dir.path(), "memory.swap.max"), "max");
 
