@@ -18,7 +18,7 @@ pub mod signals;
 pub mod spawn;
 pub mod status;
 pub mod supervise;
-pub mod sys;
+pub use rawsys as sys;
 pub mod vm;
 
 use args::{Action, Config};

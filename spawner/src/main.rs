@@ -1,4 +1,200 @@
+//! The spawner command line: `spawner run image.tar [-- cmd args…]`, `spawner images`, `spawner prune`.
+//! Spawner's own failures exit 125 with one line on stderr; the container's status is spawner's.
+
+use clap::{Args, Parser, Subcommand};
+use spawner::cgroup::{parse_size, Limits};
+use spawner::container::{self, process::Overrides, RunOptions};
+use spawner::store::LayerStore;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "spawner", version, about = "Run a Docker/OCI image archive with nothing but the kernel")]
+struct Cli {
+    /// Log each setup step on stderr (-vv for more; RUST_LOG works too).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = false)]
+    verbose: u8,
+    /// State directory (layer store, containers) [env: SPAWNER_ROOT; default /var/lib/spawner].
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a container from an image archive (docker save, skopeo/podman docker-archive or
+    /// oci-archive, download-frozen-image-v2, OCI layout; a tar file or a directory).
+    Run(Box<RunArgs>),
+    /// List the images whose layers are in the store.
+    Images,
+    /// Remove layers that no stored image uses.
+    Prune,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Environment variable NAME=VALUE (or NAME, taken from spawner's environment).
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+    /// User: name, uid, name:group or uid:gid (resolved with the image's /etc/passwd and /etc/group).
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+    /// Replace the image's Entrypoint ("" clears it).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Bind mount host:container[:ro].
+    #[arg(short = 'v', long = "volume")]
+    volumes: Vec<String>,
+    /// Mount the container's root file system read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// Memory limit (e.g. 64m, 1g).
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// CPUs, e.g. 0.5.
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Parent cgroup (default: below spawner's own cgroup).
+    #[arg(long)]
+    cgroup_parent: Option<PathBuf>,
+    /// Network: none (own namespace with loopback; the default) or host.
+    #[arg(long, default_value = "none")]
+    net: String,
+    /// Keep the container's writable layer after it exits.
+    #[arg(long)]
+    keep: bool,
+    /// Name the container (its state directory is kept; the name must be unused).
+    #[arg(long)]
+    name: Option<String>,
+    /// Accepted for Docker compatibility: containers are always removed unless --keep or --name.
+    #[arg(long)]
+    rm: bool,
+    /// Image to run when the archive holds several (repo:tag or #index).
+    #[arg(long)]
+    image: Option<String>,
+    /// The image archive, optionally with :repo:tag.
+    archive: String,
+    /// Command and arguments (replace the image's Cmd).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn fail(message: impl std::fmt::Display) -> ! {
+    eprintln!("spawner: {message}");
+    std::process::exit(125)
+}
+
+/// `image.tar:repo:tag` → (`image.tar`, `repo:tag`): the longest prefix that exists is the archive.
+fn split_archive_ref(spec: &str) -> (PathBuf, Option<String>) {
+    if std::path::Path::new(spec).exists() {
+        return (spec.into(), None);
+    }
+    for (i, _) in spec.match_indices(':') {
+        if std::path::Path::new(&spec[..i]).exists() {
+            return (spec[..i].into(), Some(spec[i + 1..].to_string()));
+        }
+    }
+    (spec.into(), None)
+}
+
+fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
+    let (archive, reference) = split_archive_ref(&args.archive);
+    if reference.is_some() && args.image.is_some() {
+        fail("give the image either as ARCHIVE:REPO:TAG or with --image, not both");
+    }
+    let size = |what: &str, v: &str| parse_size(v).unwrap_or_else(|e| fail(format!("--{what}: {e}")));
+    let memory_swap =
+        args.memory_swap.as_deref().map(|v| if v == "-1" { -1 } else { size("memory-swap", v) as i64 });
+    let limits = Limits {
+        memory: args.memory.as_deref().map(|v| size("memory", v)),
+        memory_swap,
+        pids: args.pids_limit,
+        cpus: args.cpus,
+    };
+    let net_host = match args.net.as_str() {
+        "host" => true,
+        "none" => false,
+        other => fail(format!("--net {other}: only none and host are supported")),
+    };
+    let volumes =
+        args.volumes.iter().map(|v| container::parse_volume(v).unwrap_or_else(|e| fail(e))).collect();
+    RunOptions {
+        archive,
+        image: reference.or(args.image),
+        state_dir,
+        overrides: Overrides {
+            command: args.command,
+            entrypoint: args.entrypoint,
+            env: args.env,
+            workdir: args.workdir,
+            user: args.user,
+            hostname: args.hostname,
+        },
+        volumes,
+        read_only: args.read_only,
+        net_host,
+        limits,
+        cgroup_parent: args.cgroup_parent,
+        keep: args.keep,
+        name: args.name,
+        tty: false,
+    }
+}
+
 fn main() {
-    eprintln!("spawner: not implemented yet");
-    std::process::exit(125);
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let code = if e.use_stderr() { 125 } else { 0 };
+        let _ = e.print();
+        std::process::exit(code)
+    });
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    let state_dir = cli.root.unwrap_or_else(container::default_state_dir);
+    match cli.command {
+        Command::Run(args) => {
+            let opts = run_options(*args, state_dir);
+            match container::run(&opts) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => fail(e),
+            }
+        }
+        Command::Images => {
+            let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
+            println!("{:<20} {:<8} NAMES", "IMAGE ID", "LAYERS");
+            for image in store.list_images().unwrap_or_else(|e| fail(e)) {
+                let id = image.config_digest.to_string();
+                let short = id.split(':').nth(1).unwrap_or(&id).chars().take(12).collect::<String>();
+                println!("{short:<20} {:<8} {}", image.layers.len(), image.names.join(" "));
+            }
+        }
+        Command::Prune => {
+            let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
+            let report = store.prune().unwrap_or_else(|e| fail(e));
+            for layer in &report.removed_layers {
+                println!("removed layer {layer}");
+            }
+            println!(
+                "{} layers removed, {} interrupted unpacks cleaned",
+                report.removed_layers.len(),
+                report.removed_scratch
+            );
+        }
+    }
 }

@@ -50,6 +50,7 @@ fn ensure_toolchain() -> Result<()> {
 
 pub struct Dist {
     pub init: PathBuf,
+    pub spawner: PathBuf,
 }
 
 /// Builds the static binaries into target/dist.
@@ -71,8 +72,17 @@ pub fn dist() -> Result<Dist> {
     ]))?;
     let init = dist.join("init");
     util::copy(&root.join(format!("target/init/{MUSL}/release/init")), &init)?;
-    println!("{:>8} bytes  {}", std::fs::metadata(&init)?.len(), init.display());
-    Ok(Dist { init })
+    // spawner embeds the init just built (see spawner/build.rs): one static file runs a container.
+    run(cmd("cargo")
+        .current_dir(&root)
+        .args(["build", "--quiet", "--release", "--package", "spawner", "--target", MUSL])
+        .env("SPAWNER_INIT_BIN", &init))?;
+    let spawner = dist.join("spawner");
+    util::copy(&root.join(format!("target/{MUSL}/release/spawner")), &spawner)?;
+    for bin in [&init, &spawner] {
+        println!("{:>8} bytes  {}", std::fs::metadata(bin)?.len(), bin.display());
+    }
+    Ok(Dist { init, spawner })
 }
 
 fn lint() -> Result<()> {

@@ -1,6 +1,9 @@
-//! The few raw syscalls rustix has no stable API for: fork, the signal mask, signal dispositions,
-//! signalfd, kill with any pid (-1, -pgid), execve, close_range, exit_group and a monotonic clock read
-//! without the vDSO. Every `unsafe` block in the crate that is not here is a pointer walk over argv/envp.
+//! The few raw syscalls rustix has no stable API for: fork and clone with namespace flags, the signal
+//! mask, signal dispositions, signalfd, kill with any pid (-1, -pgid), execve/execveat, close_range,
+//! exit_group and a monotonic clock read without the vDSO. Shared by init (no_std) and spawner, so the
+//! inline assembly lives in one place.
+
+#![no_std]
 
 use core::arch::asm;
 use rustix::fd::{FromRawFd, OwnedFd};
@@ -13,8 +16,8 @@ pub const SIG_BLOCK_ALL: SigSet = !0;
 
 mod nr {
     pub use linux_raw_sys::general::{
-        __NR_clock_gettime, __NR_clone, __NR_close_range, __NR_execve, __NR_exit_group, __NR_kill,
-        __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_signalfd4,
+        __NR_clock_gettime, __NR_clone, __NR_close_range, __NR_execve, __NR_execveat, __NR_exit_group,
+        __NR_kill, __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_signalfd4,
     };
 }
 
@@ -65,6 +68,32 @@ fn check(ret: isize) -> Result<usize, Errno> {
 pub unsafe fn fork() -> Result<i32, Errno> {
     let sigchld = linux_raw_sys::general::SIGCHLD as usize;
     check(syscall(nr::__NR_clone, [sigchld, 0, 0, 0, 0])).map(|pid| pid as i32)
+}
+
+/// clone(2) without a new stack: fork semantics plus `flags` (CLONE_NEW* namespaces). Returns 0 in
+/// the child, the child's pid in the parent. With CLONE_NEWPID the child is PID 1 of a new namespace.
+///
+/// # Safety
+/// As for [`fork`]: the calling process must be single-threaded, so that no lock (the allocator's,
+/// stdio's) can be held by a thread that does not exist in the child.
+pub unsafe fn clone_process(flags: u64) -> Result<i32, Errno> {
+    let flags = flags as usize | linux_raw_sys::general::SIGCHLD as usize;
+    check(syscall(nr::__NR_clone, [flags, 0, 0, 0, 0])).map(|pid| pid as i32)
+}
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): runs the program open at `fd` (a sealed memfd copy of
+/// init, in spawner), whatever the mount namespace now shows. Returns only on failure.
+///
+/// # Safety
+/// `argv` and `envp` are NULL-terminated arrays of NUL-terminated strings.
+pub unsafe fn execveat_fd(fd: i32, argv: *const *const u8, envp: *const *const u8) -> Errno {
+    let empty = b"\0";
+    let flags = linux_raw_sys::general::AT_EMPTY_PATH as usize;
+    let ret = syscall(
+        nr::__NR_execveat,
+        [fd as usize, empty.as_ptr() as usize, argv as usize, envp as usize, flags],
+    );
+    check(ret).err().unwrap_or(Errno::INVAL)
 }
 
 /// Replaces the calling thread's signal mask.

@@ -1,0 +1,188 @@
+//! The container's first process, between clone and exec: it waits for the parent to put it into the
+//! cgroup, builds the rootfs in its new mount namespace, pivots into it, takes on the container's
+//! hostname and credentials, and execs init (the sealed memfd) as PID 1. A failure is written to the
+//! error pipe for the parent to report; success closes that pipe (close-on-exec) with nothing in it.
+
+use super::process::{get_env, set_env, ProcessSpec};
+use super::rootfs::{self, Context};
+use super::user;
+use crate::cgroup::Version;
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::mount::MountAttrFlags;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// A `-v host:container[:ro]` bind mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub container: PathBuf,
+    pub read_only: bool,
+}
+
+/// Everything the child needs, prepared by the parent before clone.
+pub struct ChildPlan {
+    pub layers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub merged: PathBuf,
+    /// Host files bind-mounted over /etc/hostname, /etc/hosts, /etc/resolv.conf.
+    pub etc_files: Vec<(PathBuf, &'static str)>,
+    pub volumes: Vec<Volume>,
+    pub read_only: bool,
+    pub net_host: bool,
+    pub cgroup_version: Version,
+    pub spec: ProcessSpec,
+    /// init's own flags, before `--` and the command.
+    pub init_flags: Vec<String>,
+    /// With `-t`: the pty's slave end, which becomes the container's controlling terminal and stdio.
+    pub tty: Option<OwnedFd>,
+}
+
+/// Runs in the child after clone; never returns.
+pub fn run(plan: ChildPlan, go: OwnedFd, errors: OwnedFd, init: &OwnedFd) -> ! {
+    let err = match setup_and_exec(plan, go, init) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = rustix::io::write(&errors, err.as_bytes());
+    rawsys::exit(125)
+}
+
+enum Never {}
+
+fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never, String> {
+    // The parent writes one byte once we are in the container's cgroup; EOF means it died.
+    let mut byte = [0u8];
+    if rustix::io::read(&go, &mut byte) != Ok(1) {
+        rawsys::exit(125);
+    }
+    drop(go);
+    let die_with_parent =
+        || rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    // The container gets a session of its own: a keystroke's signal to the host terminal's foreground
+    // group does not also hit it (spawner relays signals once), and without -t it has no controlling
+    // terminal through which to push input into the host's (TIOCSTI).
+    match &plan.tty {
+        Some(tty) => attach_terminal(tty).map_err(|e| format!("container terminal: {e}"))?,
+        None => {
+            rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
+        }
+    }
+    build_rootfs(&plan).map_err(|e| e.to_string())?;
+    rustix::system::sethostname(plan.spec.hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
+    if !plan.net_host {
+        super::net::loopback_up().map_err(|e| format!("bring up loopback: {e}"))?;
+    }
+    let creds = {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+        user::resolve(&plan.spec.user, &passwd, &group).map_err(|e| e.to_string())?
+    };
+    // Docker creates a missing WorkingDir (as root, before dropping privileges).
+    let cwd = Path::new(&plan.spec.cwd);
+    if std::fs::metadata(cwd).is_err() {
+        std::fs::create_dir_all(cwd)
+            .map_err(|e| format!("create working directory {}: {e}", cwd.display()))?;
+    }
+    let groups: Vec<rustix::process::Gid> =
+        creds.groups.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();
+    rustix::thread::set_thread_groups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(creds.gid))
+        .map_err(|e| format!("setgid {}: {e}", creds.gid))?;
+    rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(creds.uid))
+        .map_err(|e| format!("setuid {}: {e}", creds.uid))?;
+    rustix::process::chdir(cwd).map_err(|e| format!("chdir to working directory {}: {e}", cwd.display()))?;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    // A credential change clears the parent-death signal: set it again.
+    die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+
+    let mut env = plan.spec.env.clone();
+    if get_env(&env, "HOME").is_none() {
+        set_env(&mut env, format!("HOME={}", creds.home));
+    }
+    if plan.tty.is_some() && get_env(&env, "TERM").is_none() {
+        set_env(&mut env, "TERM=xterm".into());
+    }
+    let argv: Vec<&str> = std::iter::once("init")
+        .chain(plan.init_flags.iter().map(String::as_str))
+        .chain(std::iter::once("--"))
+        .chain(plan.spec.argv.iter().map(String::as_str))
+        .collect();
+    let argv = c_strings(&argv)?;
+    let env = c_strings(&env.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let (argv_ptrs, env_ptrs) = (null_terminated(&argv), null_terminated(&env));
+    // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
+    let errno = unsafe { rawsys::execveat_fd(init.as_raw_fd(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+    Err(format!("exec init: {errno}"))
+}
+
+fn c_strings(items: &[&str]) -> Result<Vec<CString>, String> {
+    items.iter().map(|s| CString::new(*s).map_err(|_| format!("{s:?} contains a NUL byte"))).collect()
+}
+
+fn null_terminated(items: &[CString]) -> Vec<*const u8> {
+    items.iter().map(|c| c.as_ptr() as *const u8).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+fn attach_terminal(tty: &OwnedFd) -> rustix::io::Result<()> {
+    rustix::process::setsid()?;
+    rustix::process::ioctl_tiocsctty(tty)?;
+    for fd in 0..3 {
+        // SAFETY: fds 0-2 are the child's stdio, replaced here before anything else uses them.
+        let mut target = unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) };
+        rustix::io::dup2(tty, &mut target)?;
+        std::mem::forget(target);
+    }
+    Ok(())
+}
+
+fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
+    // A cgroup namespace rooted at the container's cgroup (the parent put us there before `go`).
+    // SAFETY: CLONE_NEWCGROUP changes no file descriptor table, and this process has one thread.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+        .context(|| "unshare(CLONE_NEWCGROUP)".into())?;
+    // Nothing mounted from here on may propagate back to the host.
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .context(|| "make / private".into())?;
+    rustix::process::umask(rustix::fs::Mode::empty());
+    rootfs::mount_overlay(&plan.layers, &plan.upper, &plan.work, &plan.merged)?;
+    let root = rustix::fs::open(
+        &plan.merged,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .context(|| format!("open {}", plan.merged.display()))?;
+    let root = root.as_fd();
+    let hidden = MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    rootfs::mount_in_root(root, "/proc", "proc", &[], hidden)?;
+    rootfs::mount_in_root(root, "/sys", "sysfs", &[], hidden | MountAttrFlags::MOUNT_ATTR_RDONLY)?;
+    rootfs::mount_cgroups(root, plan.cgroup_version)?;
+    rootfs::populate_dev(root)?;
+    for (host, path) in &plan.etc_files {
+        rootfs::bind_in_root(root, host, Path::new(path))?;
+    }
+    for v in &plan.volumes {
+        rootfs::bind_in_root(root, &v.host, &v.container)?;
+    }
+    rootfs::pivot_into(&plan.merged)?;
+    for v in plan.volumes.iter().filter(|v| v.read_only) {
+        remount_read_only(&v.container)?;
+    }
+    if plan.read_only {
+        remount_read_only(Path::new("/"))?;
+    }
+    Ok(())
+}
+
+fn remount_read_only(path: &Path) -> rootfs::Result<()> {
+    use rustix::mount::MountFlags;
+    rustix::mount::mount_remount(path, MountFlags::BIND | MountFlags::RDONLY, "")
+        .context(|| format!("remount {} read-only", path.display()))
+}

@@ -1,0 +1,304 @@
+//! Running one container, in the order it happens: open the image, make sure its layers are in the
+//! store, prepare the container's directory and /etc files, create its cgroup, clone into new
+//! namespaces (the child builds the rootfs and execs init), then relay signals until it exits, report
+//! an OOM kill, and remove everything the run created.
+
+pub mod child;
+mod init_binary;
+mod net;
+pub mod process;
+pub mod rootfs;
+pub mod user;
+
+use crate::cgroup::{self, Cgroup, Limits};
+use crate::image::Archive;
+use crate::store::LayerStore;
+use child::{ChildPlan, Volume};
+use process::Overrides;
+use rustix::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// One line for the user; spawner exits 125 with it.
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+macro_rules! from_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RunError {
+            fn from(e: $t) -> Self {
+                RunError(e.to_string())
+            }
+        }
+    )*};
+}
+from_error!(crate::image::ImageError, crate::store::StoreError, crate::cgroup::Error, process::NoCommand);
+
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    pub archive: PathBuf,
+    pub image: Option<String>,
+    pub state_dir: PathBuf,
+    pub overrides: Overrides,
+    pub volumes: Vec<Volume>,
+    pub read_only: bool,
+    pub net_host: bool,
+    pub limits: Limits,
+    pub cgroup_parent: Option<PathBuf>,
+    /// Keep the container's upper directory after it exits (implied by `name`).
+    pub keep: bool,
+    pub name: Option<String>,
+    pub tty: bool,
+}
+
+/// Parses `-v host:container[:ro|rw]`.
+pub fn parse_volume(spec: &str) -> Result<Volume, RunError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, mode) = match parts.as_slice() {
+        [h, c] => (*h, *c, "rw"),
+        [h, c, m] => (*h, *c, *m),
+        _ => return Err(RunError(format!("invalid volume {spec:?}: expected host:container[:ro]"))),
+    };
+    if !container.starts_with('/') || host.is_empty() {
+        return Err(RunError(format!(
+            "invalid volume {spec:?}: both paths must be given, the container path absolute"
+        )));
+    }
+    let read_only = match mode {
+        "ro" => true,
+        "rw" => false,
+        _ => return Err(RunError(format!("invalid volume {spec:?}: mode must be ro or rw"))),
+    };
+    let host = std::fs::canonicalize(host).map_err(|e| RunError(format!("volume source {host}: {e}")))?;
+    Ok(Volume { host, container: container.into(), read_only })
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 6];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        bytes = (std::process::id() as u64 ^ rawsys::now_ms()).to_le_bytes()[..6].try_into().unwrap();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The container's directory in the state dir: overlay upper/work dirs and its /etc files.
+struct ContainerDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for ContainerDir {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            log::warn!("remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+fn write_etc_files(
+    dir: &Path,
+    hostname: &str,
+    net_host: bool,
+) -> Result<Vec<(PathBuf, &'static str)>, RunError> {
+    let write = |name: &str, text: &str| -> Result<PathBuf, RunError> {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| RunError(format!("write {}: {e}", p.display())))?;
+        Ok(p)
+    };
+    let hosts = if net_host {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    Ok(vec![
+        (write("hostname", &format!("{hostname}\n"))?, "/etc/hostname"),
+        (write("hosts", &hosts)?, "/etc/hosts"),
+        (write("resolv.conf", &resolv)?, "/etc/resolv.conf"),
+    ])
+}
+
+const RELAYED: [i32; 7] = [1, 2, 3, 10, 12, 15, 28]; // HUP INT QUIT USR1 USR2 TERM WINCH
+const SIGCHLD: i32 = 17;
+
+fn signal_set(signals: &[i32]) -> rawsys::SigSet {
+    signals.iter().fold(0, |set, s| set | 1 << (s - 1))
+}
+
+/// Runs the container; returns its exit status (128+N for a signal, 137 for an OOM kill).
+pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
+    let archive = Archive::open(&opts.archive)?;
+    let image = archive.select(opts.image.as_deref())?;
+    log::info!(
+        "image {} from {}",
+        image.names.first().map(String::as_str).unwrap_or("(unnamed)"),
+        opts.archive.display()
+    );
+    let store = LayerStore::open(opts.state_dir.join("store"))?;
+    let layers = store.ensure_image(&archive, &image)?;
+    log::info!("{} layers ready in {}", layers.len(), store.root().display());
+
+    let id = random_id();
+    let spec = process::resolve(&image.config, &opts.overrides, &id, |n| std::env::var(n).ok())?;
+    let containers = opts.state_dir.join("containers");
+    std::fs::create_dir_all(&containers)
+        .map_err(|e| RunError(format!("create {}: {e}", containers.display())))?;
+    let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
+    let dir = ContainerDir { path: containers.join(&dir_name), keep: opts.keep || opts.name.is_some() };
+    match std::fs::create_dir(&dir.path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::mem::forget(dir);
+            return Err(RunError(format!(
+                "container name {dir_name:?} is already in use ({})",
+                containers.join(&dir_name).display()
+            )));
+        }
+        Err(e) => return Err(RunError(format!("create {}: {e}", dir.path.display()))),
+    }
+    let (upper, work, merged) = (dir.path.join("upper"), dir.path.join("work"), dir.path.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir(d).map_err(|e| RunError(format!("create {}: {e}", d.display())))?;
+    }
+    let etc_files = write_etc_files(&dir.path, &spec.hostname, opts.net_host)?;
+
+    let cgroup = Cgroup::create(&format!("spawner-{id}"), opts.cgroup_parent.as_deref(), &opts.limits)?;
+    let cgroup_version = cgroup.version();
+    log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
+    let init = init_binary::sealed_memfd().map_err(RunError)?;
+
+    let plan = ChildPlan {
+        layers,
+        upper,
+        work,
+        merged,
+        etc_files,
+        volumes: opts.volumes.clone(),
+        read_only: opts.read_only,
+        net_host: opts.net_host,
+        cgroup_version,
+        spec,
+        init_flags: Vec::new(),
+        tty: None,
+    };
+    let status = spawn_and_wait(plan, &cgroup, &init)?;
+    let oom_kills = cgroup.oom_kills().unwrap_or(0);
+    let limit = cgroup.memory_limit();
+    if let Err(e) = cgroup.remove() {
+        log::warn!("{e}");
+    }
+    drop(dir);
+    if oom_kills > 0 && status == 137 {
+        match limit {
+            Some(l) => {
+                eprintln!("spawner: container was killed by the OOM killer (memory limit {})", human_size(l))
+            }
+            None => eprintln!("spawner: container was killed by the OOM killer"),
+        }
+    }
+    Ok(status)
+}
+
+fn human_size(n: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
+}
+
+/// Clones the container's first process, lets it go once it is in the cgroup, and waits for it while
+/// relaying signals. Returns the exit status.
+fn spawn_and_wait(plan: ChildPlan, cgroup: &Cgroup, init: &OwnedFd) -> Result<i32, RunError> {
+    use rustix::thread::UnshareFlags as F;
+    let mut flags = F::NEWNS | F::NEWPID | F::NEWUTS | F::NEWIPC;
+    if !plan.net_host {
+        flags |= F::NEWNET;
+    }
+    // Signals for the container wait in a signalfd from now on, none lost while it starts.
+    let relayed = signal_set(&RELAYED) | signal_set(&[SIGCHLD]);
+    rawsys::set_signal_mask(relayed).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
+    let signals = rawsys::signalfd(relayed).map_err(|e| RunError(format!("signalfd: {e}")))?;
+    let (go_read, go_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    // SAFETY: spawner is single-threaded here (no thread is ever started), so the child may allocate.
+    let pid =
+        unsafe { rawsys::clone_process(flags.bits() as u64) }.map_err(|e| RunError(format!("clone: {e}")))?;
+    if pid == 0 {
+        drop((go_write, err_read, signals));
+        child::run(plan, go_read, err_write, init);
+    }
+    drop((go_read, err_write));
+    log::info!("container process {pid}");
+    let join = cgroup.add_process(pid as u32);
+    if let Err(e) = join {
+        let _ = rawsys::kill(pid, 9);
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(pid),
+            rustix::process::WaitOptions::empty(),
+        );
+        return Err(e.into());
+    }
+    rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
+    drop(go_write);
+    let mut message = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n @ 1..) = rustix::io::read(&err_read, &mut buf) {
+        message.extend_from_slice(&buf[..n]);
+    }
+    let status = wait_relaying(pid, &signals)?;
+    if !message.is_empty() {
+        return Err(RunError(String::from_utf8_lossy(&message).into_owned()));
+    }
+    Ok(status)
+}
+
+fn wait_relaying(pid: i32, signals: &OwnedFd) -> Result<i32, RunError> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::process::{waitpid, Pid, WaitOptions};
+    let child = Pid::from_raw(pid).expect("a child pid is positive");
+    loop {
+        if let Some((_, status)) =
+            waitpid(Some(child), WaitOptions::NOHANG).map_err(|e| RunError(format!("waitpid: {e}")))?
+        {
+            return Ok(match (status.exit_status(), status.terminating_signal()) {
+                (Some(code), _) => code,
+                (_, Some(sig)) => 128 + sig,
+                _ => 125,
+            });
+        }
+        let mut fds = [PollFd::new(signals, PollFlags::IN)];
+        let _ = poll(&mut fds, None);
+        let mut info = [0u8; 128];
+        while let Ok(128) = rustix::io::read(signals, &mut info) {
+            let sig = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
+            if sig != SIGCHLD {
+                log::debug!("relaying signal {sig} to the container");
+                let _ = rawsys::kill(pid, sig);
+            }
+        }
+    }
+}
+
+/// The default state directory: `SPAWNER_ROOT`, else /var/lib/spawner.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("SPAWNER_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/spawner"))
+}
+
+pub use cgroup::parse_size;

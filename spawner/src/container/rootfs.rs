@@ -1,0 +1,274 @@
+//! The container's root file system: the overlay of the image's layers, the pseudo file systems, /dev,
+//! the /etc files and bind mounts, and pivot_root into it. Runs in the child, inside its new mount
+//! namespace, before init is executed.
+//!
+//! Every path inside the rootfs comes from the image (untrusted): targets are opened with openat2
+//! RESOLVE_IN_ROOT (a symlink such as `proc -> /` resolves inside the rootfs, never on the host) and
+//! mounts are attached to those fds with the new mount API, so nothing can swap a path in between.
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self, FileType, Mode, OFlags, ResolveFlags, CWD};
+use rustix::io::Errno;
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+};
+use std::path::{Component, Path, PathBuf};
+
+/// A setup step that failed: what was being done, on which path, and the errno.
+#[derive(Debug)]
+pub struct MountError {
+    pub what: String,
+    pub errno: Errno,
+}
+
+impl std::fmt::Display for MountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.errno)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, MountError>;
+
+pub trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, Errno> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|errno| MountError { what: what(), errno })
+    }
+}
+
+/// How a mount target is created when missing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Dir,
+    File,
+}
+
+fn in_root_flags() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+}
+
+/// Opens (O_PATH) `path` inside `root`, creating missing directories (and the last component as
+/// `kind`) on the way. Symlinks resolve inside `root`.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, kind: Target) -> Result<OwnedFd> {
+    let parts: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    let mut sofar = PathBuf::from("/");
+    let mut dir = fs::openat2(
+        root,
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        in_root_flags(),
+    )
+    .context(|| "open container root".into())?;
+    for (i, name) in parts.iter().enumerate() {
+        sofar.push(name);
+        let last = i + 1 == parts.len();
+        let flags = OFlags::PATH
+            | OFlags::CLOEXEC
+            | if last && kind == Target::File { OFlags::empty() } else { OFlags::DIRECTORY };
+        match fs::openat2(root, &sofar, flags, Mode::empty(), in_root_flags()) {
+            Ok(fd) => dir = fd,
+            Err(Errno::NOENT) => {
+                // `dir` is the resolved parent; create the missing component right there.
+                if last && kind == Target::File {
+                    let fd = fs::openat(
+                        &dir,
+                        *name,
+                        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .context(|| format!("create {}", sofar.display()))?;
+                    drop(fd);
+                } else {
+                    match fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => {
+                            return Err(MountError { what: format!("mkdir {}", sofar.display()), errno: e })
+                        }
+                    }
+                }
+                dir = fs::openat2(root, &sofar, flags, Mode::empty(), in_root_flags())
+                    .context(|| format!("open {}", sofar.display()))?;
+            }
+            Err(e) => return Err(MountError { what: format!("open {}", sofar.display()), errno: e }),
+        }
+    }
+    Ok(dir)
+}
+
+/// Attaches a detached mount (from fsmount or open_tree) onto `target`.
+fn attach(mnt: &OwnedFd, target: BorrowedFd<'_>, what: &str) -> Result<()> {
+    move_mount(
+        mnt,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .context(|| format!("move_mount {what}"))
+}
+
+/// A new file system instance, configured with `options` (`key=value`, or a flag `key` when the value
+/// is empty), not yet attached anywhere.
+pub fn new_fs(fstype: &str, options: &[(&str, &str)], attrs: MountAttrFlags) -> Result<OwnedFd> {
+    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).context(|| format!("fsopen {fstype}"))?;
+    for (key, value) in options {
+        if value.is_empty() {
+            fsconfig_set_flag(&fs, *key).context(|| format!("{fstype}: option {key}"))?;
+        } else {
+            fsconfig_set_string(&fs, *key, *value).context(|| format!("{fstype}: option {key}={value}"))?;
+        }
+    }
+    fsconfig_create(&fs).context(|| format!("create {fstype} file system"))?;
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).context(|| format!("fsmount {fstype}"))
+}
+
+/// Mounts a fresh `fstype` at `path` inside `root`.
+pub fn mount_in_root(
+    root: BorrowedFd<'_>,
+    path: &str,
+    fstype: &str,
+    options: &[(&str, &str)],
+    attrs: MountAttrFlags,
+) -> Result<()> {
+    let target = open_in_root(root, Path::new(path), Target::Dir)?;
+    let mnt = new_fs(fstype, options, attrs)?;
+    attach(&mnt, target.as_fd(), path)
+}
+
+/// Bind-mounts the host's `source` at `path` inside `root` (recursively, as Docker's -v does).
+pub fn bind_in_root(root: BorrowedFd<'_>, source: &Path, path: &Path) -> Result<()> {
+    let st = fs::stat(source).context(|| format!("bind mount source {}", source.display()))?;
+    let kind =
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory { Target::Dir } else { Target::File };
+    let target = open_in_root(root, path, kind)?;
+    let tree = open_tree(
+        CWD,
+        source,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .context(|| format!("open_tree {}", source.display()))?;
+    attach(&tree, target.as_fd(), &path.display().to_string())
+}
+
+/// The overlay of `layers` (bottom to top) with `upper` and `work`, attached at `merged`.
+pub fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).context(|| "fsopen overlay".into())?;
+    // `lowerdir+` (Linux 6.8) takes one layer per call, so no option string can outgrow a page
+    // however many layers an image has; top layer first.
+    let mut one_by_one = true;
+    for layer in layers.iter().rev() {
+        match fsconfig_set_string(&fs, "lowerdir+", layer) {
+            Ok(()) => {}
+            Err(Errno::INVAL) if one_by_one => {
+                one_by_one = false;
+                break;
+            }
+            Err(e) => {
+                return Err(MountError { what: format!("overlay lowerdir+ {}", layer.display()), errno: e })
+            }
+        }
+    }
+    if !one_by_one {
+        // Older kernels: one colon-separated list.
+        let list: Vec<String> = layers.iter().rev().map(|p| p.display().to_string()).collect();
+        fsconfig_set_string(&fs, "lowerdir", list.join(":")).context(|| "overlay lowerdir".into())?;
+    }
+    fsconfig_set_string(&fs, "upperdir", upper)
+        .context(|| format!("overlay upperdir {}", upper.display()))?;
+    fsconfig_set_string(&fs, "workdir", work).context(|| format!("overlay workdir {}", work.display()))?;
+    fsconfig_create(&fs).context(|| format!("mount overlay on {}", merged.display()))?;
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .context(|| "fsmount overlay".into())?;
+    move_mount(&mnt, "", CWD, merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .context(|| format!("attach overlay at {}", merged.display()))
+}
+
+/// /dev as a tmpfs with the usual device nodes, devpts, shm and mqueue (never the host's /dev).
+pub fn populate_dev(root: BorrowedFd<'_>) -> Result<()> {
+    let nosuid_noexec = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    mount_in_root(root, "/dev", "tmpfs", &[("mode", "755"), ("size", "65536k")], nosuid_noexec)?;
+    let dev = open_in_root(root, Path::new("/dev"), Target::Dir)?;
+    let dev = fs::openat(&dev, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .context(|| "open /dev".into())?;
+    for (name, major, minor) in
+        [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+    {
+        fs::mknodat(
+            &dev,
+            name,
+            FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
+            fs::makedev(major, minor),
+        )
+        .context(|| format!("mknod /dev/{name}"))?;
+        fs::chmodat(&dev, name, Mode::from_raw_mode(0o666), fs::AtFlags::empty())
+            .context(|| format!("chmod /dev/{name}"))?;
+    }
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        fs::symlinkat(target, &dev, link).context(|| format!("symlink /dev/{link}"))?;
+    }
+    mount_in_root(
+        root,
+        "/dev/pts",
+        "devpts",
+        &[("newinstance", ""), ("ptmxmode", "0666"), ("mode", "0620"), ("gid", "5")],
+        nosuid_noexec,
+    )?;
+    mount_in_root(
+        root,
+        "/dev/shm",
+        "tmpfs",
+        &[("mode", "1777"), ("size", "65536k")],
+        nosuid_noexec | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?;
+    mount_in_root(root, "/dev/mqueue", "mqueue", &[], nosuid_noexec | MountAttrFlags::MOUNT_ATTR_NODEV)
+}
+
+/// /sys/fs/cgroup inside the container: the container's own cgroup as the root (the child has
+/// unshared its cgroup namespace already), read-only. init reads memory.events / memory.oom_control
+/// there to report OOM kills.
+pub fn mount_cgroups(root: BorrowedFd<'_>, version: crate::cgroup::Version) -> Result<()> {
+    let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC
+        | MountAttrFlags::MOUNT_ATTR_RDONLY;
+    match version {
+        crate::cgroup::Version::V2 => mount_in_root(root, "/sys/fs/cgroup", "cgroup2", &[], attrs),
+        crate::cgroup::Version::V1 => {
+            mount_in_root(
+                root,
+                "/sys/fs/cgroup",
+                "tmpfs",
+                &[("mode", "755")],
+                attrs - MountAttrFlags::MOUNT_ATTR_RDONLY,
+            )?;
+            mount_in_root(root, "/sys/fs/cgroup/memory", "cgroup", &[("memory", "")], attrs)
+        }
+    }
+}
+
+/// pivot_root into `new_root` (a mount point) and detach the old root, so that no host path stays
+/// reachable from the container.
+pub fn pivot_into(new_root: &Path) -> Result<()> {
+    rustix::process::chdir(new_root).context(|| format!("chdir {}", new_root.display()))?;
+    rustix::process::pivot_root(".", ".").context(|| "pivot_root".into())?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).context(|| "detach old root".into())?;
+    rustix::process::chdir("/").context(|| "chdir /".into())
+}

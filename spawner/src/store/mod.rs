@@ -1,0 +1,537 @@
+//! The content-addressed layer store: each layer unpacked once, keyed by its diff_id (the sha256
+//! of its uncompressed tar), shared by every image and every run that uses it.
+//!
+//! # Layout under the root (e.g. `/var/lib/spawner`)
+//! ```text
+//! layers/sha256/<hex>/diff/        the unpacked tree, in overlayfs form (a lowerdir)
+//! layers/sha256/<hex>/layer.json   diff_id, tar size, blob digest, where it came from
+//! images/<config-hex>.json         an image's names and layers (for `images` and `prune`)
+//! by-blob/sha256/<hex>             diff_id of a blob, for layouts whose config has no diff_ids
+//! locks/store.lock                 shared while ensuring, exclusive while pruning
+//! locks/sha256-<hex>.lock          held while unpacking that layer
+//! tmp/                             unpacks in progress
+//! ```
+//!
+//! # Guarantees
+//! * A layer directory is either absent or complete: a layer is unpacked into `tmp/`, synced,
+//!   and renamed into `layers/` only after its digest matched. Any failure removes the partial
+//!   unpack; a crash leaves only `tmp/` debris, which [`LayerStore::prune`] clears.
+//! * Concurrent runs (threads or processes) unpack a layer once: the per-layer lock is taken and
+//!   the layer re-checked before unpacking.
+//! * Layer content is what the image says: the uncompressed stream must hash to the config's
+//!   `rootfs.diff_ids` entry, and a compressed blob to its OCI descriptor digest.
+
+mod error;
+mod lock;
+mod unpack;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::io::{self, BufReader};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::{Algorithm, Archive, Digest, DigestReader, Image, LayerRef};
+use error::io_err;
+pub use error::StoreError;
+use lock::{LockFile, LockMode};
+
+/// Read buffer for hashing a whole blob.
+const HASH_BUFFER: usize = 1 << 20;
+
+/// An image the store has recorded, as [`LayerStore::list_images`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredImage {
+    /// sha256 of the image config: Docker's image ID.
+    pub config_digest: Digest,
+    /// Every name the image was seen under.
+    pub names: Vec<String>,
+    /// diff_ids, bottom to top.
+    pub layers: Vec<Digest>,
+}
+
+/// What [`LayerStore::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Layers no recorded image used.
+    pub removed_layers: Vec<Digest>,
+    /// Leftovers of interrupted unpacks in `tmp/`.
+    pub removed_scratch: usize,
+}
+
+/// `layer.json`, written beside each unpacked tree.
+#[derive(Debug, Serialize, Deserialize)]
+struct LayerInfo {
+    diff_id: Digest,
+    /// Bytes in the uncompressed tar.
+    tar_size: u64,
+    #[serde(default)]
+    blob_digest: Option<Digest>,
+    /// `archive: member` the layer was first unpacked from; for humans.
+    source: String,
+}
+
+/// A layer unpacked in `tmp/`, not yet in place.
+struct Unpacked {
+    scratch: Scratch,
+    diff_id: Digest,
+    tar_size: u64,
+    blob_digest: Option<Digest>,
+    source: String,
+}
+
+/// A directory in `tmp/` that is removed on drop unless moved into place.
+struct Scratch {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Scratch {
+    fn create(tmp: &Path, label: &str) -> Result<Scratch, StoreError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = tmp.join(format!("{label}-{}-{n}", std::process::id()));
+        fs::DirBuilder::new().mode(0o700).create(&path).map_err(io_err("mkdir", &path))?;
+        let scratch = Scratch { path, armed: true };
+        let diff = scratch.diff();
+        fs::DirBuilder::new().mode(0o755).create(&diff).map_err(io_err("mkdir", &diff))?;
+        Ok(scratch)
+    }
+
+    fn diff(&self) -> PathBuf {
+        self.path.join("diff")
+    }
+
+    /// Renames the scratch directory to `dest`, which must not exist.
+    fn persist(mut self, dest: &Path) -> Result<(), StoreError> {
+        fs::rename(&self.path, dest).map_err(io_err("rename", dest))?;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = fs::remove_dir_all(&self.path) {
+                log::warn!("removing {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// The layer store under one root directory. `Sync`: one store may be used from many threads.
+pub struct LayerStore {
+    root: PathBuf,
+    unpacked: AtomicUsize,
+}
+
+impl LayerStore {
+    /// Opens the store at `root`, creating its directories if needed.
+    pub fn open(root: impl AsRef<Path>) -> Result<LayerStore, StoreError> {
+        let root = root.as_ref().to_path_buf();
+        // Layers hold setuid binaries and device nodes owned by whoever the image says: keep
+        // other host users out of the whole tree.
+        for (dir, mode) in [
+            (root.clone(), 0o711),
+            (root.join("layers"), 0o700),
+            (root.join("layers/sha256"), 0o700),
+            (root.join("images"), 0o700),
+            (root.join("by-blob/sha256"), 0o700),
+            (root.join("locks"), 0o700),
+            (root.join("tmp"), 0o700),
+        ] {
+            fs::DirBuilder::new().recursive(true).mode(mode).create(&dir).map_err(io_err("mkdir", &dir))?;
+        }
+        let store = LayerStore { root, unpacked: AtomicUsize::new(0) };
+        // If nobody else is using the store, whatever is in tmp/ is left from a crash.
+        if let Some(_alone) = LockFile::try_acquire(&store.store_lock(), LockMode::Exclusive)? {
+            store.clear_scratch()?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The unpacked tree of a layer (whether or not it exists): usable as an overlayfs lowerdir.
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.layer_home(diff_id).join("diff")
+    }
+
+    /// Whether the layer is in the store (complete: only complete layers are ever in place).
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        self.layer_dir(diff_id).is_dir()
+    }
+
+    /// How many layers this handle has unpacked (not found already present) since it was opened.
+    pub fn layers_unpacked(&self) -> usize {
+        self.unpacked.load(Ordering::Relaxed)
+    }
+
+    /// Makes sure every layer of `image` is in the store, unpacking the missing ones from
+    /// `archive`, and records the image. Returns the layer directories bottom to top.
+    pub fn ensure_image(&self, archive: &Archive, image: &Image) -> Result<Vec<PathBuf>, StoreError> {
+        let _store = self.lock_store(LockMode::Shared)?;
+        let mut diff_ids = Vec::with_capacity(image.layers.len());
+        for layer in &image.layers {
+            diff_ids.push(self.ensure_layer(archive, layer)?);
+        }
+        self.record_image(image, &diff_ids)?;
+        Ok(diff_ids.iter().map(|d| self.layer_dir(d)).collect())
+    }
+
+    /// The images recorded by [`LayerStore::ensure_image`], by config digest.
+    pub fn list_images(&self) -> Result<Vec<StoredImage>, StoreError> {
+        let dir = self.root.join("images");
+        let mut images = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("readdir", &dir))? {
+            let entry = entry.map_err(io_err("readdir", &dir))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue; // a record being written
+            }
+            images.push(read_json::<StoredImage>(&entry.path())?);
+        }
+        images.sort_by(|a, b| a.config_digest.cmp(&b.config_digest));
+        Ok(images)
+    }
+
+    /// Forgets an image (its layers stay until [`LayerStore::prune`]). Returns whether it was
+    /// recorded.
+    pub fn remove_image(&self, config_digest: &Digest) -> Result<bool, StoreError> {
+        let path = self.image_record(config_digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("unlink", &path)(e)),
+        }
+    }
+
+    /// The diff_ids of every layer in the store.
+    pub fn list_layers(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut layers = Vec::new();
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let dir = self.root.join("layers").join(algorithm.name());
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("readdir", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err("readdir", &dir))?;
+                let name = entry.file_name();
+                // Anything not named like a digest is not ours to judge; leave it.
+                if let Ok(digest) = format!("{}:{}", algorithm.name(), name.to_string_lossy()).parse() {
+                    layers.push(digest);
+                }
+            }
+        }
+        layers.sort();
+        Ok(layers)
+    }
+
+    /// Removes layers that no recorded image uses, and debris of interrupted unpacks. Waits for
+    /// running [`LayerStore::ensure_image`] calls to finish, and blocks new ones meanwhile.
+    pub fn prune(&self) -> Result<PruneReport, StoreError> {
+        let _store = self.lock_store(LockMode::Exclusive)?;
+        let mut report = PruneReport::default();
+        let tmp = self.root.join("tmp");
+        report.removed_scratch = self.clear_scratch()?;
+        let used: HashSet<Digest> = self.list_images()?.into_iter().flat_map(|image| image.layers).collect();
+        for layer in self.list_layers()? {
+            if used.contains(&layer) {
+                continue;
+            }
+            // Out of `layers/` in one rename, so a crash mid-removal cannot leave a partial
+            // layer in place.
+            let doomed = tmp.join(format!("prune-{}", layer.hex()));
+            let home = self.layer_home(&layer);
+            fs::rename(&home, &doomed).map_err(io_err("rename", &home))?;
+            remove_any(&doomed)?;
+            report.removed_layers.push(layer);
+        }
+        // Every lock but the store's: whoever takes one holds the store lock shared first, so
+        // none is held or awaited now.
+        let locks = self.root.join("locks");
+        for entry in fs::read_dir(&locks).map_err(io_err("readdir", &locks))? {
+            let entry = entry.map_err(io_err("readdir", &locks))?;
+            if entry.file_name() != "store.lock" {
+                remove_any(&entry.path())?;
+            }
+        }
+        // Blob → diff_id notes for layers that are gone.
+        let by_blob = self.root.join("by-blob/sha256");
+        for entry in fs::read_dir(&by_blob).map_err(io_err("readdir", &by_blob))? {
+            let path = entry.map_err(io_err("readdir", &by_blob))?.path();
+            let stale = match fs::read_to_string(&path) {
+                Ok(text) => text.trim().parse::<Digest>().map_or(true, |diff_id| !self.has_layer(&diff_id)),
+                Err(_) => true,
+            };
+            if stale {
+                remove_any(&path)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Empties `tmp/`. Only with the store lock held exclusively: then no unpack is running and
+    /// everything there is debris.
+    fn clear_scratch(&self) -> Result<usize, StoreError> {
+        let tmp = self.root.join("tmp");
+        let mut removed = 0;
+        for entry in fs::read_dir(&tmp).map_err(io_err("readdir", &tmp))? {
+            let path = entry.map_err(io_err("readdir", &tmp))?.path();
+            remove_any(&path)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    // ---- layers ----
+
+    /// Makes one layer present; returns its diff_id.
+    fn ensure_layer(&self, archive: &Archive, layer: &LayerRef) -> Result<Digest, StoreError> {
+        if let Some(diff_id) = &layer.diff_id {
+            if self.has_layer(diff_id) {
+                return Ok(diff_id.clone());
+            }
+            let _lock = LockFile::acquire(&self.layer_lock(diff_id), LockMode::Exclusive)?;
+            // Another run may have unpacked it while we waited.
+            if self.has_layer(diff_id) {
+                return Ok(diff_id.clone());
+            }
+            let unpacked = self.unpack(archive, layer, &lock_name(diff_id))?;
+            if unpacked.diff_id != *diff_id {
+                return Err(StoreError::DigestMismatch {
+                    layer: unpacked.source,
+                    what: "diff_id",
+                    expected: diff_id.clone(),
+                    actual: unpacked.diff_id,
+                });
+            }
+            self.commit(unpacked)?;
+            return Ok(diff_id.clone());
+        }
+
+        // No diff_id (legacy layout): the blob's digest identifies it until it is unpacked.
+        let blob_digest = match &layer.blob_digest {
+            Some(digest) => digest.clone(),
+            None => self.hash_blob(archive, layer)?,
+        };
+        if let Some(diff_id) = self.diff_id_of_blob(&blob_digest)? {
+            return Ok(diff_id);
+        }
+        let _blob_lock = LockFile::acquire(
+            &self.root.join("locks").join(format!("blob-{}.lock", lock_name(&blob_digest))),
+            LockMode::Exclusive,
+        )?;
+        if let Some(diff_id) = self.diff_id_of_blob(&blob_digest)? {
+            return Ok(diff_id);
+        }
+        let unpacked = self.unpack(archive, layer, &format!("blob-{}", blob_digest.hex()))?;
+        let diff_id = unpacked.diff_id.clone();
+        {
+            // The same content may have come in under another blob (other compression).
+            let _lock = LockFile::acquire(&self.layer_lock(&diff_id), LockMode::Exclusive)?;
+            if !self.has_layer(&diff_id) {
+                self.commit(unpacked)?;
+            }
+        }
+        let note = self.blob_note(&blob_digest);
+        write_atomic(&note, format!("{diff_id}\n").as_bytes())?;
+        Ok(diff_id)
+    }
+
+    /// The diff_id recorded for a blob, if that layer is still present.
+    fn diff_id_of_blob(&self, blob: &Digest) -> Result<Option<Digest>, StoreError> {
+        let note = self.blob_note(blob);
+        let text = match fs::read_to_string(&note) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &note)(e)),
+        };
+        let diff_id: Digest = text
+            .trim()
+            .parse()
+            .map_err(|e| StoreError::Corrupt { path: note.clone(), reason: format!("{e}") })?;
+        Ok(self.has_layer(&diff_id).then_some(diff_id))
+    }
+
+    /// sha256 of a blob as stored, in one read.
+    fn hash_blob(&self, archive: &Archive, layer: &LayerRef) -> Result<Digest, StoreError> {
+        let blob = BufReader::with_capacity(HASH_BUFFER, archive.open_blob(layer)?);
+        let (digest, _, _) = DigestReader::new(blob, Algorithm::Sha256).finish().map_err(|source| {
+            StoreError::LayerRead { layer: format!("{}: {}", archive.path().display(), layer.member), source }
+        })?;
+        Ok(digest)
+    }
+
+    /// Unpacks a layer into a fresh scratch directory, hashing it (and its compressed blob when
+    /// that has a digest of its own to check).
+    fn unpack(&self, archive: &Archive, layer: &LayerRef, label: &str) -> Result<Unpacked, StoreError> {
+        let source = format!("{}: {}", archive.path().display(), layer.member);
+        let scratch = Scratch::create(&self.root.join("tmp"), label)?;
+        let diff_algorithm = layer.diff_id.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
+        let blob = archive.open_blob(layer)?;
+        log::debug!("unpacking {source} into {}", scratch.path.display());
+        // An uncompressed blob's digest is its diff_id, checked anyway; hash twice only when the
+        // blob is something else (compressed).
+        let blob_check = layer.blob_digest.as_ref().filter(|blob| Some(*blob) != layer.diff_id.as_ref());
+        let (diff_id, tar_size) = match blob_check {
+            Some(expected) => {
+                let hashed = DigestReader::new(blob, expected.algorithm());
+                let done = unpack::unpack_layer(archive, layer, hashed, &scratch.diff(), diff_algorithm)?;
+                let (actual, _, _) = done
+                    .blob
+                    .finish()
+                    .map_err(|e| StoreError::LayerRead { layer: source.clone(), source: e })?;
+                if actual != *expected {
+                    return Err(StoreError::DigestMismatch {
+                        layer: source,
+                        what: "blob digest",
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                (done.diff_id, done.tar_size)
+            }
+            None => {
+                let done = unpack::unpack_layer(archive, layer, blob, &scratch.diff(), diff_algorithm)?;
+                (done.diff_id, done.tar_size)
+            }
+        };
+        Ok(Unpacked { scratch, diff_id, tar_size, blob_digest: layer.blob_digest.clone(), source })
+    }
+
+    /// Moves a verified unpack into place. The caller holds the layer's lock.
+    fn commit(&self, unpacked: Unpacked) -> Result<(), StoreError> {
+        let info = LayerInfo {
+            diff_id: unpacked.diff_id.clone(),
+            tar_size: unpacked.tar_size,
+            blob_digest: unpacked.blob_digest,
+            source: unpacked.source,
+        };
+        let info_path = unpacked.scratch.path.join("layer.json");
+        let json = serde_json::to_vec_pretty(&info).expect("layer info serializes");
+        // Synced like the tree (which unpacking synced already) before the rename publishes it.
+        let mut file = fs::File::create(&info_path).map_err(io_err("create", &info_path))?;
+        std::io::Write::write_all(&mut file, &json).map_err(io_err("write", &info_path))?;
+        file.sync_all().map_err(io_err("fsync", &info_path))?;
+        let home = self.layer_home(&unpacked.diff_id);
+        let parent = home.parent().expect("layer home has a parent");
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io_err("mkdir", parent))?;
+        unpacked.scratch.persist(&home)?;
+        sync_dir(parent)?;
+        self.unpacked.fetch_add(1, Ordering::Relaxed);
+        log::info!("unpacked layer {}", unpacked.diff_id);
+        Ok(())
+    }
+
+    // ---- images ----
+
+    /// Writes (or extends with new names) the image's record; unchanged records are not
+    /// rewritten.
+    fn record_image(&self, image: &Image, layers: &[Digest]) -> Result<(), StoreError> {
+        let path = self.image_record(&image.config_digest);
+        let mut names: BTreeSet<String> = image.names.iter().cloned().collect();
+        if path.exists() {
+            let existing: StoredImage = read_json(&path)?;
+            if existing.layers == layers && image.names.iter().all(|n| existing.names.contains(n)) {
+                return Ok(());
+            }
+            names.extend(existing.names);
+        }
+        let record = StoredImage {
+            config_digest: image.config_digest.clone(),
+            names: names.into_iter().collect(),
+            layers: layers.to_vec(),
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("image record serializes");
+        write_atomic(&path, &json)
+    }
+
+    // ---- paths and locks ----
+
+    fn layer_home(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.algorithm().name()).join(diff_id.hex())
+    }
+
+    fn layer_lock(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("locks").join(format!("{}.lock", lock_name(diff_id)))
+    }
+
+    fn blob_note(&self, blob: &Digest) -> PathBuf {
+        self.root.join("by-blob").join(blob.algorithm().name()).join(blob.hex())
+    }
+
+    fn image_record(&self, config_digest: &Digest) -> PathBuf {
+        self.root.join("images").join(format!("{}.json", config_digest.hex()))
+    }
+
+    fn store_lock(&self) -> PathBuf {
+        self.root.join("locks/store.lock")
+    }
+
+    fn lock_store(&self, mode: LockMode) -> Result<LockFile, StoreError> {
+        LockFile::acquire(&self.store_lock(), mode)
+    }
+}
+
+/// `sha256-<hex>`: a digest as a file name without the colon.
+fn lock_name(digest: &Digest) -> String {
+    format!("{}-{}", digest.algorithm().name(), digest.hex())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, StoreError> {
+    let bytes = fs::read(path).map_err(io_err("read", path))?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string().replace('`', "\""),
+    })
+}
+
+/// Writes a small file so readers see the old or the new content, never a mix.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().expect("store files have a parent");
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err("mkdir", dir))?;
+    let name = path.file_name().expect("store files have a name");
+    let tmp = dir.join(format!(
+        ".{}.{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err("rename", path)(e)
+    })
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(io_err("open", dir))?;
+    rustix::fs::fsync(&fd).map_err(io_err("fsync", dir))
+}
+
+/// Removes a file or a whole tree (not following symlinks).
+fn remove_any(path: &Path) -> Result<(), StoreError> {
+    let meta = fs::symlink_metadata(path).map_err(io_err("lstat", path))?;
+    let result = if meta.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    result.map_err(io_err("remove", path))
+}
