@@ -75,3 +75,90 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The static spawner that `cargo xtask dist` built, with init embedded (or `SPAWNER_BIN`).
+pub fn spawner_bin() -> PathBuf {
+    let path = std::env::var_os("SPAWNER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/dist/spawner"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask dist` first (or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// A test image that `cargo xtask images` built.
+pub fn image(name: &str) -> PathBuf {
+    let path = workspace().join("target/images").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask images` first (or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// A state directory of the test's own (layer store, containers), removed when dropped.
+pub struct StateDir(pub PathBuf);
+
+impl StateDir {
+    pub fn new(test: &str) -> StateDir {
+        let dir = std::env::temp_dir().join(format!("spawner-test-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        StateDir(dir)
+    }
+
+    /// `spawner --root STATE ARGS`, stdin from /dev/null, output captured.
+    pub fn spawner(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(spawner_bin());
+        cmd.arg("--root").arg(&self.0).args(args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(self.spawner(args))
+    }
+
+    /// Every path below the layer store with its size and mode: to show a run left it unchanged.
+    pub fn store_listing(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.0.join("store/layers")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let meta = e.path().symlink_metadata().unwrap();
+                use std::os::unix::fs::MetadataExt;
+                out.push(format!("{} {} {:o} {}", e.path().display(), meta.len(), meta.mode(), meta.mtime()));
+                if meta.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The v1 memory cgroup (or v2 cgroup) this test process is in, as a directory.
+pub fn own_memory_cgroup() -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    for line in own.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        if ctrl.split(',').any(|c| c == "memory") {
+            return Some(PathBuf::from(format!("/sys/fs/cgroup/memory{}", path.trim_end_matches('/'))));
+        }
+    }
+    let v2 = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(PathBuf::from(format!("/sys/fs/cgroup{}", v2.trim_end_matches('/'))))
+}

@@ -2,6 +2,7 @@
 //! installs what it needs (Debian packages, the musl target) so that it works on a fresh machine.
 
 mod bench;
+mod images;
 mod util;
 
 use std::path::PathBuf;
@@ -13,9 +14,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 
   dist        build static musl release binaries into target/dist and print their sizes
   test        install what the tests need, build, lint (fmt, clippy) and run every test
-  demo        build, then run the static init as PID 1 with a child that leaves orphans behind
+  demo        build, make the demo image, and run it with spawner; then init alone as PID 1
   bench init  init's size, idle RSS and reaping speed beside tini-static, dumb-init, catatonit
   lint        cargo fmt --check and clippy -D warnings on both workspaces
+  images      busybox test images in every archive form into target/images (--big: also big.tar)
 ";
 
 fn main() {
@@ -27,6 +29,8 @@ fn main() {
         ["demo"] => demo(),
         ["lint"] => lint(),
         ["bench", "init"] => bench::init(),
+        ["images"] => images::build(false).map(drop),
+        ["images", "--big"] => images::build(true).map(drop),
         ["__reap-bench", n] => bench::reap_helper(n.parse().unwrap_or(10_000)),
         _ => {
             eprint!("{USAGE}");
@@ -114,15 +118,31 @@ fn test() -> Result<()> {
     // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests).
     apt_install(&["util-linux", "procps"])?;
     let dist = dist()?;
+    images::build(false)?;
     lint()?;
     let root = root();
     run(cmd("cargo").current_dir(root.join("init")).args(["test", "--target-dir", "../target/init"]))?;
-    run(cmd("cargo").current_dir(&root).args(["test", "--workspace"]).env("INIT_BIN", &dist.init))
+    run(cmd("cargo")
+        .current_dir(&root)
+        .args(["test", "--workspace"])
+        .env("INIT_BIN", &dist.init)
+        .env("SPAWNER_BIN", &dist.spawner))
 }
 
 fn demo() -> Result<()> {
     apt_install(&["util-linux", "procps"])?;
     let dist = dist()?;
+    let images = images::build(false)?;
+    let busybox = images.iter().find(|p| p.ends_with("busybox-docker.tar")).ok_or("no busybox-docker.tar")?;
+    let state = root().join("target/demo-state");
+    let script = "echo hello from $(hostname); cat /etc/motd; ps";
+    println!("\n$ spawner --root {} run {} -- sh -c '{script}'", state.display(), busybox.display());
+    run(cmd(dist.spawner.to_str().unwrap())
+        .arg("--root")
+        .arg(&state)
+        .arg("run")
+        .arg(busybox)
+        .args(["--", "sh", "-c", script]))?;
     let script = r#"
 echo "== a child that leaves 5 orphans behind, then lingers:"
 sh -c 'for i in 1 2 3 4 5; do sleep 0.$i & done'

@@ -1,0 +1,367 @@
+//! Black-box tests of `spawner run`: real containers from image archives made by `cargo xtask
+//! images` (ours, and the same image re-written by podman, skopeo and umoci).
+
+use integration_tests::*;
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap())
+}
+
+const BUSYBOX: &str = "busybox-docker.tar";
+
+fn busybox() -> String {
+    image(BUSYBOX).display().to_string()
+}
+
+#[test]
+fn every_image_form_runs() {
+    let state = StateDir::new("forms");
+    let mut forms = vec![
+        "busybox-docker.tar",
+        "busybox-docker25.tar",
+        "busybox-legacy.tar",
+        "busybox-legacy-nomanifest.tar",
+        "busybox-oci-gzip.tar",
+        "busybox-oci-zstd.tar",
+        "busybox-oci-multiarch.tar",
+    ];
+    // Made by the real tools from our OCI image, when they were available to `cargo xtask images`.
+    for tool_made in [
+        "busybox-skopeo-docker.tar",
+        "busybox-skopeo-oci.tar",
+        "busybox-podman.tar",
+        "busybox-podman-oci.tar",
+        "busybox-umoci.tar",
+    ] {
+        if workspace().join("target/images").join(tool_made).exists() {
+            forms.push(tool_made);
+        } else {
+            eprintln!("note: {tool_made} was not built (tool missing)");
+        }
+    }
+    for form in forms {
+        let out = state.run(&["run", image(form).to_str().unwrap(), "--", "cat", "/etc/motd"]);
+        assert_eq!(stdout(&out), "hello from spawner's busybox image\n", "{form}: {}", stderr(&out));
+        assert_eq!(code(&out), 0, "{form}");
+    }
+}
+
+#[test]
+fn selects_an_image_from_a_multi_image_archive() {
+    let state = StateDir::new("multi");
+    let multi = image("multi.tar").display().to_string();
+    let out = state.run(&["run", &multi]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("busybox:latest") && stderr(&out).contains("busybox:other"),
+        "{}",
+        stderr(&out)
+    );
+    let out = state.run(&["run", &format!("{multi}:busybox:other")]);
+    assert_eq!(stdout(&out), "other image\n", "{}", stderr(&out));
+    let out =
+        state.run(&["run", "--image", "busybox:latest", &multi, "--", "sh", "-c", "echo $OTHER-$GREETING"]);
+    assert_eq!(stdout(&out), "-hello\n", "{}", stderr(&out));
+}
+
+#[test]
+fn whiteouts_and_opaque_directories_apply() {
+    let state = StateDir::new("whiteouts");
+    let out = state.run(&[
+        "run",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "ls /etc/deleted-later; ls /opt/replaced; cat /etc/layer2",
+    ]);
+    assert_eq!(stdout(&out), "new\nlayer 2\n", "{}", stderr(&out));
+    assert!(stderr(&out).contains("/etc/deleted-later: No such file or directory"));
+}
+
+#[test]
+fn image_config_is_applied() {
+    let state = StateDir::new("config");
+    // No command: the image's Cmd (sh) reads stdin, which is /dev/null, and exits 0.
+    let out = state.run(&["run", &busybox()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = state.run(&["run", &busybox(), "--", "sh", "-c", "echo $GREETING $PATH; pwd; id"]);
+    assert_eq!(
+        stdout(&out),
+        "hello /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n/\nuid=0(root) gid=0(root) groups=0(root)\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn command_line_overrides() {
+    let state = StateDir::new("overrides");
+    let out = state.run(&[
+        "run",
+        "-e",
+        "GREETING=hi",
+        "-e",
+        "NEW=1",
+        "-w",
+        "/srv/work",
+        "-u",
+        "app",
+        "--hostname",
+        "box",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING $NEW $HOME; pwd; id; hostname; cat /etc/hostname",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "hi 1 /home/app\n/srv/work\nuid=1000(app) gid=1000(app) groups=50(staff),1000(app)\nbox\nbox\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = state.run(&["run", "-u", "65534:65534", &busybox(), "--", "id"]);
+    assert_eq!(
+        stdout(&out),
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = state.run(&["run", "--entrypoint", "/usr/local/bin/greet", &busybox(), "--", "world"]);
+    assert_eq!(stdout(&out), "greetings, world\n", "{}", stderr(&out));
+    let out = state.run(&["run", "-u", "nosuchuser", &busybox(), "--", "id"]);
+    assert_eq!(code(&out), 125);
+    assert_eq!(stderr(&out), "spawner: unable to find user nosuchuser: no matching entries in /etc/passwd\n");
+}
+
+#[test]
+fn exit_codes() {
+    let state = StateDir::new("exit");
+    for (script, want) in [("exit 0", 0), ("exit 42", 42), ("kill -TERM $$", 143), ("kill -KILL $$", 137)] {
+        let out = state.run(&["run", &busybox(), "--", "sh", "-c", script]);
+        assert_eq!(code(&out), want, "{script}: {}", stderr(&out));
+    }
+    let out = state.run(&["run", &busybox(), "--", "no-such-command"]);
+    assert_eq!(code(&out), 127);
+    assert!(stderr(&out).contains("no-such-command': command not found"), "{}", stderr(&out));
+    let out = state.run(&["run", &busybox(), "--", "/etc/motd"]);
+    assert_eq!(code(&out), 126, "{}", stderr(&out));
+    let out = state.run(&["run", "/no/such/image.tar"]);
+    assert_eq!(code(&out), 125);
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("spawner: ") && stderr(&out).contains("/no/such/image.tar"));
+    let out = state.run(&["run", "--bogus-flag", &busybox()]);
+    assert_eq!(code(&out), 125);
+}
+
+#[test]
+fn signals_sent_to_spawner_reach_the_container() {
+    use std::io::{BufRead, BufReader};
+    let state = StateDir::new("signals");
+    for (sig, name) in [(15, "TERM"), (2, "INT"), (1, "HUP"), (10, "USR1"), (12, "USR2"), (3, "QUIT")] {
+        let script =
+            format!("trap 'echo got {name}; exit 3' {name}; echo ready; while :; do sleep 0.05; done");
+        let mut child = state.spawner(&["run", &busybox(), "--", "sh", "-c", &script]).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::from_named_raw(sig).unwrap()).unwrap();
+        line.clear();
+        lines.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("got {name}\n"));
+        let out = wait_or_kill(child, Duration::from_secs(20));
+        assert_eq!(code(&out), 3);
+    }
+}
+
+#[test]
+fn memory_limit_oom_kill_is_reported() {
+    let state = StateDir::new("oom");
+    let out = state.run(&[
+        "run",
+        "--memory",
+        "32m",
+        &busybox(),
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=128M",
+        "count=1",
+    ]);
+    assert_eq!(code(&out), 137, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("spawner: container was killed by the OOM killer (memory limit 32 MiB)\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("init: OOM killer killed 1 process in this container (memory limit 32 MiB)")
+    );
+    // Under the limit it just runs.
+    let out = state.run(&[
+        "run",
+        "--memory",
+        "64m",
+        &busybox(),
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=8M",
+        "count=1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn hostname_pid_and_network_isolation() {
+    let state = StateDir::new("isolation");
+    let out = state.run(&["run", &busybox(), "--", "sh", "-c", "hostname; ps -o pid,comm; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags; ls /sys/class/net"]);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0].len(), 12, "a container id as hostname: {text}");
+    assert_ne!(lines[0], std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim());
+    // Only the container's processes: init, sh, ps.
+    let procs: Vec<&str> = lines[2..]
+        .iter()
+        .take_while(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .copied()
+        .collect();
+    assert_eq!(procs.len(), 3, "{text}");
+    assert!(procs[0].trim().starts_with("1 "), "init is PID 1: {text}");
+    assert!(text.contains("0x9\n"), "loopback is up (IFF_UP|IFF_LOOPBACK): {text}");
+    assert!(text.ends_with("lo\n"), "only loopback: {text}");
+}
+
+#[test]
+fn bind_mounts_read_write_and_read_only() {
+    let state = StateDir::new("binds");
+    let host = state.0.join("host-dir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("in"), "from host\n").unwrap();
+    let rw = format!("{}:/data", host.display());
+    let out = state.run(&[
+        "run",
+        "-v",
+        &rw,
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "cat /data/in; echo from container > /data/out",
+    ]);
+    assert_eq!(stdout(&out), "from host\n", "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "from container\n");
+    let ro = format!("{}:/data:ro", host.display());
+    let out = state.run(&["run", "-v", &ro, &busybox(), "--", "sh", "-c", "cat /data/in; touch /data/x"]);
+    assert_eq!(stdout(&out), "from host\n");
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+    assert!(!host.join("x").exists());
+}
+
+#[test]
+fn read_only_root() {
+    let state = StateDir::new("readonly");
+    let out = state.run(&[
+        "run",
+        "--read-only",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "touch /x || echo refused; touch /dev/shm/ok && echo tmpfs-ok",
+    ]);
+    assert_eq!(stdout(&out), "refused\ntmpfs-ok\n", "{}", stderr(&out));
+    assert!(stderr(&out).contains("Read-only file system"));
+}
+
+#[test]
+fn writes_are_gone_in_the_next_run_and_the_store_is_unchanged() {
+    let state = StateDir::new("ephemeral");
+    let out = state.run(&["run", &busybox(), "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let before = state.store_listing();
+    let out = state.run(&[
+        "run",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "echo changed > /etc/motd; rm /bin/ls; echo new > /new",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = state.run(&["run", &busybox(), "--", "sh", "-c", "cat /etc/motd; ls /new; ls /bin/ls"]);
+    assert_eq!(stdout(&out), "hello from spawner's busybox image\n/bin/ls\n", "{}", stderr(&out));
+    assert_eq!(state.store_listing(), before);
+}
+
+#[test]
+fn nothing_is_left_after_a_run() {
+    let state = StateDir::new("leftovers");
+    let mut cgroups = Vec::new();
+    for args in
+        [&["--", "true"][..], &["--", "sh", "-c", "sleep 100 & exit 3"][..], &["--", "no-such-command"][..]]
+    {
+        let img = busybox();
+        let mut all = vec!["-v", "run", "--memory", "64m", &img];
+        all.extend_from_slice(args);
+        let out = state.run(&all);
+        assert_ne!(code(&out), 125, "{}", stderr(&out));
+        // `-v` names the cgroup: `[INFO ] cgroup ["/sys/fs/cgroup/memory/…/spawner-<id>"] (V1)`.
+        let err = stderr(&out);
+        let line = err.lines().find(|l| l.contains("] cgroup [")).expect("the cgroup line");
+        let path = line.split('"').nth(1).unwrap().to_string();
+        cgroups.push(path);
+    }
+    for cg in &cgroups {
+        assert!(!std::path::Path::new(cg).exists(), "cgroup left: {cg}");
+    }
+    let containers: Vec<_> = std::fs::read_dir(state.0.join("containers")).unwrap().flatten().collect();
+    assert!(containers.is_empty(), "container dirs left: {containers:?}");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mountinfo.contains(state.0.to_str().unwrap()), "mounts left");
+    // The `sleep 100` left behind was killed with its container.
+    let sleeping = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x00100\x00"));
+    assert!(!sleeping, "a container process outlived its container");
+}
+
+#[test]
+fn images_and_prune() {
+    let state = StateDir::new("images");
+    assert_eq!(code(&state.run(&["run", &busybox(), "--", "true"])), 0);
+    let out = state.run(&["images"]);
+    assert!(stdout(&out).contains("busybox:latest"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).lines().nth(1).unwrap().split_whitespace().nth(1) == Some("3"),
+        "3 layers: {}",
+        stdout(&out)
+    );
+    let out = state.run(&["prune"]);
+    assert!(stdout(&out).contains("0 layers removed"), "{}", stdout(&out));
+}
+
+#[test]
+fn parallel_runs_share_the_store() {
+    let state = StateDir::new("parallel");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            state.spawner(&["run", &busybox(), "--", "sh", "-c", &format!("echo run {i}")]).spawn().unwrap()
+        })
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = wait_or_kill(child, Duration::from_secs(60));
+        assert_eq!(stdout(&out), format!("run {i}\n"), "{}", stderr(&out));
+    }
+    let layers = std::fs::read_dir(state.0.join("store/layers/sha256")).unwrap().count();
+    assert_eq!(layers, 3);
+}
