@@ -79,6 +79,12 @@ struct RunArgs {
     /// Accepted for Docker compatibility: containers are always removed unless --keep or --name.
     #[arg(long)]
     rm: bool,
+    /// Give the container a pseudo-terminal (raw mode, window size kept in sync).
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// Accepted for Docker compatibility: stdin is always passed through.
+    #[arg(short = 'i', long)]
+    interactive: bool,
     /// Image to run when the archive holds several (repo:tag or #index).
     #[arg(long)]
     image: Option<String>,
@@ -147,7 +153,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         cgroup_parent: args.cgroup_parent,
         keep: args.keep,
         name: args.name,
-        tty: false,
+        tty: args.tty,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: where the binaries are, running a command with a hang
 //! guard, and running init as PID 1 of a new PID namespace.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -161,4 +162,28 @@ pub fn own_memory_cgroup() -> Option<PathBuf> {
     }
     let v2 = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     Some(PathBuf::from(format!("/sys/fs/cgroup{}", v2.trim_end_matches('/'))))
+}
+
+/// A pty pair; the slave is opened as the controlling terminal of the child's new session.
+pub fn open_pty() -> (std::fs::File, std::fs::File) {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new().read(true).write(true).open(name.to_str().unwrap()).unwrap();
+    (std::fs::File::from(master), slave)
+}
+
+/// Reads from the pty master until `want` shows up (or EOF/EIO).
+pub fn read_until(master: &mut std::fs::File, want: &str) -> String {
+    let mut seen = String::new();
+    let mut buf = [0u8; 1024];
+    while !seen.contains(want) {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    seen
 }

@@ -259,17 +259,6 @@ fn status_fd_writes_a_json_exit_record() {
     assert_eq!(stdout(&out), "{\"exit_code\":143,\"signal\":15,\"oom_killed\":false,\"oom_kills\":0}\n");
 }
 
-/// A pty pair; the slave is opened as the controlling terminal of the child's new session.
-fn open_pty() -> (std::fs::File, std::fs::File) {
-    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
-    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
-    grantpt(&master).unwrap();
-    unlockpt(&master).unwrap();
-    let name = ptsname(&master, Vec::new()).unwrap();
-    let slave = std::fs::OpenOptions::new().read(true).write(true).open(name.to_str().unwrap()).unwrap();
-    (std::fs::File::from(master), slave)
-}
-
 fn spawn_on_pty(args: &[&str]) -> (std::process::Child, std::fs::File) {
     let (master, slave) = open_pty();
     let mut cmd = Command::new(init_bin());
@@ -288,19 +277,6 @@ fn spawn_on_pty(args: &[&str]) -> (std::process::Child, std::fs::File) {
     let child = cmd.spawn().unwrap();
     drop(slave);
     (child, master)
-}
-
-/// Reads from the pty master until `want` shows up (or EOF/EIO).
-fn read_until(master: &mut std::fs::File, want: &str) -> String {
-    let mut seen = String::new();
-    let mut buf = [0u8; 1024];
-    while !seen.contains(want) {
-        match master.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
-    seen
 }
 
 #[test]

@@ -365,3 +365,41 @@ fn parallel_runs_share_the_store() {
     let layers = std::fs::read_dir(state.0.join("store/layers/sha256")).unwrap().count();
     assert_eq!(layers, 3);
 }
+
+#[test]
+fn tty_gives_the_container_a_terminal_of_its_own() {
+    use rustix::termios::{tcsetwinsize, Winsize};
+    let state = StateDir::new("tty");
+    let (mut master, slave) = open_pty();
+    tcsetwinsize(&slave, Winsize { ws_row: 45, ws_col: 123, ws_xpixel: 0, ws_ypixel: 0 }).unwrap();
+    let mut cmd = state.spawner(&[
+        "run",
+        "-t",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "tty; stty size; echo $TERM; read line; echo got:$line; exit 5",
+    ]);
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY of pre_exec: setsid and TIOCSCTTY are async-signal-safe syscalls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    // Only the child may hold the slave, or the master would never see the end of it.
+    drop((cmd, slave));
+    let seen = read_until(&mut master, "xterm");
+    std::io::Write::write_all(&mut master, b"hello\r").unwrap();
+    let seen = seen + &read_until(&mut master, "got:hello");
+    let out = wait_or_kill(child, Duration::from_secs(20));
+    assert_eq!(code(&out), 5, "{seen:?}");
+    assert!(seen.contains("/dev/pts/0\r\n45 123\r\nxterm\r\n"), "{seen:?}");
+    assert!(seen.contains("got:hello"), "{seen:?}");
+}

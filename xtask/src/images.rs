@@ -27,7 +27,7 @@ const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 const APPLETS: &[&str] = &[
     "sh", "ls", "cat", "echo", "ps", "hostname", "id", "env", "sleep", "true", "false", "mkdir", "rm",
     "touch", "grep", "wc", "head", "mount", "pwd", "test", "[", "kill", "stat", "readlink", "whoami", "dd",
-    "uname", "cut", "seq", "tr", "sed", "find", "ln", "chmod",
+    "uname", "cut", "seq", "tr", "sed", "find", "ln", "chmod", "stty", "tty",
 ];
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh

@@ -35,7 +35,7 @@ pub struct ChildPlan {
     pub spec: ProcessSpec,
     /// init's own flags, before `--` and the command.
     pub init_flags: Vec<String>,
-    /// With `-t`: the pty's slave end, which becomes the container's controlling terminal and stdio.
+    /// With `-t`: the socket over which the container's pty master goes to spawner.
     pub tty: Option<OwnedFd>,
 }
 
@@ -64,13 +64,11 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     // The container gets a session of its own: a keystroke's signal to the host terminal's foreground
     // group does not also hit it (spawner relays signals once), and without -t it has no controlling
     // terminal through which to push input into the host's (TIOCSTI).
-    match &plan.tty {
-        Some(tty) => attach_terminal(tty).map_err(|e| format!("container terminal: {e}"))?,
-        None => {
-            rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
-        }
-    }
+    rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     build_rootfs(&plan).map_err(|e| e.to_string())?;
+    if let Some(socket) = &plan.tty {
+        super::tty::attach_in_container(socket)?;
+    }
     rustix::system::sethostname(plan.spec.hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
     if !plan.net_host {
         super::net::loopback_up().map_err(|e| format!("bring up loopback: {e}"))?;
@@ -124,18 +122,6 @@ fn c_strings(items: &[&str]) -> Result<Vec<CString>, String> {
 
 fn null_terminated(items: &[CString]) -> Vec<*const u8> {
     items.iter().map(|c| c.as_ptr() as *const u8).chain(std::iter::once(std::ptr::null())).collect()
-}
-
-fn attach_terminal(tty: &OwnedFd) -> rustix::io::Result<()> {
-    rustix::process::setsid()?;
-    rustix::process::ioctl_tiocsctty(tty)?;
-    for fd in 0..3 {
-        // SAFETY: fds 0-2 are the child's stdio, replaced here before anything else uses them.
-        let mut target = unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) };
-        rustix::io::dup2(tty, &mut target)?;
-        std::mem::forget(target);
-    }
-    Ok(())
 }
 
 fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {

@@ -8,6 +8,7 @@ mod init_binary;
 mod net;
 pub mod process;
 pub mod rootfs;
+mod tty;
 pub mod user;
 
 use crate::cgroup::{self, Cgroup, Limits};
@@ -15,7 +16,7 @@ use crate::image::Archive;
 use crate::store::LayerStore;
 use child::{ChildPlan, Volume};
 use process::Overrides;
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// One line for the user; spawner exits 125 with it.
@@ -129,8 +130,9 @@ fn write_etc_files(
     ])
 }
 
-const RELAYED: [i32; 7] = [1, 2, 3, 10, 12, 15, 28]; // HUP INT QUIT USR1 USR2 TERM WINCH
+const RELAYED: [i32; 6] = [1, 2, 3, 10, 12, 15]; // HUP INT QUIT USR1 USR2 TERM
 const SIGCHLD: i32 = 17;
+const SIGWINCH: i32 = 28;
 
 fn signal_set(signals: &[i32]) -> rawsys::SigSet {
     signals.iter().fold(0, |set, s| set | 1 << (s - 1))
@@ -177,6 +179,13 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let cgroup_version = cgroup.version();
     log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
     let init = init_binary::sealed_memfd().map_err(RunError)?;
+    let (tty_here, tty_there) = match opts.tty {
+        true => {
+            let (here, there) = tty::socket_pair().map_err(RunError)?;
+            (Some(here), Some(there))
+        }
+        false => (None, None),
+    };
 
     let plan = ChildPlan {
         layers,
@@ -190,9 +199,9 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         cgroup_version,
         spec,
         init_flags: Vec::new(),
-        tty: None,
+        tty: tty_there,
     };
-    let status = spawn_and_wait(plan, &cgroup, &init)?;
+    let status = spawn_and_wait(plan, &cgroup, &init, tty_here)?;
     let oom_kills = cgroup.oom_kills().unwrap_or(0);
     let limit = cgroup.memory_limit();
     if let Err(e) = cgroup.remove() {
@@ -225,14 +234,19 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
 
 /// Clones the container's first process, lets it go once it is in the cgroup, and waits for it while
 /// relaying signals. Returns the exit status.
-fn spawn_and_wait(plan: ChildPlan, cgroup: &Cgroup, init: &OwnedFd) -> Result<i32, RunError> {
+fn spawn_and_wait(
+    plan: ChildPlan,
+    cgroup: &Cgroup,
+    init: &OwnedFd,
+    tty_socket: Option<OwnedFd>,
+) -> Result<i32, RunError> {
     use rustix::thread::UnshareFlags as F;
     let mut flags = F::NEWNS | F::NEWPID | F::NEWUTS | F::NEWIPC;
     if !plan.net_host {
         flags |= F::NEWNET;
     }
     // Signals for the container wait in a signalfd from now on, none lost while it starts.
-    let relayed = signal_set(&RELAYED) | signal_set(&[SIGCHLD]);
+    let relayed = signal_set(&RELAYED) | signal_set(&[SIGCHLD, SIGWINCH]);
     rawsys::set_signal_mask(relayed).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
     let signals = rawsys::signalfd(relayed).map_err(|e| RunError(format!("signalfd: {e}")))?;
     let (go_read, go_write) = pipe()?;
@@ -241,10 +255,12 @@ fn spawn_and_wait(plan: ChildPlan, cgroup: &Cgroup, init: &OwnedFd) -> Result<i3
     let pid =
         unsafe { rawsys::clone_process(flags.bits() as u64) }.map_err(|e| RunError(format!("clone: {e}")))?;
     if pid == 0 {
-        drop((go_write, err_read, signals));
+        drop((go_write, err_read, signals, tty_socket));
         child::run(plan, go_read, err_write, init);
     }
     drop((go_read, err_write));
+    // Only the container holds its end of the tty socket now: EOF there means its setup failed.
+    drop(plan);
     log::info!("container process {pid}");
     let join = cgroup.add_process(pid as u32);
     if let Err(e) = join {
@@ -262,35 +278,89 @@ fn spawn_and_wait(plan: ChildPlan, cgroup: &Cgroup, init: &OwnedFd) -> Result<i3
     while let Ok(n @ 1..) = rustix::io::read(&err_read, &mut buf) {
         message.extend_from_slice(&buf[..n]);
     }
-    let status = wait_relaying(pid, &signals)?;
+    let master = match (&tty_socket, message.is_empty()) {
+        (Some(socket), true) => tty::receive_master(socket).map_err(RunError)?,
+        _ => None,
+    };
+    if let Some(m) = &master {
+        tty::sync_window_size(m.as_fd());
+    }
+    let raw = master.as_ref().and_then(|_| tty::RawMode::enter());
+    let status = wait_relaying(pid, &signals, master.as_ref())?;
+    drop(raw);
     if !message.is_empty() {
         return Err(RunError(String::from_utf8_lossy(&message).into_owned()));
     }
     Ok(status)
 }
 
-fn wait_relaying(pid: i32, signals: &OwnedFd) -> Result<i32, RunError> {
+/// Waits for the container's first process (init), relaying signals; with a terminal, also copies
+/// stdin to the pty and the pty to stdout, and passes window-size changes on.
+fn wait_relaying(pid: i32, signals: &OwnedFd, master: Option<&OwnedFd>) -> Result<i32, RunError> {
     use rustix::event::{poll, PollFd, PollFlags};
     use rustix::process::{waitpid, Pid, WaitOptions};
     let child = Pid::from_raw(pid).expect("a child pid is positive");
+    let (stdin, stdout) = (rustix::stdio::stdin(), rustix::stdio::stdout());
+    let mut stdin_open = master.is_some();
+    let mut master_open = master.is_some();
+    let mut status = None;
     loop {
-        if let Some((_, status)) =
-            waitpid(Some(child), WaitOptions::NOHANG).map_err(|e| RunError(format!("waitpid: {e}")))?
-        {
-            return Ok(match (status.exit_status(), status.terminating_signal()) {
-                (Some(code), _) => code,
-                (_, Some(sig)) => 128 + sig,
-                _ => 125,
-            });
+        if status.is_none() {
+            if let Some((_, s)) =
+                waitpid(Some(child), WaitOptions::NOHANG).map_err(|e| RunError(format!("waitpid: {e}")))?
+            {
+                status = Some(match (s.exit_status(), s.terminating_signal()) {
+                    (Some(code), _) => code,
+                    (_, Some(sig)) => 128 + sig,
+                    _ => 125,
+                });
+            }
         }
-        let mut fds = [PollFd::new(signals, PollFlags::IN)];
+        match status {
+            // With a terminal, the output the container left in the pty is still to be copied.
+            Some(code) if !master_open => return Ok(code),
+            Some(code) => {
+                let m = master.expect("master_open implies a master");
+                rustix::io::ioctl_fionbio(m, true).ok();
+                while tty::pump(m.as_fd(), stdout) {}
+                return Ok(code);
+            }
+            None => {}
+        }
+        let mut fds = vec![PollFd::new(signals, PollFlags::IN)];
+        let mut master_at = None;
+        let mut stdin_at = None;
+        if let (Some(m), true) = (master, master_open) {
+            master_at = Some(fds.len());
+            fds.push(PollFd::new(m, PollFlags::IN));
+        }
+        if stdin_open {
+            stdin_at = Some(fds.len());
+            fds.push(PollFd::new(&stdin, PollFlags::IN));
+        }
         let _ = poll(&mut fds, None);
+        let ready = |at: Option<usize>| at.is_some_and(|i| !fds[i].revents().is_empty());
+        let (master_ready, stdin_ready) = (ready(master_at), ready(stdin_at));
+        drop(fds);
+        if let Some(m) = master {
+            if master_ready {
+                master_open = tty::pump(m.as_fd(), stdout);
+            }
+            if stdin_ready {
+                stdin_open = tty::pump(stdin, m.as_fd());
+            }
+        }
         let mut info = [0u8; 128];
         while let Ok(128) = rustix::io::read(signals, &mut info) {
             let sig = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
-            if sig != SIGCHLD {
-                log::debug!("relaying signal {sig} to the container");
-                let _ = rawsys::kill(pid, sig);
+            match (sig, master) {
+                (SIGCHLD, _) => {}
+                (SIGWINCH, Some(m)) => tty::sync_window_size(m.as_fd()),
+                (SIGWINCH, None) => {}
+                _ => {
+                    log::debug!("relaying signal {sig} to the container");
+                    let _ = rawsys::kill(pid, sig);
+                }
             }
         }
     }
