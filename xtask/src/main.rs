@@ -2,6 +2,7 @@
 //! installs what it needs (Debian packages, the musl target) so that it works on a fresh machine.
 
 mod bench;
+mod bench_run;
 mod images;
 mod util;
 
@@ -15,7 +16,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   dist        build static musl release binaries into target/dist and print their sizes
   test        install what the tests need, build, lint (fmt, clippy) and run every test
   demo        build, make the demo image, and run it with spawner; then init alone as PID 1
+  bench       all of the below, tables into docs/benchmarks.md
   bench init  init's size, idle RSS and reaping speed beside tini-static, dumb-init, catatonit
+  bench run   start-to-exit of /bin/true beside crun, runc and bubblewrap
+  bench unpack  unpacking a ~320 MB layer beside GNU tar -x
   lint        cargo fmt --check and clippy -D warnings on both workspaces
   images      busybox test images in every archive form into target/images (--big: also big.tar)
 ";
@@ -29,6 +33,15 @@ fn main() {
         ["demo"] => demo(),
         ["lint"] => lint(),
         ["bench", "init"] => bench::init(),
+        ["bench", "run"] => bench_run::start_to_exit(),
+        ["bench", "unpack"] => bench_run::unpack(),
+        ["bench"] => {
+            bench::init().and_then(|()| bench_run::start_to_exit()).and_then(|()| bench_run::unpack())
+        }
+        ["__bench-run-inner", rest @ ..] => match bench_run::work_paths(rest) {
+            Some((spawner, image, bundle, work)) => bench_run::inner(&spawner, &image, &bundle, &work),
+            None => Err("usage: __bench-run-inner SPAWNER IMAGE BUNDLE WORK".into()),
+        },
         ["images"] => images::build(false).map(drop),
         ["images", "--big"] => images::build(true).map(drop),
         ["__reap-bench", n] => bench::reap_helper(n.parse().unwrap_or(10_000)),

@@ -121,6 +121,21 @@ pub enum Version {
     V2,
 }
 
+/// Moves the calling (single-threaded) process into a cgroup through the files
+/// [`Cgroup::self_join_files`] named. Made of plain syscalls, so it can run in a freshly cloned child.
+pub fn join_self(files: &[PathBuf]) -> std::result::Result<(), String> {
+    for file in files {
+        let fd = rustix::fs::open(
+            file,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| format!("cgroup: open {}: {e}", file.display()))?;
+        rustix::io::write(&fd, b"0").map_err(|e| format!("cgroup: write {}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
 /// Decide v1 or v2 the way runc and systemd do: by the filesystem type of `/sys/fs/cgroup`.
 pub fn detect() -> Result<Version> {
     let st = rustix::fs::statfs(CGROUP_ROOT).map_err(|e| Error::io("statfs", CGROUP_ROOT, e.into()))?;
@@ -470,6 +485,18 @@ impl Cgroup {
             Backend::V1(_) => None,
             Backend::V2(c) => Some(c.dir()),
         }
+    }
+
+    /// The files a single-threaded process writes `0` into to move itself into this cgroup (see
+    /// [`join_self`]): v1 `tasks` (moving only the calling thread spares the kernel its global
+    /// threadgroup lock and the RCU grace period that comes with it: 5-15 ms per container
+    /// otherwise), v2 `cgroup.procs`.
+    pub fn self_join_files(&self) -> Vec<PathBuf> {
+        let file = match self.version() {
+            Version::V1 => "tasks",
+            Version::V2 => "cgroup.procs",
+        };
+        self.paths().iter().map(|d| d.join(file)).collect()
     }
 
     /// Move process `pid` (all its threads) into the cgroup, in every hierarchy used.

@@ -26,12 +26,17 @@ pub struct ChildPlan {
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
-    /// Host files bind-mounted over /etc/hostname, /etc/hosts, /etc/resolv.conf.
-    pub etc_files: Vec<(PathBuf, &'static str)>,
+    /// Contents for /etc/hostname, /etc/hosts, /etc/resolv.conf (by file name in /etc).
+    pub etc_files: Vec<(&'static str, String)>,
     pub volumes: Vec<Volume>,
     pub read_only: bool,
-    pub net_host: bool,
+    /// The upper directory outlives the container (`--keep`, `--name`): the overlay must sync it.
+    pub keep_upper: bool,
+    /// The container's network namespace (made beforehand, loopback up), or None for `--net host`.
+    pub net: Option<OwnedFd>,
     pub cgroup_version: Version,
+    /// What to write `0` into to join the container's cgroup (see `cgroup::join_self`).
+    pub cgroup_join: Vec<PathBuf>,
     pub spec: ProcessSpec,
     /// init's own flags, before `--` and the command.
     pub init_flags: Vec<String>,
@@ -52,15 +57,20 @@ pub fn run(plan: ChildPlan, go: OwnedFd, errors: OwnedFd, init: &OwnedFd) -> ! {
 enum Never {}
 
 fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never, String> {
-    // The parent writes one byte once we are in the container's cgroup; EOF means it died.
+    let die_with_parent =
+        || rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    // The parent writes one byte right after clone: EOF means it died before the death signal was set.
     let mut byte = [0u8];
     if rustix::io::read(&go, &mut byte) != Ok(1) {
         rawsys::exit(125);
     }
     drop(go);
-    let die_with_parent =
-        || rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-    die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    crate::cgroup::join_self(&plan.cgroup_join)?;
+    // Before sysfs is mounted: /sys/class/net shows the network namespace of whoever mounts it.
+    if let Some(net) = &plan.net {
+        super::net::join(net)?;
+    }
     // The container gets a session of its own: a keystroke's signal to the host terminal's foreground
     // group does not also hit it (spawner relays signals once), and without -t it has no controlling
     // terminal through which to push input into the host's (TIOCSTI).
@@ -70,9 +80,6 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
         super::tty::attach_in_container(socket)?;
     }
     rustix::system::sethostname(plan.spec.hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
-    if !plan.net_host {
-        super::net::loopback_up().map_err(|e| format!("bring up loopback: {e}"))?;
-    }
     let creds = {
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
         let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
@@ -125,7 +132,7 @@ fn null_terminated(items: &[CString]) -> Vec<*const u8> {
 }
 
 fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
-    // A cgroup namespace rooted at the container's cgroup (the parent put us there before `go`).
+    // A cgroup namespace rooted at the container's cgroup (joined at the start).
     // SAFETY: CLONE_NEWCGROUP changes no file descriptor table, and this process has one thread.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
         .context(|| "unshare(CLONE_NEWCGROUP)".into())?;
@@ -136,7 +143,7 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     )
     .context(|| "make / private".into())?;
     rustix::process::umask(rustix::fs::Mode::empty());
-    rootfs::mount_overlay(&plan.layers, &plan.upper, &plan.work, &plan.merged)?;
+    rootfs::mount_overlay(&plan.layers, &plan.upper, &plan.work, &plan.merged, !plan.keep_upper)?;
     let root = rustix::fs::open(
         &plan.merged,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -151,9 +158,7 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     rootfs::mount_in_root(root, "/sys", "sysfs", &[], hidden | MountAttrFlags::MOUNT_ATTR_RDONLY)?;
     rootfs::mount_cgroups(root, plan.cgroup_version)?;
     rootfs::populate_dev(root)?;
-    for (host, path) in &plan.etc_files {
-        rootfs::bind_in_root(root, host, Path::new(path))?;
-    }
+    rootfs::bind_etc_files(root, &plan.etc_files)?;
     for v in &plan.volumes {
         rootfs::bind_in_root(root, &v.host, &v.container)?;
     }

@@ -101,33 +101,65 @@ impl Drop for ContainerDir {
         if self.keep {
             return;
         }
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            log::warn!("remove {}: {e}", self.path.display());
+        // What an untouched run leaves, removed by name (each rmdir is a journaled ext4 update; no
+        // directory walk); anything else (files the container wrote) by a walk of what is left.
+        let _ = std::fs::remove_file(self.path.join("work/work/incompat/volatile/dirty"));
+        for leftover in ["work/work/incompat/volatile", "work/work/incompat", "work/work", "work", "upper"] {
+            let _ = std::fs::remove_dir(self.path.join(leftover));
+        }
+        if std::fs::remove_dir(&self.path).is_err() {
+            if let Err(e) = std::fs::remove_dir_all(&self.path) {
+                log::warn!("remove {}: {e}", self.path.display());
+            }
         }
     }
 }
 
-fn write_etc_files(
-    dir: &Path,
-    hostname: &str,
-    net_host: bool,
-) -> Result<Vec<(PathBuf, &'static str)>, RunError> {
-    let write = |name: &str, text: &str| -> Result<PathBuf, RunError> {
-        let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| RunError(format!("write {}: {e}", p.display())))?;
-        Ok(p)
+/// A read-only layer on top of every image holding the mount targets spawner needs (/proc, /sys,
+/// /dev, /etc/hostname, /etc/hosts, /etc/resolv.conf), as Docker's "init layer" does: with them there,
+/// bind-mounting the /etc files copies nothing up, so a run leaves its upper directory empty and
+/// creating and removing it stays cheap. Made once per state directory, atomically.
+fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
+    let path = state_dir.join("init-layer");
+    if path.is_dir() {
+        return Ok(path);
+    }
+    let tmp = state_dir.join(format!("init-layer.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let build = || -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for (dir, mode) in [("", 0o755), ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("etc", 0o755)] {
+            let d = tmp.join(dir);
+            std::fs::create_dir_all(&d)?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))?;
+        }
+        for file in ["hostname", "hosts", "resolv.conf"] {
+            std::fs::write(tmp.join("etc").join(file), "")?;
+        }
+        Ok(())
     };
+    build().map_err(|e| RunError(format!("create {}: {e}", tmp.display())))?;
+    match std::fs::rename(&tmp, &path) {
+        Ok(()) => Ok(path),
+        // Another run made it first.
+        Err(_) if path.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(path)
+        }
+        Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
+    }
+}
+
+/// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container. The child writes
+/// them into a small tmpfs of its own and binds them over the image's (no file on the host disk).
+fn etc_files(hostname: &str, net_host: bool) -> Vec<(&'static str, String)> {
     let hosts = if net_host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    Ok(vec![
-        (write("hostname", &format!("{hostname}\n"))?, "/etc/hostname"),
-        (write("hosts", &hosts)?, "/etc/hosts"),
-        (write("resolv.conf", &resolv)?, "/etc/resolv.conf"),
-    ])
+    vec![("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)]
 }
 
 const RELAYED: [i32; 6] = [1, 2, 3, 10, 12, 15]; // HUP INT QUIT USR1 USR2 TERM
@@ -140,6 +172,7 @@ fn signal_set(signals: &[i32]) -> rawsys::SigSet {
 
 /// Runs the container; returns its exit status (128+N for a signal, 137 for an OOM kill).
 pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
+    let net = (!opts.net_host).then(net::prepare_namespace);
     let archive = Archive::open(&opts.archive)?;
     let image = archive.select(opts.image.as_deref())?;
     log::info!(
@@ -148,7 +181,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         opts.archive.display()
     );
     let store = LayerStore::open(opts.state_dir.join("store"))?;
-    let layers = store.ensure_image(&archive, &image)?;
+    let mut layers = store.ensure_image(&archive, &image)?;
+    layers.push(init_layer(&opts.state_dir)?);
     log::info!("{} layers ready in {}", layers.len(), store.root().display());
 
     let id = random_id();
@@ -169,16 +203,22 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         }
         Err(e) => return Err(RunError(format!("create {}: {e}", dir.path.display()))),
     }
-    let (upper, work, merged) = (dir.path.join("upper"), dir.path.join("work"), dir.path.join("merged"));
-    for d in [&upper, &work, &merged] {
+    let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
+    for d in [&upper, &work] {
         std::fs::create_dir(d).map_err(|e| RunError(format!("create {}: {e}", d.display())))?;
     }
-    let etc_files = write_etc_files(&dir.path, &spec.hostname, opts.net_host)?;
+    let etc_files = etc_files(&spec.hostname, opts.net_host);
 
     let cgroup = Cgroup::create(&format!("spawner-{id}"), opts.cgroup_parent.as_deref(), &opts.limits)?;
     let cgroup_version = cgroup.version();
     log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
     let init = init_binary::sealed_memfd().map_err(RunError)?;
+    // Joined before clone: spawner is single-threaded again when it forks.
+    let net = match net.map(|thread| thread.join()) {
+        Some(Ok(result)) => Some(result.map_err(RunError)?),
+        Some(Err(_)) => return Err(RunError("network namespace thread panicked".into())),
+        None => None,
+    };
     let (tty_here, tty_there) = match opts.tty {
         true => {
             let (here, there) = tty::socket_pair().map_err(RunError)?;
@@ -191,17 +231,21 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         layers,
         upper,
         work,
-        merged,
+        // The overlay is mounted over the container's own directory, in the child's mount namespace
+        // only: no separate mount point to create and remove.
+        merged: dir.path.clone(),
         etc_files,
         volumes: opts.volumes.clone(),
         read_only: opts.read_only,
-        net_host: opts.net_host,
+        keep_upper: dir.keep,
+        net,
         cgroup_version,
+        cgroup_join: cgroup.self_join_files(),
         spec,
         init_flags: Vec::new(),
         tty: tty_there,
     };
-    let status = spawn_and_wait(plan, &cgroup, &init, tty_here)?;
+    let status = spawn_and_wait(plan, &init, tty_here)?;
     let oom_kills = cgroup.oom_kills().unwrap_or(0);
     let limit = cgroup.memory_limit();
     if let Err(e) = cgroup.remove() {
@@ -234,17 +278,9 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
 
 /// Clones the container's first process, lets it go once it is in the cgroup, and waits for it while
 /// relaying signals. Returns the exit status.
-fn spawn_and_wait(
-    plan: ChildPlan,
-    cgroup: &Cgroup,
-    init: &OwnedFd,
-    tty_socket: Option<OwnedFd>,
-) -> Result<i32, RunError> {
+fn spawn_and_wait(plan: ChildPlan, init: &OwnedFd, tty_socket: Option<OwnedFd>) -> Result<i32, RunError> {
     use rustix::thread::UnshareFlags as F;
-    let mut flags = F::NEWNS | F::NEWPID | F::NEWUTS | F::NEWIPC;
-    if !plan.net_host {
-        flags |= F::NEWNET;
-    }
+    let flags = F::NEWNS | F::NEWPID | F::NEWUTS | F::NEWIPC;
     // Signals for the container wait in a signalfd from now on, none lost while it starts.
     let relayed = signal_set(&RELAYED) | signal_set(&[SIGCHLD, SIGWINCH]);
     rawsys::set_signal_mask(relayed).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
@@ -262,15 +298,6 @@ fn spawn_and_wait(
     // Only the container holds its end of the tty socket now: EOF there means its setup failed.
     drop(plan);
     log::info!("container process {pid}");
-    let join = cgroup.add_process(pid as u32);
-    if let Err(e) = join {
-        let _ = rawsys::kill(pid, 9);
-        let _ = rustix::process::waitpid(
-            rustix::process::Pid::from_raw(pid),
-            rustix::process::WaitOptions::empty(),
-        );
-        return Err(e.into());
-    }
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
     drop(go_write);
     let mut message = Vec::new();

@@ -161,8 +161,45 @@ pub fn bind_in_root(root: BorrowedFd<'_>, source: &Path, path: &Path) -> Result<
     attach(&tree, target.as_fd(), &path.display().to_string())
 }
 
-/// The overlay of `layers` (bottom to top) with `upper` and `work`, attached at `merged`.
-pub fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
+/// Writes `files` into a small tmpfs (never attached anywhere itself) and binds each over
+/// /etc/NAME inside `root`.
+pub fn bind_etc_files(root: BorrowedFd<'_>, files: &[(&str, String)]) -> Result<()> {
+    let tmpfs = new_fs(
+        "tmpfs",
+        &[("mode", "755"), ("size", "64k")],
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )?;
+    for (name, text) in files {
+        let file = fs::openat(
+            &tmpfs,
+            *name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .context(|| format!("create /etc/{name} for the container"))?;
+        rustix::io::write(&file, text.as_bytes())
+            .context(|| format!("write /etc/{name} for the container"))?;
+        let target = open_in_root(root, &Path::new("/etc").join(name), Target::File)?;
+        let tree =
+            open_tree(&tmpfs, *name, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
+                .context(|| format!("open_tree /etc/{name}"))?;
+        attach(&tree, target.as_fd(), &format!("/etc/{name}"))?;
+    }
+    Ok(())
+}
+
+/// The overlay of `layers` (bottom to top) with `upper` and `work`, attached at `merged`. `volatile`
+/// (when the upper directory is thrown away at exit) skips overlayfs's syncs of the upper file system,
+/// which are pure cost for data nobody keeps.
+pub fn mount_overlay(
+    layers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+    volatile: bool,
+) -> Result<()> {
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).context(|| "fsopen overlay".into())?;
     // `lowerdir+` (Linux 6.8) takes one layer per call, so no option string can outgrow a page
     // however many layers an image has; top layer first.
@@ -187,6 +224,9 @@ pub fn mount_overlay(layers: &[PathBuf], upper: &Path, work: &Path, merged: &Pat
     fsconfig_set_string(&fs, "upperdir", upper)
         .context(|| format!("overlay upperdir {}", upper.display()))?;
     fsconfig_set_string(&fs, "workdir", work).context(|| format!("overlay workdir {}", work.display()))?;
+    if volatile {
+        fsconfig_set_flag(&fs, "volatile").context(|| "overlay volatile".into())?;
+    }
     fsconfig_create(&fs).context(|| format!("mount overlay on {}", merged.display()))?;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
         .context(|| "fsmount overlay".into())?;
