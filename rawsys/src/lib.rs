@@ -159,6 +159,17 @@ pub fn close_range(first: u32, last: u32) -> Result<(), Errno> {
     unsafe { check(syscall(nr::__NR_close_range, [first as usize, last as usize, 0, 0, 0])) }.map(drop)
 }
 
+/// Marks every fd from `first` up close-on-exec (close_range with CLOSE_RANGE_CLOEXEC, Linux 5.11):
+/// nothing a process inherited beyond them survives its next exec.
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: usize = 1 << 2;
+    // SAFETY: only sets a flag on fds; no fd is closed, so no live Rust object loses its fd.
+    unsafe {
+        check(syscall(nr::__NR_close_range, [first as usize, u32::MAX as usize, CLOSE_RANGE_CLOEXEC, 0, 0]))
+    }
+    .map(drop)
+}
+
 /// Milliseconds on CLOCK_MONOTONIC, read by the syscall (no vDSO, so no auxv lookup is needed).
 pub fn now_ms() -> u64 {
     let mut ts = [0i64; 2];

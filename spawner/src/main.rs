@@ -79,6 +79,18 @@ struct RunArgs {
     /// Accepted for Docker compatibility: containers are always removed unless --keep or --name.
     #[arg(long)]
     rm: bool,
+    /// Give the container every capability, no seccomp filter, no masked paths (as Docker does).
+    #[arg(long)]
+    privileged: bool,
+    /// Add a capability (NET_ADMIN, CAP_SYS_TIME, ALL) to Docker's default set.
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    /// Drop a capability (or ALL) from the default set.
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    /// seccomp=unconfined, no-new-privileges=true|false.
+    #[arg(long = "security-opt")]
+    security_opt: Vec<String>,
     /// Give the container a pseudo-terminal (raw mode, window size kept in sync).
     #[arg(short = 't', long)]
     tty: bool,
@@ -154,6 +166,13 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         keep: args.keep,
         name: args.name,
         tty: args.tty,
+        security: spawner::container::security::Security::from_options(
+            args.privileged,
+            &args.cap_add,
+            &args.cap_drop,
+            &args.security_opt,
+        )
+        .unwrap_or_else(|e| fail(e)),
     }
 }
 

@@ -403,3 +403,130 @@ fn tty_gives_the_container_a_terminal_of_its_own() {
     assert!(seen.contains("/dev/pts/0\r\n45 123\r\nxterm\r\n"), "{seen:?}");
     assert!(seen.contains("got:hello"), "{seen:?}");
 }
+
+#[test]
+fn hardening_is_on_by_default_and_visible_inside() {
+    let state = StateDir::new("hardening");
+    let script = "grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; ls /proc/$$/fd | tr '\\n' ' '; echo; \
+                  ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/hostname || echo proc-sys-ro";
+    // fd 7, open in spawner, must not reach the container.
+    let mut cmd = state.spawner(&["run", &busybox(), "--", "sh", "-c", script]);
+    let extra = std::fs::File::open("/etc/hostname").unwrap();
+    let extra_fd = std::os::fd::AsRawFd::as_raw_fd(&extra);
+    // SAFETY of pre_exec: dup2 is async-signal-safe and only changes the child's fd table.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            let mut seven = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(7);
+            let r = rustix::io::dup2(std::os::fd::BorrowedFd::borrow_raw(extra_fd), &mut seven);
+            std::mem::forget(seven);
+            r.map_err(Into::into)
+        });
+    }
+    let out = run(cmd);
+    assert_eq!(
+        stdout(&out),
+        "CapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n\
+         0 1 2 \n0\nproc-sys-ro\n",
+        "{}",
+        stderr(&out)
+    );
+    // A non-root user has no effective capabilities.
+    let out = state.run(&["run", "-u", "app", &busybox(), "--", "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(stdout(&out), "CapEff:\t0000000000000000\n");
+}
+
+#[test]
+fn seccomp_refuses_mount_even_with_cap_sys_admin() {
+    let state = StateDir::new("seccomp");
+    let script = "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo mounted";
+    let out = state.run(&["run", "--cap-add", "SYS_ADMIN", &busybox(), "--", "sh", "-c", script]);
+    assert_eq!(stdout(&out), "", "{}", stderr(&out));
+    let out = state.run(&[
+        "run",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(stdout(&out), "mounted\n", "{}", stderr(&out));
+    let out = state.run(&[
+        "run",
+        "--privileged",
+        &busybox(),
+        "--",
+        "sh",
+        "-c",
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ls /sys/firmware | wc -l",
+    ]);
+    assert!(stdout(&out).starts_with("NoNewPrivs:\t0\nSeccomp:\t0\n"), "{}", stdout(&out));
+    let out = state.run(&[
+        "run",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "net_admin",
+        &busybox(),
+        "--",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(stdout(&out), "CapEff:\t0000000000001000\n");
+}
+
+#[test]
+fn mounts_inside_do_not_reach_the_host() {
+    use std::io::{BufRead, BufReader};
+    let state = StateDir::new("propagation");
+    let script = "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo mounted && sleep 5";
+    let mut child =
+        state.spawner(&["run", "--privileged", &busybox(), "--", "sh", "-c", script]).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "mounted\n");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!mountinfo.contains(state.0.to_str().unwrap()), "a container mount shows on the host");
+}
+
+#[test]
+fn working_directory_through_a_file_descriptor_is_refused() {
+    let state = StateDir::new("fdcwd");
+    for dir in ["/proc/self/fd/3", "/proc/1/fd/5", "/proc/thread-self/fd/4/x"] {
+        let out = state.run(&["run", "-w", dir, &busybox(), "--", "pwd"]);
+        assert_eq!(code(&out), 125, "{dir}");
+        assert!(stderr(&out).contains("is not allowed"), "{dir}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn without_tty_the_container_has_no_controlling_terminal() {
+    // Run spawner itself on a terminal: the container must not share it (TIOCSTI, CVE-2017-5226).
+    let state = StateDir::new("notty");
+    let (mut master, slave) = open_pty();
+    let mut cmd =
+        state.spawner(&["run", &busybox(), "--", "sh", "-c", "echo tty_nr=$(cut -d' ' -f7 /proc/1/stat)"]);
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY of pre_exec: setsid and TIOCSCTTY are async-signal-safe syscalls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    drop((cmd, slave));
+    let seen = read_until(&mut master, "tty_nr=");
+    let seen = seen + &read_until(&mut master, "\n");
+    wait_or_kill(child, Duration::from_secs(20));
+    assert!(seen.contains("tty_nr=0"), "{seen:?}");
+}

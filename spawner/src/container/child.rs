@@ -38,6 +38,7 @@ pub struct ChildPlan {
     /// What to write `0` into to join the container's cgroup (see `cgroup::join_self`).
     pub cgroup_join: Vec<PathBuf>,
     pub spec: ProcessSpec,
+    pub security: super::security::Security,
     /// init's own flags, before `--` and the command.
     pub init_flags: Vec<String>,
     /// With `-t`: the socket over which the container's pty master goes to spawner.
@@ -85,11 +86,27 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
         let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
         user::resolve(&plan.spec.user, &passwd, &group).map_err(|e| e.to_string())?
     };
+    // A working directory through a leaked fd (/proc/self/fd/N) would be a host directory
+    // (CVE-2024-21626): refused by name before anything is created there, checked again after chdir.
+    if is_fd_path(&plan.spec.cwd) {
+        return Err(format!(
+            "working directory {} is not allowed (a path through a file descriptor)",
+            plan.spec.cwd
+        ));
+    }
     // Docker creates a missing WorkingDir (as root, before dropping privileges).
     let cwd = Path::new(&plan.spec.cwd);
     if std::fs::metadata(cwd).is_err() {
         std::fs::create_dir_all(cwd)
             .map_err(|e| format!("create working directory {}: {e}", cwd.display()))?;
+    }
+    // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 survive the exec.
+    rawsys::cloexec_from(3).map_err(|e| format!("close_range(CLOEXEC): {e}"))?;
+    let sec = &plan.security;
+    super::security::limit_bounding_set(sec.capabilities)?;
+    // While still root with every capability (so without needing no_new_privs first).
+    if sec.seccomp {
+        super::security::install_seccomp()?;
     }
     let groups: Vec<rustix::process::Gid> =
         creds.groups.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();
@@ -98,7 +115,18 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
         .map_err(|e| format!("setgid {}: {e}", creds.gid))?;
     rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(creds.uid))
         .map_err(|e| format!("setuid {}: {e}", creds.uid))?;
+    // A non-root user lost every capability with the uid change, as in Docker.
+    if creds.uid == 0 {
+        super::security::set_capabilities(sec.capabilities)?;
+    }
+    if sec.no_new_privs {
+        rustix::thread::set_no_new_privs(true).map_err(|e| format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"))?;
+    }
     rustix::process::chdir(cwd).map_err(|e| format!("chdir to working directory {}: {e}", cwd.display()))?;
+    match rustix::process::getcwd(Vec::new()) {
+        Ok(dir) if dir.to_bytes().starts_with(b"/") => {}
+        _ => return Err(format!("working directory {} is outside the container", cwd.display())),
+    }
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     // A credential change clears the parent-death signal: set it again.
     die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
@@ -121,6 +149,12 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
     let errno = unsafe { rawsys::execveat_fd(init.as_raw_fd(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
     Err(format!("exec init: {errno}"))
+}
+
+/// `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/PID/fd/N` (and below them).
+fn is_fd_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    matches!(parts.as_slice(), ["proc", who, "fd", ..] if *who == "self" || *who == "thread-self" || who.parse::<u32>().is_ok())
 }
 
 fn c_strings(items: &[&str]) -> Result<Vec<CString>, String> {
@@ -168,6 +202,9 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     }
     if plan.read_only {
         remount_read_only(Path::new("/"))?;
+    }
+    if plan.security.mask_paths {
+        rootfs::mask_paths(&super::security::MASKED_PATHS, &super::security::READONLY_PATHS)?;
     }
     Ok(())
 }

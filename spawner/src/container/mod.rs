@@ -8,6 +8,7 @@ mod init_binary;
 mod net;
 pub mod process;
 pub mod rootfs;
+pub mod security;
 mod tty;
 pub mod user;
 
@@ -55,6 +56,7 @@ pub struct RunOptions {
     pub keep: bool,
     pub name: Option<String>,
     pub tty: bool,
+    pub security: security::Security,
 }
 
 /// Parses `-v host:container[:ro|rw]`.
@@ -242,6 +244,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         cgroup_version,
         cgroup_join: cgroup.self_join_files(),
         spec,
+        security: opts.security.clone(),
         init_flags: Vec::new(),
         tty: tty_there,
     };

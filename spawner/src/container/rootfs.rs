@@ -312,3 +312,37 @@ pub fn pivot_into(new_root: &Path) -> Result<()> {
     rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH).context(|| "detach old root".into())?;
     rustix::process::chdir("/").context(|| "chdir /".into())
 }
+
+/// Hides `masked` (a file gets /dev/null bound over it, a directory an empty read-only tmpfs) and
+/// makes `readonly` read-only, by path inside the container after pivot_root (nothing of the
+/// container runs yet that could swap them). Paths the kernel does not have are skipped.
+pub fn mask_paths(masked: &[&str], readonly: &[&str]) -> Result<()> {
+    use rustix::mount::{mount_bind, mount_remount, MountFlags};
+    for path in masked {
+        let Ok(st) = fs::lstat(*path) else { continue };
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            let mnt = new_fs("tmpfs", &[("size", "0")], MountAttrFlags::MOUNT_ATTR_RDONLY)?;
+            move_mount(&mnt, "", CWD, *path, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+                .context(|| format!("mask {path}"))?;
+        } else {
+            mount_bind("/dev/null", *path).context(|| format!("mask {path}"))?;
+        }
+    }
+    for path in readonly {
+        if fs::lstat(*path).is_err() {
+            continue;
+        }
+        mount_bind(*path, *path).context(|| format!("bind {path}"))?;
+        mount_remount(
+            *path,
+            MountFlags::BIND
+                | MountFlags::RDONLY
+                | MountFlags::NOSUID
+                | MountFlags::NODEV
+                | MountFlags::NOEXEC,
+            "",
+        )
+        .context(|| format!("make {path} read-only"))?;
+    }
+    Ok(())
+}
