@@ -530,3 +530,66 @@ fn without_tty_the_container_has_no_controlling_terminal() {
     wait_or_kill(child, Duration::from_secs(20));
     assert!(seen.contains("tty_nr=0"), "{seen:?}");
 }
+
+#[test]
+fn a_killed_spawner_takes_its_container_along_and_the_next_run_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    let state = StateDir::new("crash");
+    let mut child = state
+        .spawner(&["-v", "run", &busybox(), "--", "sh", "-c", "echo $$ started; exec sleep 100"])
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "2 started\n");
+    // The container's init is spawner's only child: the sleep runs under it.
+    let init = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let init: u32 = init.split_whitespace().next().unwrap().parse().unwrap();
+    let sleep = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+    let sleep: u32 = sleep.split_whitespace().next().unwrap().parse().unwrap();
+    child.kill().unwrap(); // SIGKILL: no cleanup by spawner itself.
+    child.wait().unwrap();
+    let gone = |pid: u32| {
+        (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
+    };
+    assert!(gone(sleep) && gone(init), "the container outlived its spawner");
+    let left: Vec<_> =
+        std::fs::read_dir(state.0.join("containers")).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(left.len(), 1, "the dead run's directory is there to clean: {left:?}");
+    let out = state.run(&["-v", "run", &busybox(), "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("left by a spawner that died"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(state.0.join("containers")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let cgroups: Vec<_> = own_memory_cgroup()
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    // `[INFO ] cgroup ["/sys/fs/cgroup/memory/…/spawner-<state hash>-<id>"] (V1)`
+    let err = stderr(&out);
+    let line = err.lines().find(|l| l.contains("] cgroup [")).expect("the cgroup line");
+    let name = line.split('"').nth(1).unwrap().rsplit('/').next().unwrap();
+    let state_prefix = &name[..name.rfind('-').unwrap() + 1];
+    assert_eq!(state_prefix.len(), "spawner-01234567-".len(), "{state_prefix}");
+    assert!(!cgroups.iter().any(|c| c.starts_with(state_prefix)), "stale cgroups: {cgroups:?}");
+}
+
+#[test]
+fn kept_and_named_containers_stay_and_names_are_checked() {
+    let state = StateDir::new("named");
+    let out = state.run(&["run", "--name", "web-1", &busybox(), "--", "sh", "-c", "echo data > /kept"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(state.0.join("containers/web-1/upper/kept")).unwrap(), "data\n");
+    let out = state.run(&["run", "--name", "web-1", &busybox(), "--", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
+    // Another run does not take a kept container for a dead one.
+    assert_eq!(code(&state.run(&["run", &busybox(), "--", "true"])), 0);
+    assert!(state.0.join("containers/web-1/upper/kept").exists());
+    let out = state.run(&["run", "--name", "../escape", &busybox(), "--", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("invalid container name"), "{}", stderr(&out));
+}

@@ -9,6 +9,7 @@ mod net;
 pub mod process;
 pub mod rootfs;
 pub mod security;
+mod stale;
 mod tty;
 pub mod user;
 
@@ -96,6 +97,8 @@ fn random_id() -> String {
 struct ContainerDir {
     path: PathBuf,
     keep: bool,
+    /// This run's flock on the directory (see `stale`): released last, after the removal.
+    _lock: OwnedFd,
 }
 
 impl Drop for ContainerDir {
@@ -152,6 +155,51 @@ fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
     }
 }
 
+/// Creates `containers/NAME` with its upper and work directories, locked for this run: made as
+/// `.ID.new`, locked, then renamed into place without replacing anything (a taken name is an error).
+fn create_container_dir(
+    containers: &Path,
+    name: &str,
+    id: &str,
+    keep: bool,
+) -> Result<ContainerDir, RunError> {
+    let path = containers.join(name);
+    let in_use = || RunError(format!("container name {name:?} is already in use ({})", path.display()));
+    if path.exists() {
+        return Err(in_use());
+    }
+    let tmp = containers.join(format!(".{id}.new"));
+    let io = |what: &str, p: &Path, e: std::io::Error| RunError(format!("{what} {}: {e}", p.display()));
+    std::fs::create_dir(&tmp).map_err(|e| io("create", &tmp, e))?;
+    let prepare = || -> Result<OwnedFd, RunError> {
+        let lock = stale::claim(&tmp).map_err(|e| RunError(format!("lock {}: {e}", tmp.display())))?;
+        for d in ["upper", "work"] {
+            std::fs::create_dir(tmp.join(d)).map_err(|e| io("create", &tmp.join(d), e))?;
+        }
+        if keep {
+            std::fs::write(tmp.join(stale::KEEP_MARKER), "").map_err(|e| io("write", &tmp, e))?;
+        }
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => Ok(lock),
+            Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => Err(in_use()),
+            Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
+        }
+    };
+    match prepare() {
+        Ok(lock) => Ok(ContainerDir { path, keep, _lock: lock }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
 /// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container. The child writes
 /// them into a small tmpfs of its own and binds them over the image's (no file on the host disk).
 fn etc_files(hostname: &str, net_host: bool) -> Vec<(&'static str, String)> {
@@ -193,25 +241,23 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     std::fs::create_dir_all(&containers)
         .map_err(|e| RunError(format!("create {}: {e}", containers.display())))?;
     let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
-    let dir = ContainerDir { path: containers.join(&dir_name), keep: opts.keep || opts.name.is_some() };
-    match std::fs::create_dir(&dir.path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::mem::forget(dir);
-            return Err(RunError(format!(
-                "container name {dir_name:?} is already in use ({})",
-                containers.join(&dir_name).display()
-            )));
-        }
-        Err(e) => return Err(RunError(format!("create {}: {e}", dir.path.display()))),
+    // Docker's rule for names; it also keeps them valid as directory and cgroup names.
+    let valid = |n: &str| {
+        n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            && n.len() <= 128
+    };
+    if !valid(&dir_name) {
+        return Err(RunError(format!("invalid container name {dir_name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
     }
+    let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
+    stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
+    let dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
     let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
-    for d in [&upper, &work] {
-        std::fs::create_dir(d).map_err(|e| RunError(format!("create {}: {e}", d.display())))?;
-    }
     let etc_files = etc_files(&spec.hostname, opts.net_host);
 
-    let cgroup = Cgroup::create(&format!("spawner-{id}"), opts.cgroup_parent.as_deref(), &opts.limits)?;
+    let cgroup =
+        Cgroup::create(&format!("{cgroup_prefix}{dir_name}"), opts.cgroup_parent.as_deref(), &opts.limits)?;
     let cgroup_version = cgroup.version();
     log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
     let init = init_binary::sealed_memfd().map_err(RunError)?;

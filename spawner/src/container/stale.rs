@@ -1,0 +1,78 @@
+//! What a spawner that died (SIGKILL, a crash, a power cut) left behind, found and removed by the next
+//! run on the same state directory: container directories and their cgroups. The container itself
+//! died with its spawner (parent-death signal on its first process; on cgroup v2 the cgroup is
+//! killed whole when removed).
+//!
+//! A live run holds an exclusive flock on its container directory for as long as it lives; the
+//! kernel drops it when the process dies, however it dies. A directory is created under a dot-name,
+//! locked, and only then renamed into place, so a starting run is never taken for a dead one.
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{flock, FlockOperation, Mode, OFlags};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Marks a container directory that is meant to outlive its run (`--keep`, `--name`).
+pub const KEEP_MARKER: &str = "keep";
+
+/// Locks `dir` for this run; fails with EWOULDBLOCK when a live run holds it.
+pub fn claim(dir: &Path) -> rustix::io::Result<OwnedFd> {
+    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    flock(&fd, FlockOperation::NonBlockingLockExclusive)?;
+    Ok(fd)
+}
+
+/// The cgroup name prefix for containers of the state directory `state_dir`: runs on other state
+/// directories (other users, tests) never touch each other's cgroups.
+pub fn cgroup_prefix(state_dir: &Path) -> String {
+    // FNV-1a over the path: stable, short, no dependency.
+    let hash = state_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+    format!("spawner-{:08x}-", hash as u32)
+}
+
+/// Removes the container directories in `containers` whose runs are dead, then the cgroups of this
+/// state directory that no live run owns.
+pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Option<&Path>) {
+    let Ok(entries) = std::fs::read_dir(containers) else { return };
+    let mut alive = HashSet::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with('.') {
+            // A run between mkdir and its lock holds it for microseconds: only old ones are dead.
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60));
+            if !(old && claim(&path).is_ok()) {
+                continue;
+            }
+        } else {
+            match claim(&path) {
+                Err(_) => {
+                    alive.insert(name);
+                    continue;
+                }
+                Ok(_lock) if path.join(KEEP_MARKER).exists() => continue,
+                Ok(_lock) => {}
+            }
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => log::info!("removed {} left by a spawner that died", path.display()),
+            Err(e) => log::warn!("remove stale {}: {e}", path.display()),
+        }
+    }
+    let is_alive = |cgroup: &str| cgroup.strip_prefix(cgroup_prefix).is_some_and(|n| alive.contains(n));
+    match crate::cgroup::remove_stale(cgroup_parent, cgroup_prefix, is_alive) {
+        Ok(removed) => {
+            for name in removed {
+                log::info!("removed cgroup {name} left by a spawner that died");
+            }
+        }
+        Err(e) => log::debug!("looking for stale cgroups: {e}"),
+    }
+}
