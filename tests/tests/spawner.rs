@@ -593,3 +593,31 @@ fn kept_and_named_containers_stay_and_names_are_checked() {
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).contains("invalid container name"), "{}", stderr(&out));
 }
+
+/// A real distribution: Debian bookworm from debootstrap, imported and saved by podman
+/// (`cargo xtask images --debian`).
+#[test]
+fn a_debian_userland_works() {
+    let state = StateDir::new("debian");
+    let debian = image("debian.tar").display().to_string();
+    let script = "set -e; . /etc/os-release; echo $ID $VERSION_CODENAME; pwd; echo $LANG; apt-get --version | head -1 | cut -d' ' -f1; \
+                  useradd -m -s /bin/bash bob; su bob -c 'id -un; cd; pwd'; dpkg-query -W -f='${Status}\\n' coreutils; \
+                  readlink /var/run";
+    let out = state.run(&["run", &debian, "--", "bash", "-c", script]);
+    assert_eq!(
+        stdout(&out),
+        "debian bookworm\n/root\nC.UTF-8\napt\nbob\n/home/bob\ninstall ok installed\n/run\n",
+        "{}",
+        stderr(&out)
+    );
+    // The image's Cmd (bash) and WorkingDir, as another user: runc's rule lets nobody start in /root.
+    let out = state.run(&["run", "-u", "nobody", &debian, "--", "sh", "-c", "id; pwd"]);
+    assert_eq!(
+        stdout(&out),
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n/root\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = state.run(&["run", &debian]);
+    assert_eq!(code(&out), 0, "bash on an empty stdin exits 0: {}", stderr(&out));
+}

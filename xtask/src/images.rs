@@ -47,6 +47,11 @@ mod media {
 
 /// Builds the images and prints their paths and sizes.
 pub fn build(big: bool) -> Result<Vec<PathBuf>> {
+    build_with(big, false)
+}
+
+/// `debian`: also debian.tar, a minimal Debian bookworm made by debootstrap and saved by podman.
+pub fn build_with(big: bool, debian: bool) -> Result<Vec<PathBuf>> {
     apt_install(&["busybox-static"])?;
     let busybox = std::fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox: {e}"))?;
     let dir = root().join("target/images");
@@ -88,6 +93,9 @@ pub fn build(big: bool) -> Result<Vec<PathBuf>> {
     extra("skopeo", skopeo(&dir));
     extra("umoci", umoci(&dir));
     extra("podman", podman(&dir));
+    if debian {
+        written.push(debian_image(&dir)?);
+    }
 
     for path in &written {
         println!("{:>10} bytes  {}", std::fs::metadata(path)?.len(), path.display());
@@ -861,6 +869,56 @@ fn add_dir(t: &mut Tar, dir: &Path, prefix: &str) -> Result<()> {
 
 /// busybox-docker.tar loaded into podman (storage under target/images/.podman, removed after),
 /// and saved again as a docker-archive and an oci-archive.
+/// A real distribution userland, made the way users get one: debootstrap (minbase bookworm, from
+/// Debian's archive; cached under target/images/.debian-rootfs), then `podman import` with the
+/// image config set by `--change`, and `podman save` as a docker-archive.
+fn debian_image(dir: &Path) -> Result<PathBuf> {
+    apt_install(&["debootstrap", "podman"])?;
+    let rootfs = dir.join(".debian-rootfs");
+    let complete = dir.join(".debian-rootfs.complete");
+    if !complete.exists() {
+        remove(&rootfs)?;
+        eprintln!("xtask: debootstrap of Debian bookworm (about a minute, once)");
+        run(cmd("debootstrap")
+            .args(["--variant=minbase", "bookworm"])
+            .arg(&rootfs)
+            .arg("http://deb.debian.org/debian"))?;
+        std::fs::write(&complete, "")?;
+    }
+    let out = dir.join("debian.tar");
+    if out.exists() && std::fs::metadata(&out)?.modified()? >= std::fs::metadata(&complete)?.modified()? {
+        return Ok(out);
+    }
+    let store = dir.join(".podman-debian");
+    remove(&store)?;
+    let podman = || {
+        let mut c = cmd("podman");
+        c.arg("--root").arg(store.join("root")).arg("--runroot").arg(store.join("run"));
+        c.args(["--storage-driver", "vfs", "--events-backend", "none", "--cgroup-manager", "cgroupfs"]);
+        c
+    };
+    let tarball = dir.join(".debian-rootfs.tar");
+    let result = (|| -> Result<()> {
+        run(cmd("tar").arg("-C").arg(&rootfs).args(["--numeric-owner", "-cf"]).arg(&tarball).arg("."))?;
+        output(
+            podman()
+                .args(["import", "--quiet", "--change", "ENV LANG=C.UTF-8", "--change", "WORKDIR /root"])
+                .args(["--change", "CMD [\"bash\"]"])
+                .arg(&tarball)
+                .arg("debian:bookworm"),
+        )?;
+        remove(&out)?;
+        run(podman()
+            .args(["save", "--quiet", "--format", "docker-archive", "--output"])
+            .arg(&out)
+            .arg("debian:bookworm"))
+    })();
+    remove(&store)?;
+    let _ = std::fs::remove_file(&tarball);
+    result?;
+    Ok(out)
+}
+
 fn podman(dir: &Path) -> Result<Vec<PathBuf>> {
     // Installing podman took ~10 s on this machine.
     apt_install(&["podman"])?;

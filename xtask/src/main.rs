@@ -44,6 +44,7 @@ fn main() {
         },
         ["images"] => images::build(false).map(drop),
         ["images", "--big"] => images::build(true).map(drop),
+        ["images", "--debian"] => images::build_with(false, true).map(drop),
         ["__reap-bench", n] => bench::reap_helper(n.parse().unwrap_or(10_000)),
         _ => {
             eprint!("{USAGE}");
@@ -131,7 +132,7 @@ fn test() -> Result<()> {
     // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests).
     apt_install(&["util-linux", "procps"])?;
     let dist = dist()?;
-    images::build(false)?;
+    images::build_with(false, true)?;
     lint()?;
     let root = root();
     run(cmd("cargo").current_dir(root.join("init")).args(["test", "--target-dir", "../target/init"]))?;

@@ -100,6 +100,10 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
         std::fs::create_dir_all(cwd)
             .map_err(|e| format!("create working directory {}: {e}", cwd.display()))?;
     }
+    // As runc does: enter the working directory while still root (a user may run in a directory it
+    // could not enter itself, such as Debian's /root under -u nobody), and again as the user below
+    // only if root was refused.
+    let entered_as_root = rustix::process::chdir(cwd).is_ok();
     // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 survive the exec.
     rawsys::cloexec_from(3).map_err(|e| format!("close_range(CLOEXEC): {e}"))?;
     let sec = &plan.security;
@@ -122,7 +126,10 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     if sec.no_new_privs {
         rustix::thread::set_no_new_privs(true).map_err(|e| format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"))?;
     }
-    rustix::process::chdir(cwd).map_err(|e| format!("chdir to working directory {}: {e}", cwd.display()))?;
+    if !entered_as_root {
+        rustix::process::chdir(cwd)
+            .map_err(|e| format!("chdir to working directory {}: {e}", cwd.display()))?;
+    }
     match rustix::process::getcwd(Vec::new()) {
         Ok(dir) if dir.to_bytes().starts_with(b"/") => {}
         _ => return Err(format!("working directory {} is outside the container", cwd.display())),
