@@ -621,3 +621,28 @@ fn a_debian_userland_works() {
     let out = state.run(&["run", &debian]);
     assert_eq!(code(&out), 0, "bash on an empty stdin exits 0: {}", stderr(&out));
 }
+
+#[test]
+fn symlinked_mount_targets_stay_inside_the_container() {
+    let state = StateDir::new("symlinks");
+    let host = state.0.join("host-data");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("file"), "host file\n").unwrap();
+    let outside = ["/tmp/spawner-escape-data", "/tmp/spawner-escape-data2", "/tmp/spawner-escape-hostname"];
+    for p in outside {
+        let _ = std::fs::remove_dir_all(p);
+        let _ = std::fs::remove_file(p);
+    }
+    let img = image("symlinks.tar").display().to_string();
+    let (v1, v2) = (format!("{}:/data", host.display()), format!("{}:/data2/sub", host.display()));
+    let out = state.run(&[
+        "run", "-v", &v1, "-v", &v2, &img, "--", "sh", "-c",
+        "cat /data/file /data2/sub/file /tmp/spawner-escape-data/file; ls /proc/self/exe >/dev/null && echo proc-ok; cat /etc/hostname | wc -c",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // The binds landed where the links lead inside the rootfs; /proc and /etc/hostname are spawner's.
+    assert_eq!(stdout(&out), "host file\nhost file\nhost file\nproc-ok\n13\n", "{}", stderr(&out));
+    for p in outside {
+        assert!(!std::path::Path::new(p).exists(), "{p} was created on the host");
+    }
+}

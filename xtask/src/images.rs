@@ -72,6 +72,10 @@ pub fn build_with(big: bool, debian: bool) -> Result<Vec<PathBuf>> {
             oci_archive(t, &image.config, &zstd, media::LAYER_ZSTD)
         })?,
         write(&dir, "busybox-oci-multiarch.tar", |t| oci_multiarch(t, &image))?,
+        write(&dir, "symlinks.tar", |t| {
+            let image = Image::new(vec![layer1(&busybox), symlinks_layer()], |d| busybox_config(d, false));
+            docker_archive(t, &[(&image, "symlinks:latest")], false)
+        })?,
         write(&dir, "multi.tar", |t| {
             docker_archive(t, &[(&image, "busybox:latest"), (&other, "busybox:other")], false)
         })?,
@@ -325,6 +329,18 @@ fn layer2() -> Tar {
         .file("opt/replaced/new", 0o644, "new\n")
         .then_unsorted()
         .file("opt/replaced/.wh..wh..opq", 0o644, "");
+    t
+}
+
+/// A layer whose mount targets are symlinks pointing out of the rootfs (CVE-2019-16884 family):
+/// a runtime that follows them on the host would mount over host paths.
+fn symlinks_layer() -> Tar {
+    let mut t = Tar::default();
+    t.symlink("data", "/tmp/spawner-escape-data")
+        .symlink("data2", "../../../../../../tmp/spawner-escape-data2")
+        .symlink("proc", "/")
+        .dir("etc/", 0o755)
+        .symlink("etc/hostname", "/tmp/spawner-escape-hostname");
     t
 }
 

@@ -13,6 +13,7 @@ use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// A setup step that failed: what was being done, on which path, and the errno.
@@ -52,58 +53,69 @@ fn in_root_flags() -> ResolveFlags {
 }
 
 /// Opens (O_PATH) `path` inside `root`, creating missing directories (and the last component as
-/// `kind`) on the way. Symlinks resolve inside `root`.
+/// `kind`) on the way. Symlinks resolve inside `root`, dangling ones included: a mount target
+/// `data -> /elsewhere` creates and opens `<root>/elsewhere`, never a host path (as runc's
+/// securejoin does).
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, kind: Target) -> Result<OwnedFd> {
+    open_in_root_following(root, path, kind, 0)
+}
+
+fn open_in_root_following(root: BorrowedFd<'_>, path: &Path, kind: Target, links: u32) -> Result<OwnedFd> {
+    if links > 40 {
+        return Err(MountError { what: format!("resolve {}", path.display()), errno: Errno::LOOP });
+    }
     let parts: Vec<&std::ffi::OsStr> = path
         .components()
         .filter_map(|c| match c {
             Component::Normal(n) => Some(n),
+            Component::ParentDir => Some("..".as_ref()),
             _ => None,
         })
         .collect();
+    let open = |p: &Path, flags: OFlags| {
+        fs::openat2(root, p, flags | OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), in_root_flags())
+    };
     let mut sofar = PathBuf::from("/");
-    let mut dir = fs::openat2(
-        root,
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-        in_root_flags(),
-    )
-    .context(|| "open container root".into())?;
+    let mut fd = open(&sofar, OFlags::DIRECTORY).context(|| "open container root".into())?;
     for (i, name) in parts.iter().enumerate() {
+        let parent = sofar.clone();
         sofar.push(name);
         let last = i + 1 == parts.len();
-        let flags = OFlags::PATH
-            | OFlags::CLOEXEC
-            | if last && kind == Target::File { OFlags::empty() } else { OFlags::DIRECTORY };
-        match fs::openat2(root, &sofar, flags, Mode::empty(), in_root_flags()) {
-            Ok(fd) => dir = fd,
+        let flags = if last && kind == Target::File { OFlags::empty() } else { OFlags::DIRECTORY };
+        match open(&sofar, flags) {
+            Ok(next) => fd = next,
             Err(Errno::NOENT) => {
-                // `dir` is the resolved parent; create the missing component right there.
+                // `fd` is the resolved parent. A dangling symlink is followed (inside the root);
+                // anything else missing is created.
+                if let Ok(target) = fs::readlinkat(&fd, *name, Vec::new()) {
+                    let target = Path::new(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                    let mut next = if target.is_absolute() { PathBuf::from("/") } else { parent };
+                    next.push(target);
+                    for rest in &parts[i + 1..] {
+                        next.push(rest);
+                    }
+                    return open_in_root_following(root, &next, kind, links + 1);
+                }
                 if last && kind == Target::File {
-                    let fd = fs::openat(
-                        &dir,
-                        *name,
-                        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                        Mode::from_raw_mode(0o644),
-                    )
-                    .context(|| format!("create {}", sofar.display()))?;
-                    drop(fd);
+                    let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+                    drop(
+                        fs::openat(&fd, *name, flags, Mode::from_raw_mode(0o644))
+                            .context(|| format!("create {}", sofar.display()))?,
+                    );
                 } else {
-                    match fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
+                    match fs::mkdirat(&fd, *name, Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => {
                             return Err(MountError { what: format!("mkdir {}", sofar.display()), errno: e })
                         }
                     }
                 }
-                dir = fs::openat2(root, &sofar, flags, Mode::empty(), in_root_flags())
-                    .context(|| format!("open {}", sofar.display()))?;
+                fd = open(&sofar, flags).context(|| format!("open {}", sofar.display()))?;
             }
             Err(e) => return Err(MountError { what: format!("open {}", sofar.display()), errno: e }),
         }
     }
-    Ok(dir)
+    Ok(fd)
 }
 
 /// Attaches a detached mount (from fsmount or open_tree) onto `target`.
