@@ -95,7 +95,8 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
         "Measured {} by `cargo xtask bench run` (2 cores): start-to-exit of `/bin/true` from the busybox\n\
          image, {RUNS} runs each, interleaved, after 3 warm-up runs; medians. spawner runs the image archive\n\
          itself (archive index, warm layer store, overlay, cgroup, 6 namespaces, pivot_root, init as PID 1);\n\
-         crun and runc run an OCI bundle of the same rootfs with the same namespaces (crun with\n\
+         crun and runc run an OCI bundle of the same rootfs with the same namespaces, mounts, masked paths\n\
+         and capabilities (crun with\n\
          --cgroup-manager=disabled, runc --rootless=true: the only ways they run on this hybrid-cgroup\n\
          host); bubblewrap binds the same rootfs.\n\n\
          | runtime | median | vs spawner |\n|---|---:|---:|\n",
@@ -120,8 +121,14 @@ fn time_once(command: &mut Command) -> Result<Duration> {
     Ok(elapsed)
 }
 
+const DOCKER_CAPS: [&str; 14] = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+];
+
 /// An OCI bundle: the image's layers extracted in order into rootfs/, and a config.json with the same
-/// namespaces and mounts spawner sets up.
+/// namespaces, mounts, masked and read-only paths and capabilities spawner sets up (not its seccomp
+/// filter: that would need a profile file per runtime).
 fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
@@ -143,7 +150,10 @@ fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
             "args": ["/bin/true"],
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "cwd": "/",
-            "noNewPrivileges": true
+            "noNewPrivileges": true,
+            "capabilities": {
+                "bounding": DOCKER_CAPS, "effective": DOCKER_CAPS, "permitted": DOCKER_CAPS, "inheritable": DOCKER_CAPS
+            }
         },
         "root": {"path": "rootfs", "readonly": false},
         "hostname": "bench",
@@ -156,7 +166,10 @@ fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
         ],
         "linux": {
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}]
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
     });
     std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
