@@ -187,3 +187,28 @@ pub fn read_until(master: &mut std::fs::File, want: &str) -> String {
     }
     seen
 }
+
+/// Spawns `cmd` as the leader of a new session whose controlling terminal (and stdio) is a fresh pty,
+/// as a shell on a terminal would; returns the child and the pty master. `size` sets the window size.
+pub fn spawn_on_terminal(mut cmd: Command, size: Option<(u16, u16)>) -> (std::process::Child, std::fs::File) {
+    let (master, slave) = open_pty();
+    if let Some((rows, cols)) = size {
+        let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        rustix::termios::tcsetwinsize(&slave, ws).unwrap();
+    }
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY of pre_exec: setsid and the TIOCSCTTY ioctl are async-signal-safe syscalls.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    // Only the child may hold the slave, or the master would never see the end of it.
+    drop((cmd, slave));
+    (child, master)
+}

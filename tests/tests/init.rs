@@ -260,23 +260,9 @@ fn status_fd_writes_a_json_exit_record() {
 }
 
 fn spawn_on_pty(args: &[&str]) -> (std::process::Child, std::fs::File) {
-    let (master, slave) = open_pty();
     let mut cmd = Command::new(init_bin());
-    cmd.args(args)
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave.try_clone().unwrap());
-    // SAFETY of pre_exec: setsid and the TIOCSCTTY ioctl are async-signal-safe syscalls.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            rustix::process::setsid()?;
-            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    drop(slave);
-    (child, master)
+    cmd.args(args);
+    spawn_on_terminal(cmd, None)
 }
 
 #[test]

@@ -368,11 +368,8 @@ fn parallel_runs_share_the_store() {
 
 #[test]
 fn tty_gives_the_container_a_terminal_of_its_own() {
-    use rustix::termios::{tcsetwinsize, Winsize};
     let state = StateDir::new("tty");
-    let (mut master, slave) = open_pty();
-    tcsetwinsize(&slave, Winsize { ws_row: 45, ws_col: 123, ws_xpixel: 0, ws_ypixel: 0 }).unwrap();
-    let mut cmd = state.spawner(&[
+    let cmd = state.spawner(&[
         "run",
         "-t",
         &busybox(),
@@ -381,20 +378,7 @@ fn tty_gives_the_container_a_terminal_of_its_own() {
         "-c",
         "tty; stty size; echo $TERM; read line; echo got:$line; exit 5",
     ]);
-    cmd.stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave.try_clone().unwrap());
-    // SAFETY of pre_exec: setsid and TIOCSCTTY are async-signal-safe syscalls.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            rustix::process::setsid()?;
-            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    // Only the child may hold the slave, or the master would never see the end of it.
-    drop((cmd, slave));
+    let (child, mut master) = spawn_on_terminal(cmd, Some((45, 123)));
     let seen = read_until(&mut master, "xterm");
     std::io::Write::write_all(&mut master, b"hello\r").unwrap();
     let seen = seen + &read_until(&mut master, "got:hello");
@@ -509,22 +493,9 @@ fn working_directory_through_a_file_descriptor_is_refused() {
 fn without_tty_the_container_has_no_controlling_terminal() {
     // Run spawner itself on a terminal: the container must not share it (TIOCSTI, CVE-2017-5226).
     let state = StateDir::new("notty");
-    let (mut master, slave) = open_pty();
-    let mut cmd =
+    let cmd =
         state.spawner(&["run", &busybox(), "--", "sh", "-c", "echo tty_nr=$(cut -d' ' -f7 /proc/1/stat)"]);
-    cmd.stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave.try_clone().unwrap());
-    // SAFETY of pre_exec: setsid and TIOCSCTTY are async-signal-safe syscalls.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            rustix::process::setsid()?;
-            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().unwrap();
-    drop((cmd, slave));
+    let (child, mut master) = spawn_on_terminal(cmd, None);
     let seen = read_until(&mut master, "tty_nr=");
     let seen = seen + &read_until(&mut master, "\n");
     wait_or_kill(child, Duration::from_secs(20));

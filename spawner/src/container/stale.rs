@@ -9,7 +9,6 @@
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{flock, FlockOperation, Mode, OFlags};
-use std::collections::HashSet;
 use std::path::Path;
 
 /// Marks a container directory that is meant to outlive its run (`--keep`, `--name`).
@@ -38,7 +37,6 @@ pub fn cgroup_prefix(state_dir: &Path) -> String {
 /// state directory that no live run owns.
 pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Option<&Path>) {
     let Ok(entries) = std::fs::read_dir(containers) else { return };
-    let mut alive = HashSet::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
@@ -53,10 +51,7 @@ pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Optio
             }
         } else {
             match claim(&path) {
-                Err(_) => {
-                    alive.insert(name);
-                    continue;
-                }
+                Err(_) => continue,
                 Ok(_lock) if path.join(KEEP_MARKER).exists() => continue,
                 Ok(_lock) => {}
             }
@@ -66,7 +61,14 @@ pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Optio
             Err(e) => log::warn!("remove stale {}: {e}", path.display()),
         }
     }
-    let is_alive = |cgroup: &str| cgroup.strip_prefix(cgroup_prefix).is_some_and(|n| alive.contains(n));
+    // Checked when each cgroup is looked at, not from the scan above: a run that started since has
+    // its directory in place and locked before it creates its cgroup.
+    let is_alive = |cgroup: &str| {
+        cgroup.strip_prefix(cgroup_prefix).is_some_and(|name| {
+            let dir = containers.join(name);
+            dir.exists() && claim(&dir).is_err()
+        })
+    };
     match crate::cgroup::remove_stale(cgroup_parent, cgroup_prefix, is_alive) {
         Ok(removed) => {
             for name in removed {
