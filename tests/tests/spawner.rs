@@ -355,15 +355,23 @@ fn parallel_runs_share_the_store() {
     let state = StateDir::new("parallel");
     let children: Vec<_> = (0..8)
         .map(|i| {
-            state.spawner(&["run", &busybox(), "--", "sh", "-c", &format!("echo run {i}")]).spawn().unwrap()
+            state
+                .spawner(&["-v", "run", &busybox(), "--", "sh", "-c", &format!("echo run {i}")])
+                .spawn()
+                .unwrap()
         })
         .collect();
+    let mut unpacks = 0;
     for (i, child) in children.into_iter().enumerate() {
         let out = wait_or_kill(child, Duration::from_secs(60));
         assert_eq!(stdout(&out), format!("run {i}\n"), "{}", stderr(&out));
+        unpacks += stderr(&out).matches("unpacked layer").count();
     }
+    // Eight runs at once on an empty store: each of the 3 layers unpacked by exactly one of them.
+    assert_eq!(unpacks, 3);
     let layers = std::fs::read_dir(state.0.join("store/layers/sha256")).unwrap().count();
     assert_eq!(layers, 3);
+    assert_eq!(std::fs::read_dir(state.0.join("store/tmp")).unwrap().count(), 0, "leftovers in store/tmp");
 }
 
 #[test]
@@ -616,4 +624,15 @@ fn symlinked_mount_targets_stay_inside_the_container() {
     for p in outside {
         assert!(!std::path::Path::new(p).exists(), "{p} was created on the host");
     }
+}
+
+#[test]
+fn init_cannot_be_seen_or_written_from_inside() {
+    // Even with every capability: init runs from a sealed memfd, in no file system of the container.
+    let state = StateDir::new("sealed");
+    let out = state.run(&[
+        "run", "--privileged", &busybox(), "--", "sh", "-c",
+        "readlink /proc/1/exe; echo x > /proc/1/exe || echo refused; dd if=/dev/zero of=/proc/1/exe bs=1 count=1 conv=notrunc 2>/dev/null || echo refused",
+    ]);
+    assert_eq!(stdout(&out), "/memfd:spawner-init (deleted)\nrefused\nrefused\n", "{}", stderr(&out));
 }
