@@ -636,3 +636,25 @@ fn init_cannot_be_seen_or_written_from_inside() {
     ]);
     assert_eq!(stdout(&out), "/memfd:spawner-init (deleted)\nrefused\nrefused\n", "{}", stderr(&out));
 }
+
+#[test]
+fn memory_limits_are_applied_and_visible_inside() {
+    // The container's cgroup namespace makes its own cgroup the root of what it sees.
+    let state = StateDir::new("limits");
+    let script = "grep memory /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes";
+    let out =
+        state.run(&["run", "--memory", "32m", "--memory-swap", "64m", &busybox(), "--", "sh", "-c", script]);
+    let on_v1 = own_memory_cgroup().is_some_and(|d| d.starts_with("/sys/fs/cgroup/memory"));
+    if on_v1 {
+        assert_eq!(
+            stdout(&out),
+            "4:memory:/\n33554432\n67108864\n".replace("4:", &stdout(&out)[..2]),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Limits this host cannot apply are refused up front, naming why (here: v1 pids not delegated).
+    let out = state.run(&["run", "--memory", "1k", &busybox(), "--", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).starts_with("spawner: "), "{}", stderr(&out));
+}
