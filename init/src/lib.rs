@@ -135,7 +135,10 @@ unsafe fn run(cfg: &Config, child_argv: *const *const u8, envp: *const *const u8
     }
     let tty = rustix::termios::isatty(rustix::stdio::stdin())
         && rustix::termios::tcgetpgrp(rustix::stdio::stdin()).is_ok();
-    let setup = spawn::ChildSetup { tty, setsid: cfg.setsid };
+    let mut adj = [0u8; 16];
+    let shielded = cpath::read_small_file(c"/proc/self/oom_score_adj", &mut adj)
+        .is_some_and(|a| a.trim_ascii() == b"-1000");
+    let setup = spawn::ChildSetup { tty, setsid: cfg.setsid, reset_oom_score: shielded };
     let main_pid = match spawn::spawn(child_argv, envp, env.get(b"PATH"), &setup) {
         Ok(pid) => pid,
         Err(e) => {

@@ -12,6 +12,9 @@ pub struct ChildSetup {
     pub tty: bool,
     /// `--setsid`: the child leads a session of its own.
     pub setsid: bool,
+    /// init runs shielded from the OOM killer (oom_score_adj -1000, as spawner starts it, so that it
+    /// lives to report the kill): the child must not inherit that, and gets the neutral 0.
+    pub reset_oom_score: bool,
 }
 
 pub const DEFAULT_PATH: &[u8] = b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -60,6 +63,15 @@ unsafe fn child(
             if let Err(e) = rustix::termios::tcsetpgrp(rustix::stdio::stdin(), getpid()) {
                 crate::debug!("tcsetpgrp: {e}");
             }
+        }
+    }
+    if setup.reset_oom_score {
+        if let Ok(fd) = rustix::fs::open(
+            c"/proc/self/oom_score_adj",
+            rustix::fs::OFlags::WRONLY,
+            rustix::fs::Mode::empty(),
+        ) {
+            let _ = rustix::io::write(&fd, b"0");
         }
     }
     for sig in 1..=signals::MAX {

@@ -41,6 +41,7 @@ pub fn detect(pid1: bool) -> bool {
 }
 
 pub fn setup() -> Mounted {
+    leave_rootfs();
     let mut mounted = 0;
     for (i, fs) in mounts().iter().enumerate() {
         let _ = rustix::fs::mkdir(fs.target, Mode::from_raw_mode(0o755));
@@ -56,6 +57,38 @@ pub fn setup() -> Mounted {
     // keystroke becomes a clean shutdown.
     let _ = rustix::system::reboot(rustix::system::RebootCommand::CadOff);
     Mounted(mounted)
+}
+
+/// `statfs` f_type of ramfs and tmpfs, what an initramfs is unpacked into.
+const RAMFS_MAGIC: u64 = 0x8584_58f6;
+const TMPFS_MAGIC: u64 = 0x0102_1994;
+
+/// Booted from an initramfs, `/` is the rootfs mount, which has no parent: pivot_root(2) refuses to
+/// leave it (EINVAL), so container runtimes fail there (runc has --no-pivot for this). Putting a
+/// recursive bind of `/` on top of `/` and entering it, as switch_root-less initramfs setups do, gives
+/// init and its children a root that pivot_root can leave.
+fn leave_rootfs() {
+    use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
+    // f_type is a signed long on most architectures and u32 on a few; the magics fit either.
+    #[allow(clippy::unnecessary_cast)]
+    let on_ram = rustix::fs::statfs(c"/")
+        .is_ok_and(|st| matches!(st.f_type as u64 & 0xffff_ffff, RAMFS_MAGIC | TMPFS_MAGIC));
+    if !on_ram {
+        return;
+    }
+    let flags =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    let result = open_tree(rustix::fs::CWD, c"/", flags).and_then(|tree| {
+        // The working directory follows the clone when it is attached over `/`; chroot(".") enters it.
+        rustix::process::fchdir(&tree)?;
+        move_mount(&tree, c"", rustix::fs::CWD, c"/", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+        rustix::process::chroot(c".")?;
+        rustix::process::chdir(c"/")
+    });
+    if let Err(e) = result {
+        crate::warn!("cannot leave the initramfs root (pivot_root will fail in it): {e}");
+        let _ = rustix::process::chdir(c"/");
+    }
 }
 
 /// A kernel started without /dev/console in the initramfs gives init no fds 0-2.

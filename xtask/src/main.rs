@@ -5,6 +5,7 @@ mod bench;
 mod bench_run;
 mod images;
 mod util;
+mod vm;
 
 use std::path::PathBuf;
 use util::{apt_install, cmd, root, run, Result};
@@ -21,6 +22,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench run   start-to-exit of /bin/true beside crun, runc and bubblewrap
   bench unpack  unpacking a ~320 MB layer beside GNU tar -x
   lint        cargo fmt --check and clippy -D warnings on both workspaces
+  vm-test     boot a kernel under QEMU with init as PID 1 and run spawner's cgroup v2 checks there
   images      busybox test images in every archive form into target/images (--big: also big.tar)
 ";
 
@@ -42,6 +44,7 @@ fn main() {
             Some((spawner, image, bundle, work)) => bench_run::inner(&spawner, &image, &bundle, &work),
             None => Err("usage: __bench-run-inner SPAWNER IMAGE BUNDLE WORK".into()),
         },
+        ["vm-test"] => vm::test(),
         ["images"] => images::build(false).map(drop),
         ["images", "--big"] => images::build(true).map(drop),
         ["images", "--debian"] => images::build_with(false, true).map(drop),
@@ -93,7 +96,19 @@ pub fn dist() -> Result<Dist> {
     // spawner embeds the init just built (see spawner/build.rs): one static file runs a container.
     run(cmd("cargo")
         .current_dir(&root)
-        .args(["build", "--quiet", "--release", "--package", "spawner", "--target", MUSL])
+        // An explicit target dir: the copy below must find what was built even when the caller
+        // has CARGO_TARGET_DIR set.
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "spawner",
+            "--target",
+            MUSL,
+            "--target-dir",
+            "target",
+        ])
         .env("SPAWNER_INIT_BIN", &init))?;
     let spawner = dist.join("spawner");
     util::copy(&root.join(format!("target/{MUSL}/release/spawner")), &spawner)?;
@@ -140,7 +155,9 @@ fn test() -> Result<()> {
         .current_dir(&root)
         .args(["test", "--workspace"])
         .env("INIT_BIN", &dist.init)
-        .env("SPAWNER_BIN", &dist.spawner))
+        .env("SPAWNER_BIN", &dist.spawner))?;
+    vm::test()?;
+    Ok(())
 }
 
 fn demo() -> Result<()> {

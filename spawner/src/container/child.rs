@@ -104,6 +104,12 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     // could not enter itself, such as Debian's /root under -u nobody), and again as the user below
     // only if root was refused.
     let entered_as_root = rustix::process::chdir(cwd).is_ok();
+    // init must outlive an OOM kill in the container to report it: shield it (this needs
+    // CAP_SYS_RESOURCE, which not every host's bounding set has; then init takes its chances). init
+    // gives its own child the neutral score again.
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/proc/self/oom_score_adj") {
+        let _ = std::io::Write::write_all(&mut f, b"-1000");
+    }
     // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 survive the exec.
     rawsys::cloexec_from(3).map_err(|e| format!("close_range(CLOEXEC): {e}"))?;
     let sec = &plan.security;

@@ -173,8 +173,8 @@ pub fn bind_in_root(root: BorrowedFd<'_>, source: &Path, path: &Path) -> Result<
     attach(&tree, target.as_fd(), &path.display().to_string())
 }
 
-/// Writes `files` into a small tmpfs (never attached anywhere itself) and binds each over
-/// /etc/NAME inside `root`.
+/// Writes `files` into a small tmpfs (never attached anywhere itself, on Linux 6.15+) and binds each
+/// over /etc/NAME inside `root`.
 pub fn bind_etc_files(root: BorrowedFd<'_>, files: &[(&str, String)]) -> Result<()> {
     let tmpfs = new_fs(
         "tmpfs",
@@ -193,13 +193,50 @@ pub fn bind_etc_files(root: BorrowedFd<'_>, files: &[(&str, String)]) -> Result<
         .context(|| format!("create /etc/{name} for the container"))?;
         rustix::io::write(&file, text.as_bytes())
             .context(|| format!("write /etc/{name} for the container"))?;
-        let target = open_in_root(root, &Path::new("/etc").join(name), Target::File)?;
-        let tree =
-            open_tree(&tmpfs, *name, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
-                .context(|| format!("open_tree /etc/{name}"))?;
-        attach(&tree, target.as_fd(), &format!("/etc/{name}"))?;
     }
-    Ok(())
+    let clone = |dir: BorrowedFd<'_>, name: &str| {
+        open_tree(dir, name, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
+    };
+    // Before Linux 6.15 a file cannot be cloned out of a detached mount (EINVAL): attach the tmpfs
+    // inside the container's tree for as long as the binds take.
+    let staged = match files.first().map(|(name, _)| clone(tmpfs.as_fd(), name)) {
+        Some(Err(Errno::INVAL)) => Some(stage_in_root(root, &tmpfs)?),
+        _ => None,
+    };
+    let dir = staged.as_ref().map_or(tmpfs.as_fd(), |d| d.as_fd());
+    let mut result = Ok(());
+    for (name, _) in files {
+        result = open_in_root(root, &Path::new("/etc").join(name), Target::File).and_then(|target| {
+            let tree = clone(dir, name).context(|| format!("open_tree /etc/{name}"))?;
+            attach(&tree, target.as_fd(), &format!("/etc/{name}"))
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    if staged.is_some() {
+        let path = format!("/proc/self/fd/{}/{STAGE}", rustix::fd::AsRawFd::as_raw_fd(&root));
+        rustix::mount::unmount(path.as_str(), rustix::mount::UnmountFlags::DETACH)
+            .context(|| format!("umount /{STAGE}"))?;
+        let _ = fs::unlinkat(root, STAGE, fs::AtFlags::REMOVEDIR);
+    }
+    result
+}
+
+/// Where the /etc files' tmpfs is attached while they are bound, on kernels before 6.15.
+const STAGE: &str = ".spawner-etc";
+
+fn stage_in_root(root: BorrowedFd<'_>, tmpfs: &OwnedFd) -> Result<OwnedFd> {
+    let stage = open_in_root(root, &Path::new("/").join(STAGE), Target::Dir)?;
+    attach(tmpfs, stage.as_fd(), STAGE)?;
+    fs::openat2(
+        root,
+        STAGE,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        in_root_flags(),
+    )
+    .context(|| format!("open /{STAGE}"))
 }
 
 /// The overlay of `layers` (bottom to top) with `upper` and `work`, attached at `merged`. `volatile`
@@ -212,26 +249,48 @@ pub fn mount_overlay(
     merged: &Path,
     volatile: bool,
 ) -> Result<()> {
-    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).context(|| "fsopen overlay".into())?;
-    // `lowerdir+` (Linux 6.8) takes one layer per call, so no option string can outgrow a page
-    // however many layers an image has; top layer first.
-    let mut one_by_one = true;
-    for layer in layers.iter().rev() {
-        match fsconfig_set_string(&fs, "lowerdir+", layer) {
-            Ok(()) => {}
-            Err(Errno::INVAL) if one_by_one => {
-                one_by_one = false;
-                break;
-            }
-            Err(e) => {
-                return Err(MountError { what: format!("overlay lowerdir+ {}", layer.display()), errno: e })
-            }
+    match overlay_fs(layers, upper, work, volatile) {
+        Ok(fs) => {
+            let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+                .context(|| "fsmount overlay".into())?;
+            move_mount(&mnt, "", CWD, merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+                .context(|| format!("attach overlay at {}", merged.display()))
         }
+        // Before Linux 6.5 overlayfs parsed its options only at create (so `lowerdir+` fails there)
+        // and fsconfig strings were limited to 256 bytes: mount(2) takes a page of options.
+        Err(e) if e.errno == Errno::INVAL => {
+            let list: Vec<String> = layers.iter().rev().map(|p| p.display().to_string()).collect();
+            let mut data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                list.join(":"),
+                upper.display(),
+                work.display()
+            );
+            if volatile {
+                data.push_str(",volatile");
+            }
+            let data = std::ffi::CString::new(data)
+                .map_err(|_| MountError { what: "overlay options".into(), errno: Errno::INVAL })?;
+            rustix::mount::mount(
+                "overlay",
+                merged,
+                "overlay",
+                rustix::mount::MountFlags::empty(),
+                data.as_c_str(),
+            )
+            .context(|| format!("mount overlay on {}", merged.display()))
+        }
+        Err(e) => Err(e),
     }
-    if !one_by_one {
-        // Older kernels: one colon-separated list.
-        let list: Vec<String> = layers.iter().rev().map(|p| p.display().to_string()).collect();
-        fsconfig_set_string(&fs, "lowerdir", list.join(":")).context(|| "overlay lowerdir".into())?;
+}
+
+/// The overlay configured through the new mount API: `lowerdir+` (Linux 6.8) takes one layer per
+/// call, so no option string can outgrow a page however many layers an image has; top layer first.
+fn overlay_fs(layers: &[PathBuf], upper: &Path, work: &Path, volatile: bool) -> Result<OwnedFd> {
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).context(|| "fsopen overlay".into())?;
+    for layer in layers.iter().rev() {
+        fsconfig_set_string(&fs, "lowerdir+", layer)
+            .context(|| format!("overlay lowerdir+ {}", layer.display()))?;
     }
     fsconfig_set_string(&fs, "upperdir", upper)
         .context(|| format!("overlay upperdir {}", upper.display()))?;
@@ -239,11 +298,8 @@ pub fn mount_overlay(
     if volatile {
         fsconfig_set_flag(&fs, "volatile").context(|| "overlay volatile".into())?;
     }
-    fsconfig_create(&fs).context(|| format!("mount overlay on {}", merged.display()))?;
-    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-        .context(|| "fsmount overlay".into())?;
-    move_mount(&mnt, "", CWD, merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .context(|| format!("attach overlay at {}", merged.display()))
+    fsconfig_create(&fs).context(|| "create overlay".into())?;
+    Ok(fs)
 }
 
 /// /dev as a tmpfs with the usual device nodes, devpts, shm and mqueue (never the host's /dev).
