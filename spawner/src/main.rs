@@ -97,6 +97,9 @@ struct RunArgs {
     /// Accepted for Docker compatibility: stdin is always passed through.
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Most bytes the image's layers may unpack to (e.g. 20g); a bigger image is refused.
+    #[arg(long, default_value = "20g")]
+    max_image_size: String,
     /// Image to run when the archive holds several (repo:tag or #index).
     #[arg(long)]
     image: Option<String>,
@@ -166,6 +169,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         keep: args.keep,
         name: args.name,
         tty: args.tty,
+        max_image_bytes: size("max-image-size", &args.max_image_size),
         security: spawner::container::security::Security::from_options(
             args.privileged,
             &args.cap_add,

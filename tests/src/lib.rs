@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: where the binaries are, running a command with a hang
 //! guard, and running init as PID 1 of a new PID namespace.
 
+pub mod hostile;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -211,10 +211,10 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     }
     rootfs::pivot_into(&plan.merged)?;
     for v in plan.volumes.iter().filter(|v| v.read_only) {
-        remount_read_only(&v.container)?;
+        remount_read_only(&v.container, false)?;
     }
     if plan.read_only {
-        remount_read_only(Path::new("/"))?;
+        remount_read_only(Path::new("/"), true)?;
     }
     if plan.security.mask_paths {
         rootfs::mask_paths(&super::security::MASKED_PATHS, &super::security::READONLY_PATHS)?;
@@ -222,8 +222,10 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     Ok(())
 }
 
-fn remount_read_only(path: &Path) -> rootfs::Result<()> {
+/// A bind remount replaces the mount's flags: `nodev` (the root's) must be given again.
+fn remount_read_only(path: &Path, nodev: bool) -> rootfs::Result<()> {
     use rustix::mount::MountFlags;
-    rustix::mount::mount_remount(path, MountFlags::BIND | MountFlags::RDONLY, "")
-        .context(|| format!("remount {} read-only", path.display()))
+    let flags =
+        MountFlags::BIND | MountFlags::RDONLY | if nodev { MountFlags::NODEV } else { MountFlags::empty() };
+    rustix::mount::mount_remount(path, flags, "").context(|| format!("remount {} read-only", path.display()))
 }

@@ -58,6 +58,8 @@ pub struct RunOptions {
     pub name: Option<String>,
     pub tty: bool,
     pub security: security::Security,
+    /// The most bytes an image's layers may unpack to (a decompression bomb stops there).
+    pub max_image_bytes: u64,
 }
 
 /// Parses `-v host:container[:ro|rw]`.
@@ -230,7 +232,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         image.names.first().map(String::as_str).unwrap_or("(unnamed)"),
         opts.archive.display()
     );
-    let store = LayerStore::open(opts.state_dir.join("store"))?;
+    let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
+    let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
     let mut layers = store.ensure_image(&archive, &image)?;
     layers.push(init_layer(&opts.state_dir)?);
     log::info!("{} layers ready in {}", layers.len(), store.root().display());

@@ -251,7 +251,9 @@ pub fn mount_overlay(
 ) -> Result<()> {
     match overlay_fs(layers, upper, work, volatile) {
         Ok(fs) => {
-            let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+            // nodev: device nodes an image ships (a block node for the host's disk, say) must not
+            // open in the container, which has no devices cgroup; /dev is a tmpfs of its own.
+            let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_NODEV)
                 .context(|| "fsmount overlay".into())?;
             move_mount(&mnt, "", CWD, merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
                 .context(|| format!("attach overlay at {}", merged.display()))
@@ -275,7 +277,7 @@ pub fn mount_overlay(
                 "overlay",
                 merged,
                 "overlay",
-                rustix::mount::MountFlags::empty(),
+                rustix::mount::MountFlags::NODEV,
                 data.as_c_str(),
             )
             .context(|| format!("mount overlay on {}", merged.display()))

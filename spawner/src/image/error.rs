@@ -51,24 +51,51 @@ impl ImageError {
     }
 }
 
+/// A name from the archive for a message: control characters escaped (`\n`, `\0`, `\u{1b}`),
+/// so a hostile member or entry name cannot break a one-line error or drive the terminal.
+pub fn printable(name: &str) -> String {
+    if !name.chars().any(char::is_control) {
+        return name.to_owned();
+    }
+    name.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
 fn list(names: &[String]) -> String {
     if names.is_empty() {
         "none".to_owned()
     } else {
-        names.join(", ")
+        names.iter().map(|n| printable(n)).collect::<Vec<_>>().join(", ")
     }
 }
 
 impl fmt::Display for ImageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.archive().display())?;
-        match self {
-            ImageError::Io { member: Some(member), source, .. } => write!(f, "{member}: {source}"),
+        // OS and parser messages may quote names from the archive too.
+        f.write_str(&printable(&Unescaped(self).to_string()))
+    }
+}
+
+/// The message before control characters are escaped.
+struct Unescaped<'a>(&'a ImageError);
+
+impl fmt::Display for Unescaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.0.archive().display())?;
+        match self.0 {
+            ImageError::Io { member: Some(member), source, .. } => {
+                write!(f, "{}: {source}", printable(member))
+            }
             ImageError::Io { member: None, source, .. } => write!(f, "{source}"),
-            ImageError::MissingMember { member, .. } => write!(f, "{member}: missing from archive"),
-            ImageError::Malformed { member, reason, .. } => write!(f, "{member}: {reason}"),
+            ImageError::MissingMember { member, .. } => {
+                write!(f, "{}: missing from archive", printable(member))
+            }
+            ImageError::Malformed { member, reason, .. } => {
+                write!(f, "{}: {}", printable(member), printable(reason))
+            }
             ImageError::DigestMismatch { member, expected, actual, .. } => {
-                write!(f, "{member}: digest mismatch: expected {expected}, got {actual}")
+                write!(f, "{}: digest mismatch: expected {expected}, got {actual}", printable(member))
             }
             ImageError::UnknownFormat { .. } => {
                 write!(f, "not an image archive (no manifest.json, repositories, or oci-layout + index.json)")
@@ -81,10 +108,11 @@ impl fmt::Display for ImageError {
                 write!(f, "archive holds {} images, name one: {}", available.len(), list(available))
             }
             ImageError::NoPlatform { member, wanted, available, .. } => {
+                let member = printable(member);
                 write!(f, "{member}: no manifest for platform {wanted}; available: {}", list(available))
             }
             ImageError::UnsupportedCompression { member, format, .. } => {
-                write!(f, "{member}: unsupported layer compression {format}")
+                write!(f, "{}: unsupported layer compression {format}", printable(member))
             }
         }
     }

@@ -53,7 +53,7 @@ use serde::de::DeserializeOwned;
 
 pub use config::{ImageConfig, RootFs, RunConfig};
 pub use digest::{Algorithm, Digest, DigestParseError, DigestReader, Hasher};
-pub use error::ImageError;
+pub use error::{printable, ImageError};
 pub use layer::{Compression, Decompressor};
 pub use source::MemberReader;
 

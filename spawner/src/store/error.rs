@@ -31,11 +31,24 @@ pub enum StoreError {
     },
     /// A metadata file of the store is not what the store writes.
     Corrupt { path: PathBuf, reason: String },
+    /// The image unpacks to more than [`super::Limits::max_image_bytes`] (a decompression bomb,
+    /// or just too big for this host).
+    TooLarge { layer: String, limit: u64 },
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        // Entry names and the tar parser's messages come from the image: no control characters.
+        f.write_str(&crate::image::printable(&Unescaped(self).to_string()))
+    }
+}
+
+/// The message before control characters are escaped.
+struct Unescaped<'a>(&'a StoreError);
+
+impl fmt::Display for Unescaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             StoreError::Io { op, path, source } => {
                 write!(f, "{}: {op}: {source}", path.display())
             }
@@ -47,8 +60,27 @@ impl fmt::Display for StoreError {
                 write!(f, "{layer}: {what} mismatch: image says {expected}, content is {actual}")
             }
             StoreError::Corrupt { path, reason } => write!(f, "{}: {reason}", path.display()),
+            StoreError::TooLarge { layer, limit } => {
+                write!(f, "{layer}: image unpacks to more than the limit of {}", human_bytes(*limit))
+            }
         }
     }
+}
+
+/// `20 GiB`, `1.5 MiB`, `512 bytes`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    format!("{} {}", text.strip_suffix(".0").unwrap_or(&text), UNITS[unit])
 }
 
 impl std::error::Error for StoreError {

@@ -126,15 +126,42 @@ impl Drop for Scratch {
     }
 }
 
+/// Bounds on what an (untrusted) image may make the store write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes the layers unpacked for one image may hold: the larger of each layer's
+    /// uncompressed tar stream and the file content it writes (sparse files count their holes),
+    /// summed over the layers [`LayerStore::ensure_image`] unpacks. Layers already in the store
+    /// were checked when they came in and are not counted again.
+    pub max_image_bytes: u64,
+}
+
+impl Limits {
+    /// `--max-image-size`'s default.
+    pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 20 << 30;
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_image_bytes: Limits::DEFAULT_MAX_IMAGE_BYTES }
+    }
+}
+
 /// The layer store under one root directory. `Sync`: one store may be used from many threads.
 pub struct LayerStore {
     root: PathBuf,
+    limits: Limits,
     unpacked: AtomicUsize,
 }
 
 impl LayerStore {
-    /// Opens the store at `root`, creating its directories if needed.
+    /// Opens the store at `root` with the default [`Limits`], creating its directories if needed.
     pub fn open(root: impl AsRef<Path>) -> Result<LayerStore, StoreError> {
+        LayerStore::open_with(root, Limits::default())
+    }
+
+    /// Opens the store at `root`, creating its directories if needed.
+    pub fn open_with(root: impl AsRef<Path>, limits: Limits) -> Result<LayerStore, StoreError> {
         let root = root.as_ref().to_path_buf();
         // Layers hold setuid binaries and device nodes owned by whoever the image says: keep
         // other host users out of the whole tree.
@@ -149,7 +176,7 @@ impl LayerStore {
         ] {
             fs::DirBuilder::new().recursive(true).mode(mode).create(&dir).map_err(io_err("mkdir", &dir))?;
         }
-        let store = LayerStore { root, unpacked: AtomicUsize::new(0) };
+        let store = LayerStore { root, limits, unpacked: AtomicUsize::new(0) };
         // If nobody else is using the store, whatever is in tmp/ is left from a crash.
         if let Some(_alone) = LockFile::try_acquire(&store.store_lock(), LockMode::Exclusive)? {
             store.clear_scratch()?;
@@ -181,8 +208,9 @@ impl LayerStore {
     pub fn ensure_image(&self, archive: &Archive, image: &Image) -> Result<Vec<PathBuf>, StoreError> {
         let _store = self.lock_store(LockMode::Shared)?;
         let mut diff_ids = Vec::with_capacity(image.layers.len());
+        let mut budget = self.limits.max_image_bytes;
         for layer in &image.layers {
-            diff_ids.push(self.ensure_layer(archive, layer)?);
+            diff_ids.push(self.ensure_layer(archive, layer, &mut budget)?);
         }
         self.record_image(image, &diff_ids)?;
         Ok(diff_ids.iter().map(|d| self.layer_dir(d)).collect())
@@ -299,7 +327,13 @@ impl LayerStore {
     // ---- layers ----
 
     /// Makes one layer present; returns its diff_id.
-    fn ensure_layer(&self, archive: &Archive, layer: &LayerRef) -> Result<Digest, StoreError> {
+    /// `budget`: bytes the image may still unpack; reduced by what this layer takes.
+    fn ensure_layer(
+        &self,
+        archive: &Archive,
+        layer: &LayerRef,
+        budget: &mut u64,
+    ) -> Result<Digest, StoreError> {
         if let Some(diff_id) = &layer.diff_id {
             if self.has_layer(diff_id) {
                 return Ok(diff_id.clone());
@@ -309,7 +343,7 @@ impl LayerStore {
             if self.has_layer(diff_id) {
                 return Ok(diff_id.clone());
             }
-            let unpacked = self.unpack(archive, layer, &lock_name(diff_id))?;
+            let unpacked = self.unpack(archive, layer, &lock_name(diff_id), budget)?;
             if unpacked.diff_id != *diff_id {
                 return Err(StoreError::DigestMismatch {
                     layer: unpacked.source,
@@ -337,7 +371,7 @@ impl LayerStore {
         if let Some(diff_id) = self.diff_id_of_blob(&blob_digest)? {
             return Ok(diff_id);
         }
-        let unpacked = self.unpack(archive, layer, &format!("blob-{}", blob_digest.hex()))?;
+        let unpacked = self.unpack(archive, layer, &format!("blob-{}", blob_digest.hex()), budget)?;
         let diff_id = unpacked.diff_id.clone();
         {
             // The same content may have come in under another blob (other compression).
@@ -369,47 +403,56 @@ impl LayerStore {
     /// sha256 of a blob as stored, in one read.
     fn hash_blob(&self, archive: &Archive, layer: &LayerRef) -> Result<Digest, StoreError> {
         let blob = BufReader::with_capacity(HASH_BUFFER, archive.open_blob(layer)?);
-        let (digest, _, _) = DigestReader::new(blob, Algorithm::Sha256).finish().map_err(|source| {
-            StoreError::LayerRead { layer: format!("{}: {}", archive.path().display(), layer.member), source }
-        })?;
+        let (digest, _, _) =
+            DigestReader::new(blob, Algorithm::Sha256).finish().map_err(|source| StoreError::LayerRead {
+                layer: format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member)),
+                source,
+            })?;
         Ok(digest)
     }
 
     /// Unpacks a layer into a fresh scratch directory, hashing it (and its compressed blob when
-    /// that has a digest of its own to check).
-    fn unpack(&self, archive: &Archive, layer: &LayerRef, label: &str) -> Result<Unpacked, StoreError> {
-        let source = format!("{}: {}", archive.path().display(), layer.member);
+    /// that has a digest of its own to check), within `budget` bytes, which it reduces.
+    fn unpack(
+        &self,
+        archive: &Archive,
+        layer: &LayerRef,
+        label: &str,
+        budget: &mut u64,
+    ) -> Result<Unpacked, StoreError> {
+        let source = format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member));
         let scratch = Scratch::create(&self.root.join("tmp"), label)?;
         let diff_algorithm = layer.diff_id.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
-        let blob = archive.open_blob(layer)?;
         log::debug!("unpacking {source} into {}", scratch.path.display());
         // An uncompressed blob's digest is its diff_id, checked anyway; hash twice only when the
         // blob is something else (compressed).
         let blob_check = layer.blob_digest.as_ref().filter(|blob| Some(*blob) != layer.diff_id.as_ref());
-        let (diff_id, tar_size) = match blob_check {
-            Some(expected) => {
-                let hashed = DigestReader::new(blob, expected.algorithm());
-                let done = unpack::unpack_layer(archive, layer, hashed, &scratch.diff(), diff_algorithm)?;
-                let (actual, _, _) = done
-                    .blob
-                    .finish()
-                    .map_err(|e| StoreError::LayerRead { layer: source.clone(), source: e })?;
-                if actual != *expected {
-                    return Err(StoreError::DigestMismatch {
-                        layer: source,
-                        what: "blob digest",
-                        expected: expected.clone(),
-                        actual,
-                    });
-                }
-                (done.diff_id, done.tar_size)
+        let done = unpack::unpack_layer(
+            archive,
+            layer,
+            &scratch.diff(),
+            diff_algorithm,
+            blob_check.map(Digest::algorithm),
+            *budget,
+        )?;
+        if let (Some(expected), Some(actual)) = (blob_check, done.blob_digest) {
+            if actual != *expected {
+                return Err(StoreError::DigestMismatch {
+                    layer: source,
+                    what: "blob digest",
+                    expected: expected.clone(),
+                    actual,
+                });
             }
-            None => {
-                let done = unpack::unpack_layer(archive, layer, blob, &scratch.diff(), diff_algorithm)?;
-                (done.diff_id, done.tar_size)
-            }
-        };
-        Ok(Unpacked { scratch, diff_id, tar_size, blob_digest: layer.blob_digest.clone(), source })
+        }
+        *budget -= done.tar_size.max(done.written).min(*budget);
+        Ok(Unpacked {
+            scratch,
+            diff_id: done.diff_id,
+            tar_size: done.tar_size,
+            blob_digest: layer.blob_digest.clone(),
+            source,
+        })
     }
 
     /// Moves a verified unpack into place. The caller holds the layer's lock.

@@ -394,3 +394,115 @@ fn unpack_speed() {
         let _ = dir.keep();
     }
 }
+
+/// A one-layer docker-archive with `blob` as the layer (its diff_id is the sha256 of `tar`), and
+/// a store with `limits`.
+fn setup_limited(tar: &[u8], blob: Vec<u8>, limits: Limits) -> Setup {
+    let mut layout = Layout::default();
+    layout.add("config.json", config_json("sh", &[tar]));
+    layout.add("l/layer.tar", blob);
+    layout
+        .add_json("manifest.json", serde_json::json!([{"Config": "config.json", "Layers": ["l/layer.tar"]}]));
+    let mut s = setup_layout(&layout);
+    s.store = LayerStore::open_with(s.dir.path().join("store-limited"), limits).unwrap();
+    s
+}
+
+#[test]
+fn decompression_bomb_stops_at_the_image_limit() {
+    // 16 MiB of zeros: 16 KiB of gzip.
+    let tar = simple_layer("zeros", &vec![0u8; 16 << 20]);
+    let s = setup_limited(&tar, gzip(&tar), Limits { max_image_bytes: 1 << 20 });
+    let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { limit: 1048576, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.ends_with("l/layer.tar: image unpacks to more than the limit of 1 MiB"), "{msg}");
+    assert_nothing_left(&s.store);
+
+    // The limit is for the whole image: two layers that fit alone do not fit together.
+    let a = simple_layer("a", &vec![1u8; 600 << 10]);
+    let b = simple_layer("b", &vec![2u8; 600 << 10]);
+    let mut s = setup(&[&a, &b]);
+    s.store = LayerStore::open_with(s.dir.path().join("store-limited"), Limits { max_image_bytes: 1 << 20 })
+        .unwrap();
+    let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("img0layer1/layer.tar"), "{err}");
+    assert_eq!(s.store.list_layers().unwrap().len(), 1, "the first layer fit and stays");
+    assert!(dir_is_empty(&s.store.root().join("tmp")));
+    // With the default limit both go in.
+    let store = LayerStore::open(s.dir.path().join("store-default")).unwrap();
+    store.ensure_image(&s.archive, &s.image).unwrap();
+}
+
+#[test]
+fn sparse_file_holes_count_against_the_limit() {
+    // A GNU sparse entry: 512 bytes of data at offset 16 MiB, so a 16 MiB file from a 2 KiB tar.
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::GNUSparse);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(MTIME);
+    header.set_size(512);
+    {
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.sparse[0].set_offset(16 << 20);
+        gnu.sparse[0].set_length(512);
+        gnu.set_real_size((16 << 20) + 512);
+        let name = b"holes";
+        gnu.name[..name.len()].copy_from_slice(name);
+    }
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append(&header, &[7u8; 512][..]).unwrap();
+    let tar = builder.into_inner().unwrap();
+    let s = setup_limited(&tar, tar.clone(), Limits { max_image_bytes: 1 << 20 });
+    let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("holes: image unpacks to more than"), "{err}");
+    assert_nothing_left(&s.store);
+    // Within the limit, the file is whole.
+    let s = setup_limited(&tar, tar.clone(), Limits { max_image_bytes: 32 << 20 });
+    let dirs = s.store.ensure_image(&s.archive, &s.image).unwrap();
+    let data = fs::read(dirs[0].join("holes")).unwrap();
+    assert_eq!(data.len(), (16 << 20) + 512);
+    assert!(data[..16 << 20].iter().all(|&b| b == 0) && data[16 << 20..].iter().all(|&b| b == 7));
+}
+
+#[test]
+fn oversized_tar_headers_are_refused_not_buffered() {
+    // A 16 MiB PAX record (16 KiB of gzip): the tar crate would hold it in memory.
+    let mut builder = tar::Builder::new(Vec::new());
+    let huge = vec![b'x'; 16 << 20];
+    builder.append_pax_extensions([("comment", &huge[..])]).unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1);
+    header.set_mode(0o644);
+    builder.append_data(&mut header, "after", &b"1"[..]).unwrap();
+    let tar = builder.into_inner().unwrap();
+    let s = setup_limited(&tar, gzip(&tar), Limits::default());
+    let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
+    assert!(matches!(err, StoreError::LayerRead { .. }), "{err}");
+    assert!(err.to_string().ends_with("l/layer.tar: tar headers of one entry exceed 8 MiB"), "{err}");
+    assert_nothing_left(&s.store);
+}
+
+#[test]
+fn failures_on_either_side_of_the_pipeline_leave_nothing() {
+    // The file-creating side fails early while the decompressing side has megabytes to go.
+    let tar = LayerBuilder::new().file("../escape", b"x").file("big", &vec![3u8; 8 << 20]).finish();
+    let s = setup_limited(&tar, zstd(&tar), Limits::default());
+    let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
+    assert!(matches!(err, StoreError::UnsafeEntry { .. }), "{err}");
+    assert_nothing_left(&s.store);
+    // The decompressing side fails (truncated zstd) after the other has created files.
+    let tar = LayerBuilder::new().file("first", b"x").file("big", &vec![3u8; 8 << 20]).finish();
+    let mut blob = zstd(&tar);
+    blob.truncate(blob.len() - 16);
+    let s = setup_limited(&tar, blob, Limits::default());
+    let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
+    assert!(matches!(err, StoreError::LayerRead { .. }), "{err}");
+    assert!(!err.to_string().contains('\n'));
+    assert_nothing_left(&s.store);
+}

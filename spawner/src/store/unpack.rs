@@ -12,10 +12,13 @@
 //! Whiteouts become what overlayfs reads: `.wh.NAME` a 0:0 char device `NAME`, `.wh..wh..opq` the
 //! xattr `trusted.overlay.opaque=y` on its directory.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::rc::Rc;
+use std::sync::mpsc;
 
 use rustix::fs::{
     chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat,
@@ -25,12 +28,10 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use super::error::{io_err, StoreError};
-use crate::image::{Algorithm, Archive, Digest, DigestReader, LayerRef};
+use crate::image::{Algorithm, Archive, Decompressor, Digest, DigestReader, Hasher, LayerRef, MemberReader};
 
-/// Buffer in front of the tar parser: headers are read 512 bytes at a time.
-const TAR_BUFFER: usize = 256 << 10;
-/// Reused for copying file contents; reads this large bypass the tar buffer entirely.
-const COPY_BUFFER: usize = 1 << 20;
+/// Reused for copying file contents: one chunk from the decompressing thread at most.
+const COPY_BUFFER: usize = CHUNK;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 /// Names starting with this are AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`), except the opaque
@@ -41,6 +42,8 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// overlayfs reads its own xattrs as instructions (redirects, opaque dirs, metacopy). A layer must
 /// not smuggle them in; only whiteout entries may produce them.
 const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
+/// The same, for overlayfs mounted with `userxattr`.
+const USER_OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
 const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 fn in_root() -> ResolveFlags {
@@ -55,15 +58,20 @@ enum Failure {
     Op(&'static str, io::Error),
     /// The entry's name or link target leaves the layer.
     Unsafe(&'static str),
+    /// The layer's files add up to more than the bytes left for the image.
+    TooLarge(u64),
 }
 
 impl Failure {
     fn into_error(self, layer: &str, entry: String) -> StoreError {
         let layer = layer.to_owned();
         match self {
-            Failure::Read(source) => StoreError::LayerRead { layer, source },
+            Failure::Read(source) if entry.is_empty() => StoreError::LayerRead { layer, source },
+            Failure::Read(source) => StoreError::LayerRead { layer: format!("{layer}: {entry}"), source },
             Failure::Op(op, source) => StoreError::Entry { layer, entry, op, source },
             Failure::Unsafe(reason) => StoreError::UnsafeEntry { layer, entry, reason },
+            // Named down to the entry that went over.
+            Failure::TooLarge(limit) => StoreError::TooLarge { layer: format!("{layer}: {entry}"), limit },
         }
     }
 }
@@ -72,38 +80,243 @@ fn op(name: &'static str) -> impl FnOnce(Errno) -> Failure {
     move |e| Failure::Op(name, e.into())
 }
 
-/// The result of unpacking: the stream's digest and the blob reader, drained to its end.
-pub(crate) struct Unpacked<R> {
+/// What unpacking one layer found: the digests and sizes the caller checks.
+pub(crate) struct Unpacked {
     pub diff_id: Digest,
+    /// Bytes in the uncompressed tar stream.
     pub tar_size: u64,
-    pub blob: R,
+    /// Digest of the blob as stored, when one was asked for.
+    pub blob_digest: Option<Digest>,
+    /// Bytes of file content written (sparse files count their holes).
+    pub written: u64,
 }
 
-/// Unpacks `layer` from `blob` (its stored, possibly compressed bytes) into the empty directory
-/// `dest`, hashing the uncompressed stream with `diff_algorithm` as it goes. The caller compares
-/// digests; `dest` is complete and synced to disk when this returns.
-pub(crate) fn unpack_layer<R: Read>(
+/// Uncompressed bytes handed from the decompressing thread to the unpacking one per message.
+const CHUNK: usize = 256 << 10;
+/// Chunks in flight between the two threads: enough to ride out a burst of small files on one
+/// side or a slow inflate on the other, while memory stays a couple of MiB.
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// Bytes the tar parser may read to produce one entry: its header, GNU long name and long link
+/// members, PAX extensions and sparse maps, all of which the tar crate keeps in memory.
+/// Real ones are a few KiB; without a cap a small compressed layer could ask for gigabytes.
+const MAX_HEADER_BYTES: u64 = 8 << 20;
+
+/// One message from the decompressing thread: a buffer and how many of its bytes are data, or
+/// the error that ended the stream.
+type Chunk = io::Result<(Vec<u8>, usize)>;
+
+/// Why the decompressing thread stopped early.
+enum StreamError {
+    /// The blob could not be read or decoded.
+    Read(io::Error),
+    /// The layer is larger than the bytes left for the image.
+    TooLarge,
+    /// The unpacking side failed and hung up; its error is the one to report.
+    Cancelled,
+}
+
+/// What the decompressing thread hands back at the end of a good stream.
+struct StreamDone {
+    blob_digest: Option<Digest>,
+}
+
+/// Unpacks `layer` of `archive` into the empty directory `dest`, on two threads: one reads the
+/// blob (hashing it with `blob_algorithm`, when given) and decompresses it; this one hashes the
+/// tar stream with `diff_algorithm`, parses it and creates the files. They overlap, as
+/// `gzip -d | tar -x` does (inflating is the heavier half, so the stream's hash is on this
+/// side). At most `budget` bytes of tar stream and of file content are accepted. The caller
+/// compares digests; `dest` is complete and synced to disk when this returns.
+pub(crate) fn unpack_layer(
     archive: &Archive,
     layer: &LayerRef,
-    blob: R,
     dest: &Path,
     diff_algorithm: Algorithm,
-) -> Result<Unpacked<R>, StoreError> {
-    let label = format!("{}: {}", archive.path().display(), layer.member);
-    let read_error = |source| StoreError::LayerRead { layer: label.clone(), source };
-    let decompressed = archive.decompress(layer, blob)?;
-    let hashed = DigestReader::new(decompressed, diff_algorithm);
-    let mut tar = tar::Archive::new(BufReader::with_capacity(TAR_BUFFER, hashed));
+    blob_algorithm: Option<Algorithm>,
+    budget: u64,
+) -> Result<Unpacked, StoreError> {
+    let label = format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member));
+    // Hash the blob as stored only when it has a digest of its own (an uncompressed blob's is its
+    // diff_id, checked anyway).
+    let blob = DigestReader::new(archive.open_blob(layer)?, blob_algorithm.unwrap_or(Algorithm::Sha256));
+    // The decoder is chosen here, from the blob's first bytes, so that an unsupported one is
+    // reported as such.
+    let stream = archive.decompress(layer, blob)?;
     let root = rustix::fs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(io_err("open", dest))?;
-    let mut unpacker = Unpacker::new(root);
-    unpacker.run(&mut tar).map_err(|(entry, failure)| failure.into_error(&label, entry))?;
-    // The digest covers the whole stream: the end-of-archive blocks and any padding the tar
-    // parser stopped before.
-    let hashed = tar.into_inner().into_inner();
-    let (diff_id, tar_size, decompressed) = hashed.finish().map_err(read_error)?;
-    unpacker.finish().map_err(|(entry, failure)| failure.into_error(&label, entry))?;
-    Ok(Unpacked { diff_id, tar_size, blob: decompressed.into_inner().into_inner() })
+    let too_large = || StoreError::TooLarge { layer: label.clone(), limit: budget };
+    std::thread::scope(|scope| {
+        let (chunks_tx, chunks_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+        let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+        let producer = std::thread::Builder::new()
+            .name("decompress".into())
+            .spawn_scoped(scope, move || {
+                produce(stream, blob_algorithm.is_some(), budget, chunks_tx, spare_rx)
+            })
+            .map_err(io_err("spawn thread for", dest))?;
+
+        let header_budget = Rc::new(Cell::new(None));
+        let reader = ChannelReader {
+            chunks: chunks_rx,
+            spare: spare_tx,
+            buf: Vec::new(),
+            pos: 0,
+            len: 0,
+            failed: false,
+            header_budget: header_budget.clone(),
+            hasher: Hasher::new(diff_algorithm),
+            total: 0,
+        };
+        let mut tar = tar::Archive::new(reader);
+        let mut unpacker = Unpacker::new(root, budget);
+        let consumed = match unpacker.run(&mut tar, &header_budget) {
+            Ok(()) => {
+                // The digest covers the whole stream: the end-of-archive blocks and any padding
+                // the tar parser stopped before. Draining also lets the other thread finish.
+                let mut reader = tar.into_inner();
+                reader.header_budget.set(None);
+                match io::copy(&mut reader, &mut io::sink()) {
+                    Ok(_) => Ok((reader.hasher.finish(), reader.total)),
+                    Err(e) => Err((String::new(), Failure::Read(e))),
+                }
+            }
+            Err(e) => {
+                // Hanging up stops the other thread at its next chunk.
+                drop(tar);
+                Err(e)
+            }
+        };
+        let produced = producer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let ((diff_id, tar_size), done) = match (consumed, produced) {
+            (Ok(stream), Ok(done)) => (stream, done),
+            // The stream's own error explains a read failure on this side best.
+            (Err((_, Failure::Read(_))) | Ok(_), Err(StreamError::Read(source))) => {
+                return Err(StoreError::LayerRead { layer: label.clone(), source })
+            }
+            (Err((_, Failure::Read(_))) | Ok(_), Err(StreamError::TooLarge)) => return Err(too_large()),
+            (Err((entry, failure)), _) => return Err(failure.into_error(&label, entry)),
+            (Ok(_), Err(StreamError::Cancelled)) => {
+                unreachable!("the unpacking side hung up without failing")
+            }
+        };
+        let written = unpacker.written;
+        unpacker.finish().map_err(|(entry, failure)| failure.into_error(&label, entry))?;
+        Ok(Unpacked { diff_id, tar_size, blob_digest: done.blob_digest, written })
+    })
+}
+
+/// The decompressing thread: reads, hashes and decodes the blob, and sends the tar stream on in
+/// chunks, reusing the buffers the other side sends back. Returns the blob's digest when
+/// `hash_blob`.
+fn produce(
+    mut stream: Decompressor<BufReader<DigestReader<MemberReader>>>,
+    hash_blob: bool,
+    budget: u64,
+    chunks: mpsc::SyncSender<Chunk>,
+    spare: mpsc::Receiver<Vec<u8>>,
+) -> Result<StreamDone, StreamError> {
+    let fail = |chunks: &mpsc::SyncSender<Chunk>, error: StreamError| {
+        let message = match &error {
+            StreamError::Read(e) => io::Error::new(e.kind(), e.to_string()),
+            _ => io::Error::other("layer stream stopped"),
+        };
+        let _ = chunks.send(Err(message));
+        error
+    };
+    let mut total = 0u64;
+    loop {
+        let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        let n = match fill(&mut stream, &mut buf) {
+            Ok(n) => n,
+            Err(e) => return Err(fail(&chunks, StreamError::Read(e))),
+        };
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > budget {
+            return Err(fail(&chunks, StreamError::TooLarge));
+        }
+        if chunks.send(Ok((buf, n))).is_err() {
+            return Err(StreamError::Cancelled);
+        }
+    }
+    drop(chunks); // end of stream for the other side
+    if !hash_blob {
+        return Ok(StreamDone { blob_digest: None });
+    }
+    // Whatever follows the compressed data is part of the blob too.
+    let (digest, _, _) = stream.into_inner().into_inner().finish().map_err(StreamError::Read)?;
+    Ok(StreamDone { blob_digest: Some(digest) })
+}
+
+/// Reads until `buf` is full or the stream ends.
+fn fill(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match stream.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The unpacking side of the channel, read by the tar parser.
+struct ChannelReader {
+    chunks: mpsc::Receiver<Chunk>,
+    spare: mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+    /// The stream ended in an error, already returned once.
+    failed: bool,
+    /// While the parser looks for the next entry: how many more bytes it may read.
+    header_budget: Rc<Cell<Option<u64>>>,
+    /// The diff_id being computed, and the stream's length so far.
+    hasher: Hasher,
+    total: u64,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.len {
+            if self.failed {
+                return Err(io::Error::other("layer stream failed"));
+            }
+            let buf = std::mem::take(&mut self.buf);
+            if !buf.is_empty() {
+                let _ = self.spare.send(buf);
+            }
+            (self.buf, self.pos, self.len) = match self.chunks.recv() {
+                Ok(Ok((buf, len))) => {
+                    self.hasher.update(&buf[..len]);
+                    self.total += len as u64;
+                    (buf, 0, len)
+                }
+                Ok(Err(e)) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+                Err(mpsc::RecvError) => return Ok(0), // the stream ended well
+            };
+        }
+        let mut n = out.len().min(self.len - self.pos);
+        if let Some(left) = self.header_budget.get() {
+            if left == 0 && n > 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("tar headers of one entry exceed {} MiB", MAX_HEADER_BYTES >> 20),
+                ));
+            }
+            n = n.min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.header_budget.set(Some(left - n as u64));
+        }
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Ownership, permissions and time of one entry (its xattrs are in `Unpacker::xattrs`).
@@ -161,10 +374,13 @@ struct Unpacker {
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Directory mtimes, set at the end: creating entries inside a directory changes its mtime.
     dir_times: Vec<(Vec<u8>, Timespec)>,
+    /// File content written so far, and the most allowed.
+    written: u64,
+    budget: u64,
 }
 
 impl Unpacker {
-    fn new(root: OwnedFd) -> Unpacker {
+    fn new(root: OwnedFd, budget: u64) -> Unpacker {
         Unpacker {
             root,
             parents: ParentCache::default(),
@@ -173,16 +389,31 @@ impl Unpacker {
             buf: vec![0; COPY_BUFFER],
             xattrs: Vec::new(),
             dir_times: Vec::new(),
+            written: 0,
+            budget,
         }
     }
 
     /// Unpacks every entry; on failure returns the entry's name with what went wrong.
-    fn run<R: Read>(&mut self, tar: &mut tar::Archive<R>) -> Result<(), (String, Failure)> {
+    /// `header_budget` caps what the parser reads between entries (see [`MAX_HEADER_BYTES`]).
+    fn run<R: Read>(
+        &mut self,
+        tar: &mut tar::Archive<R>,
+        header_budget: &Cell<Option<u64>>,
+    ) -> Result<(), (String, Failure)> {
         let no_entry = |e| (String::new(), Failure::Read(e));
-        for entry in tar.entries().map_err(no_entry)? {
+        header_budget.set(Some(MAX_HEADER_BYTES));
+        let mut entries = tar.entries().map_err(no_entry)?;
+        loop {
+            header_budget.set(Some(MAX_HEADER_BYTES));
+            let Some(entry) = entries.next() else { break };
+            header_budget.set(None);
             let mut entry = entry.map_err(no_entry)?;
-            self.entry(&mut entry)
-                .map_err(|f| (String::from_utf8_lossy(&entry.path_bytes()).into_owned(), f))?;
+            let named = |entry: &tar::Entry<'_, R>, f| (printable(&entry.path_bytes()), f);
+            self.entry(&mut entry).map_err(|f| named(&entry, f))?;
+            // Whatever data the entry has left (a directory or link with a size, say) is read
+            // here, so the parser's own skipping stays within the header budget.
+            io::copy(&mut entry, &mut io::sink()).map_err(|e| named(&entry, Failure::Read(e)))?;
         }
         Ok(())
     }
@@ -227,7 +458,8 @@ impl Unpacker {
                 let ext = ext.map_err(Failure::Read)?;
                 let key = ext.key_bytes();
                 if let Some(name) = key.strip_prefix(PAX_XATTR_PREFIX) {
-                    if !name.starts_with(OVERLAY_XATTR_PREFIX) {
+                    if !name.starts_with(OVERLAY_XATTR_PREFIX) && !name.starts_with(USER_OVERLAY_XATTR_PREFIX)
+                    {
                         self.xattrs.push((name.to_vec(), ext.value_bytes().to_vec()));
                     }
                 } else if key == b"mtime" {
@@ -272,8 +504,8 @@ impl Unpacker {
                 return Ok(());
             }
             let hidden = &name[WHITEOUT_PREFIX.len()..];
-            if hidden == b"." || hidden == b".." {
-                return Err(Failure::Unsafe("whiteout of . or .."));
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(Failure::Unsafe("whiteout of ., .. or an empty name"));
             }
             return create_retrying(dir, hidden, false, || {
                 mknodat(dir, hidden, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
@@ -292,10 +524,22 @@ impl Unpacker {
                 .map_err(op("openat"))
             })?;
             let mut file = File::from(fd);
+            let mut left = entry.size();
             loop {
                 let n = entry.read(&mut self.buf).map_err(Failure::Read)?;
                 if n == 0 {
+                    if left > 0 {
+                        let e = io::Error::new(io::ErrorKind::UnexpectedEof, "layer ends inside this file");
+                        return Err(Failure::Read(e));
+                    }
                     break;
+                }
+                left = left.saturating_sub(n as u64);
+                // Counted as written, not as read: a sparse file's holes cost nothing in the
+                // stream.
+                self.written += n as u64;
+                if self.written > self.budget {
+                    return Err(Failure::TooLarge(self.budget));
                 }
                 file.write_all(&self.buf[..n]).map_err(|e| Failure::Op("write", e))?;
             }
@@ -363,7 +607,7 @@ impl Unpacker {
             })?;
             apply_to_name(dir, name, meta, &self.xattrs, true)?;
         } else {
-            log::warn!("skipping tar entry {} of unsupported type {:?}", String::from_utf8_lossy(path), kind);
+            log::warn!("skipping tar entry {} of unsupported type {:?}", printable(path), kind);
         }
         Ok(())
     }
@@ -373,7 +617,7 @@ impl Unpacker {
     /// into place only after this).
     fn finish(self) -> Result<(), (String, Failure)> {
         for (path, mtime) in &self.dir_times {
-            let named = |f| (String::from_utf8_lossy(path).into_owned(), f);
+            let named = |f| (printable(path), f);
             let fd = match openat2(
                 &self.root,
                 nonempty(path),
@@ -393,6 +637,12 @@ impl Unpacker {
     }
 }
 
+/// An entry name for a message: lossy UTF-8 with control characters escaped (`\n`, `\0`), so
+/// a hostile name cannot break the one-line error or write to the terminal.
+fn printable(name: &[u8]) -> String {
+    crate::image::printable(&String::from_utf8_lossy(name))
+}
+
 /// `.` for the empty path (the root), the path itself otherwise.
 fn nonempty(path: &[u8]) -> &[u8] {
     if path.is_empty() {
@@ -407,6 +657,10 @@ fn nonempty(path: &[u8]) -> &[u8] {
 /// refuses it; symlinks inside the layer are left to `RESOLVE_IN_ROOT`.
 fn clean_path(raw: &[u8], out: &mut Vec<u8>) -> Result<(), Failure> {
     out.clear();
+    if raw.contains(&0) {
+        // Only a PAX record can carry one; no file name can.
+        return Err(Failure::Unsafe("name contains a NUL byte"));
+    }
     for component in raw.split(|&b| b == b'/') {
         match component {
             b"" | b"." => {}
@@ -469,7 +723,15 @@ fn open_or_create_dir(root: &OwnedFd, path: &[u8]) -> Result<OwnedFd, Failure> {
         dir = match openat2(root, prefix, flags, Mode::empty(), in_root()) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
-                mkdirat(&dir, component, Mode::from_raw_mode(0o755)).map_err(op("mkdirat"))?;
+                mkdirat(&dir, component, Mode::from_raw_mode(0o755)).map_err(|e| match e {
+                    // The name is there but resolves to nothing: a symlink to a directory the
+                    // layer does not have. Made in-root it would be wherever the link points;
+                    // `mkdir -p` refuses that too.
+                    Errno::EXIST => {
+                        Failure::Unsafe("a parent directory is a symlink to nothing in the layer")
+                    }
+                    e => op("mkdirat")(e),
+                })?;
                 let fd =
                     openat(&dir, component, flags | OFlags::NOFOLLOW, Mode::empty()).map_err(op("openat"))?;
                 // Not left to the umask.
