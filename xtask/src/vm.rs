@@ -498,10 +498,16 @@ pub fn test() -> Result<()> {
             ),
         ),
     ];
+    // Each check of the main VM that printed its PASS line, and each boot judged ok, is a pass.
+    let mut passed = MAIN_CHECKS
+        .iter()
+        .filter(|c| main.console.iter().any(|l| l.trim_end().ends_with(&format!("PASS {c}"))))
+        .count();
     let mut failed = 0;
     for (name, boot, problems) in boots {
         let status = boot.exit_status.map_or("none".to_string(), |s| s.to_string());
         if problems.is_empty() {
+            passed += 1;
             println!(
                 "  ok    {name}: powered off after {:.1}s, exit status {status}",
                 boot.took.as_secs_f64()
@@ -513,10 +519,10 @@ pub fn test() -> Result<()> {
             }
         }
     }
+    println!("vm-test: {passed} passed, {failed} failed");
     if failed > 0 {
         return Err(format!("vm-test: {failed} problem(s)").into());
     }
-    println!("vm-test: all checks passed");
     Ok(())
 }
 
