@@ -71,7 +71,13 @@ impl Supervisor<'_> {
                 }
                 self.scope.signal_all(signals::SIGKILL);
             }
-            self.wait(&st, now);
+            // A child's death is followed by a re-read at the top of the loop (after the reap); only
+            // a change the kernel announced on memory.events needs one here.
+            if self.wait(&st, now) {
+                if let Some(oom) = self.oom.as_mut() {
+                    oom.check();
+                }
+            }
             self.read_signals(&mut st);
         }
     }
@@ -95,7 +101,9 @@ impl Supervisor<'_> {
         any
     }
 
-    fn wait(&self, st: &State, now: u64) {
+    /// Sleeps until a signal, an OOM event (v2) or the next deadline; returns whether memory.events
+    /// changed.
+    fn wait(&self, st: &State, now: u64) -> bool {
         let deadline = match (st.term_at, st.kill_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -113,12 +121,12 @@ impl Supervisor<'_> {
             None => 1,
         };
         let _ = poll(&mut fds[..n], timeout.as_ref());
-        if n == 2 && !fds[1].revents().is_empty() {
-            if let Some(fd) = &self.oom_events {
-                let mut buf = [0u8; 256];
-                while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
-            }
+        let oom_event = n == 2 && !fds[1].revents().is_empty();
+        if let (true, Some(fd)) = (oom_event, &self.oom_events) {
+            let mut buf = [0u8; 256];
+            while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
         }
+        oom_event
     }
 
     fn read_signals(&mut self, st: &mut State) {
@@ -127,10 +135,6 @@ impl Supervisor<'_> {
         while let Ok(128) = rustix::io::read(&self.signals, &mut info) {
             let sig = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
             self.on_signal(st, sig);
-        }
-        // inotify (v2) told us memory.events changed, or a SIGCHLD arrived: either may be an OOM kill.
-        if let Some(oom) = self.oom.as_mut() {
-            oom.check();
         }
     }
 

@@ -32,17 +32,24 @@ pub fn init() -> Result<()> {
         Peer { name: "dumb-init", path: "/usr/bin/dumb-init".into() },
         Peer { name: "catatonit", path: "/usr/bin/catatonit".into() },
     ];
+    // Rounds interleave the inits, so that drift on the machine spreads over all of them.
+    let mut rss: Vec<Vec<u64>> = vec![Vec::new(); peers.len()];
+    let mut reap: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
+    for round in 0..5 {
+        eprintln!("xtask: round {} of 5", round + 1);
+        for (i, peer) in peers.iter().enumerate() {
+            rss[i].push(idle_rss_kib(&peer.path)?);
+            reap[i].push(reap_ms(&peer.path)?);
+        }
+    }
     let mut rows = Vec::new();
-    for peer in &peers {
-        eprintln!("xtask: measuring {}", peer.name);
-        let rss: Vec<u64> = (0..5).map(|_| idle_rss_kib(&peer.path)).collect::<Result<_>>()?;
-        let reap: Vec<f64> = (0..3).map(|_| reap_ms(&peer.path)).collect::<Result<_>>()?;
+    for (i, peer) in peers.iter().enumerate() {
         rows.push(Row {
             name: peer.name,
             size: std::fs::metadata(&peer.path)?.len(),
             shared_libs: shared_libs_size(&peer.path)?,
-            rss_kib: median_u64(rss),
-            reap_ms: median_f64(reap),
+            rss_kib: median_u64(rss[i].clone()),
+            reap_ms: median_f64(reap[i].clone()),
         });
     }
     let date = crate::util::output(cmd("date").arg("+%Y-%m-%d"))?;
@@ -50,8 +57,10 @@ pub fn init() -> Result<()> {
     let mut table = format!(
         "Measured {} on this project's machine kind (2 cores, kernel {}), by `cargo xtask bench init`.\n\
          Idle RSS: median of 5 runs of `unshare --pid --fork INIT -- sleep 30`, VmRSS of the init.\n\
-         Reap: median of 3 runs; a child leaves {ORPHANS} orphans blocked on a pipe, then closes it: time\n\
-         until all {ORPHANS} have exited and been reaped (seen from /proc of the PID namespace).\n\n\
+         Reap: median of 5 runs (rounds interleaving the inits); a child leaves {ORPHANS} orphans blocked\n\
+         on a pipe, then closes it: time until all {ORPHANS} have exited and been reaped, seen from /proc\n\
+         of the PID namespace, polled every millisecond (1 ms resolution; the kernel's exit work for\n\
+         10,000 processes is most of it, so differences under ~20% are noise on 2 cores).\n\n\
          | init | binary size | shared libraries needed | idle RSS as PID 1 | reap {ORPHANS} orphans |\n\
          |---|---:|---:|---:|---:|\n",
         date.trim(),
@@ -190,10 +199,13 @@ pub fn reap_helper(n: usize) -> Result<()> {
     }
     let start = Instant::now();
     drop(writer);
+    // Polled with sleeps, not spun: a spinning observer would take one of the two cores from the
+    // init being measured.
     while count_processes() > 2 {
         if Instant::now() > deadline + Duration::from_secs(60) {
             return Err("orphans were not reaped".into());
         }
+        std::thread::sleep(Duration::from_millis(1));
     }
     println!("{:.1}", start.elapsed().as_secs_f64() * 1000.0);
     Ok(())
