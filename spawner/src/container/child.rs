@@ -39,8 +39,6 @@ pub struct ChildPlan {
     pub cgroup_join: Vec<PathBuf>,
     pub spec: ProcessSpec,
     pub security: super::security::Security,
-    /// init's own flags, before `--` and the command.
-    pub init_flags: Vec<String>,
     /// With `-t`: the socket over which the container's pty master goes to spawner.
     pub tty: Option<OwnedFd>,
 }
@@ -151,11 +149,8 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     if plan.tty.is_some() && get_env(&env, "TERM").is_none() {
         set_env(&mut env, "TERM=xterm".into());
     }
-    let argv: Vec<&str> = std::iter::once("init")
-        .chain(plan.init_flags.iter().map(String::as_str))
-        .chain(std::iter::once("--"))
-        .chain(plan.spec.argv.iter().map(String::as_str))
-        .collect();
+    let argv: Vec<&str> =
+        ["init", "--"].into_iter().chain(plan.spec.argv.iter().map(String::as_str)).collect();
     let argv = c_strings(&argv)?;
     let env = c_strings(&env.iter().map(String::as_str).collect::<Vec<_>>())?;
     let (argv_ptrs, env_ptrs) = (null_terminated(&argv), null_terminated(&env));

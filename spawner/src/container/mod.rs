@@ -224,6 +224,16 @@ fn signal_set(signals: &[i32]) -> rawsys::SigSet {
 
 /// Runs the container; returns its exit status (128+N for a signal, 137 for an OOM kill).
 pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
+    // Docker's rule for names (it also keeps them valid as directory and cgroup names), checked
+    // before any work is done.
+    if let Some(name) = &opts.name {
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            && name.len() <= 128;
+        if !valid {
+            return Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
+        }
+    }
     let net = (!opts.net_host).then(net::prepare_namespace);
     let archive = Archive::open(&opts.archive)?;
     let image = archive.select(opts.image.as_deref())?;
@@ -244,15 +254,6 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     std::fs::create_dir_all(&containers)
         .map_err(|e| RunError(format!("create {}: {e}", containers.display())))?;
     let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
-    // Docker's rule for names; it also keeps them valid as directory and cgroup names.
-    let valid = |n: &str| {
-        n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && n.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            && n.len() <= 128
-    };
-    if !valid(&dir_name) {
-        return Err(RunError(format!("invalid container name {dir_name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
-    }
     let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
     stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
     let dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
@@ -294,7 +295,6 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         cgroup_join: cgroup.self_join_files(),
         spec,
         security: opts.security.clone(),
-        init_flags: Vec::new(),
         tty: tty_there,
     };
     let status = spawn_and_wait(plan, &init, tty_here)?;
