@@ -46,6 +46,16 @@ impl Default for Layer {
 }
 
 impl Layer {
+    /// The directories of `path` (absolute or not), each as its own entry, parents first.
+    pub fn dirs_to(&mut self, path: &str) -> &mut Self {
+        let mut prefix = String::new();
+        for part in path.trim_start_matches('/').split('/') {
+            prefix = format!("{prefix}{part}/");
+            self.dir(&prefix, 0o755);
+        }
+        self
+    }
+
     pub fn new() -> Layer {
         Layer { builder: tar::Builder::new(Vec::new()) }
     }
@@ -219,11 +229,7 @@ pub fn symlink_out_then_file(dir: &Path, canary: &Path) -> PathBuf {
 pub fn symlink_out_existing_target(dir: &Path, canary: &Path) -> PathBuf {
     let target = canary.display().to_string();
     let mut layer = Layer::new();
-    let mut prefix = String::new();
-    for part in target.trim_start_matches('/').split('/') {
-        prefix = format!("{prefix}{part}/");
-        layer.dir(&prefix, 0o755);
-    }
+    layer.dirs_to(&target);
     one_layer(
         dir,
         "symlink-out-existing",
@@ -343,11 +349,7 @@ pub fn whiteout_escapes(dir: &Path, canary: &Path) -> Vec<PathBuf> {
 pub fn opaque_in_symlinked_dir(dir: &Path, canary: &Path) -> PathBuf {
     let target = canary.display().to_string();
     let mut layer = Layer::new();
-    let mut prefix = String::new();
-    for part in target.trim_start_matches('/').split('/') {
-        prefix = format!("{prefix}{part}/");
-        layer.dir(&prefix, 0o755);
-    }
+    layer.dirs_to(&target);
     layer.symlink("s", &target).file("s/.wh..wh..opq", b"");
     one_layer(dir, "opaque-symlinked", layer.finish())
 }

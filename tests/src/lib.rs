@@ -13,17 +13,22 @@ pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// The static init that `cargo xtask dist` built (or `INIT_BIN`).
-pub fn init_bin() -> PathBuf {
-    let path = std::env::var_os("INIT_BIN")
+/// A binary `cargo xtask dist` built into target/dist, or the path in the environment variable `var`.
+fn dist_bin(var: &str, name: &str) -> PathBuf {
+    let path = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/dist/init"));
+        .unwrap_or_else(|| workspace().join("target/dist").join(name));
     assert!(
         path.exists(),
         "{} is missing: run `cargo xtask dist` first (or `cargo xtask test`)",
         path.display()
     );
     path
+}
+
+/// The static init that `cargo xtask dist` built (or `INIT_BIN`).
+pub fn init_bin() -> PathBuf {
+    dist_bin("INIT_BIN", "init")
 }
 
 pub fn is_root() -> bool {
@@ -81,15 +86,7 @@ pub fn stderr(out: &Output) -> String {
 
 /// The static spawner that `cargo xtask dist` built, with init embedded (or `SPAWNER_BIN`).
 pub fn spawner_bin() -> PathBuf {
-    let path = std::env::var_os("SPAWNER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/dist/spawner"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask dist` first (or `cargo xtask test`)",
-        path.display()
-    );
-    path
+    dist_bin("SPAWNER_BIN", "spawner")
 }
 
 /// A test image that `cargo xtask images` built.

@@ -550,13 +550,7 @@ impl Unpacker {
             create_retrying(dir, name, true, || {
                 mkdirat(dir, name, Mode::from_raw_mode(0o700)).map_err(op("mkdirat"))
             })?;
-            let fd = openat(
-                dir,
-                name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(op("openat"))?;
+            let fd = open_dir_nofollow(dir, name)?;
             apply_to_fd(fd.as_fd(), meta, &self.xattrs)?;
             self.dir_times.push((path.to_vec(), meta.mtime));
         } else if kind.is_symlink() {
@@ -618,13 +612,7 @@ impl Unpacker {
     fn finish(self) -> Result<(), (String, Failure)> {
         for (path, mtime) in &self.dir_times {
             let named = |f| (printable(path), f);
-            let fd = match openat2(
-                &self.root,
-                nonempty(path),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-                in_root(),
-            ) {
+            let fd = match openat2(&self.root, nonempty(path), DIR_NOFOLLOW, Mode::empty(), in_root()) {
                 Ok(fd) => fd,
                 // Replaced by a later entry (a file or a symlink): its time was set then.
                 Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => continue,
@@ -797,15 +785,18 @@ fn clear_name(dir: BorrowedFd<'_>, name: &[u8], keep_dir: bool) -> Result<bool, 
     Ok(false)
 }
 
+/// How the unpacker opens a directory of the layer: never through a symlink.
+const DIR_NOFOLLOW: OFlags =
+    OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+
+/// Opens the directory `dir/name` without following a symlink there.
+fn open_dir_nofollow(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Failure> {
+    openat(dir, name, DIR_NOFOLLOW, Mode::empty()).map_err(op("openat"))
+}
+
 /// `rm -rf dir/name` without following symlinks.
 fn remove_tree(dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Failure> {
-    let fd = openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(op("openat"))?;
+    let fd = open_dir_nofollow(dir, name)?;
     // Names are collected first: removing while reading a directory may skip entries.
     let mut children = Vec::new();
     let mut entries = Dir::read_from(&fd).map_err(op("getdents"))?;
