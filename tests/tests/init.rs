@@ -161,7 +161,12 @@ fn wait_all_passes_sigterm_to_all_and_kills_what_ignores_it() {
 
 #[test]
 fn kill_process_group_flag_signals_the_whole_group() {
-    let script = "trap 'echo sh got USR1; exit 0' USR1; (trap 'echo sub got USR1; exit 0' USR1; echo ready; while :; do sleep 0.05; done) & wait";
+    // Neither shell ends before sh's trap has run: the sub loops until sh's trap creates the stop file
+    // (or its own USR1 trap ends it), and sh loops rather than ending in `wait`, because dash exits
+    // without running a pending trap when its last command is a `wait` that the sub's exit completed.
+    let script = "stop=/tmp/init-g-test.$$; trap 'echo sh got USR1; : > $stop; wait; rm -f $stop; exit 0' USR1; \
+                  (trap 'echo sub got USR1; exit 0' USR1; echo ready; while [ ! -e $stop ]; do sleep 0.05; done) & \
+                  while :; do sleep 0.05; done";
     for (flag, sub_gets_it) in [(Some("-g"), true), (None, false)] {
         let mut cmd = init(&[]);
         if let Some(f) = flag {
