@@ -26,7 +26,12 @@ enum Command {
     /// oci-archive, download-frozen-image-v2, OCI layout; a tar file or a directory).
     Run(Box<RunArgs>),
     /// List the images whose layers are in the store.
-    Images,
+    Images {
+        /// Re-hash every stored layer and check it against the digest recorded when it was
+        /// unpacked; exit 1 if any layer changed or any image lacks a layer.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Remove layers that no stored image uses.
     Prune,
 }
@@ -204,7 +209,37 @@ fn main() {
                 Err(e) => fail(e),
             }
         }
-        Command::Images => {
+        Command::Images { verify: true } => {
+            let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
+            let report = store.verify().unwrap_or_else(|e| fail(e));
+            for (layer, problem) in &report.layers {
+                match problem {
+                    None => println!("ok      {layer}"),
+                    Some(problem) => println!("FAILED  {layer}: {problem}"),
+                }
+            }
+            for (image, missing) in &report.incomplete_images {
+                let missing: Vec<String> = missing.iter().map(|d| d.to_string()).collect();
+                println!(
+                    "FAILED  image {} ({}): missing layer {}",
+                    image.config_digest,
+                    image.names.join(" "),
+                    missing.join(" ")
+                );
+            }
+            let failed = report.layers.iter().filter(|(_, p)| p.is_some()).count();
+            if report.is_ok() {
+                eprintln!("spawner: {} layers verified, all intact", report.layers.len());
+            } else {
+                eprintln!(
+                    "spawner: verification failed: {failed} of {} layers changed, {} images incomplete",
+                    report.layers.len(),
+                    report.incomplete_images.len()
+                );
+                std::process::exit(1);
+            }
+        }
+        Command::Images { verify: false } => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
             println!("{:<20} {:<8} NAMES", "IMAGE ID", "LAYERS");
             for image in store.list_images().unwrap_or_else(|e| fail(e)) {

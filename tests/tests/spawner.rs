@@ -372,6 +372,38 @@ fn parallel_runs_share_the_store() {
     let layers = std::fs::read_dir(state.0.join("store/layers/sha256")).unwrap().count();
     assert_eq!(layers, 3);
     assert_eq!(std::fs::read_dir(state.0.join("store/tmp")).unwrap().count(), 0, "leftovers in store/tmp");
+    // And the store verifies: every layer re-hashed matches what its one unpack recorded.
+    let out = state.run(&["images", "--verify"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out).lines().filter(|l| l.starts_with("ok ")).count(), 3, "{}", stdout(&out));
+    assert!(stderr(&out).contains("3 layers verified, all intact"), "{}", stderr(&out));
+}
+
+#[test]
+fn images_verify_finds_a_changed_layer() {
+    let state = StateDir::new("verify");
+    assert_eq!(code(&state.run(&["run", &busybox(), "--", "true"])), 0);
+    assert_eq!(code(&state.run(&["images", "--verify"])), 0);
+    // Someone edits a file in the store by hand: same size, so only its bytes differ.
+    let layers = state.0.join("store/layers/sha256");
+    let changed = std::fs::read_dir(&layers)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|layer| layer.join("diff/bin/busybox").exists())
+        .expect("a layer with bin/busybox");
+    let busybox_file = changed.join("diff/bin/busybox");
+    let mut bytes = std::fs::read(&busybox_file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&busybox_file, &bytes).unwrap();
+    let out = state.run(&["images", "--verify"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let name = changed.file_name().unwrap().to_str().unwrap();
+    let listing = stdout(&out);
+    let failed: Vec<&str> = listing.lines().filter(|l| l.starts_with("FAILED")).collect();
+    assert_eq!(failed.len(), 1, "{listing}");
+    assert!(failed[0].contains(name) && failed[0].contains("files differ"), "{}", failed[0]);
+    assert!(stderr(&out).contains("verification failed: 1 of 3 layers changed"), "{}", stderr(&out));
 }
 
 #[test]

@@ -23,6 +23,7 @@
 
 mod error;
 mod lock;
+mod tree;
 mod unpack;
 
 #[cfg(test)]
@@ -65,6 +66,22 @@ pub struct PruneReport {
     pub removed_scratch: usize,
 }
 
+/// What [`LayerStore::verify`] found, layer by layer and image by image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Every layer in the store, with what is wrong with it (`None`: intact).
+    pub layers: Vec<(Digest, Option<String>)>,
+    /// Recorded images that name a layer the store does not have, with those layers.
+    pub incomplete_images: Vec<(StoredImage, Vec<Digest>)>,
+}
+
+impl VerifyReport {
+    /// Whether every layer is intact and every image complete.
+    pub fn is_ok(&self) -> bool {
+        self.layers.iter().all(|(_, problem)| problem.is_none()) && self.incomplete_images.is_empty()
+    }
+}
+
 /// `layer.json`, written beside each unpacked tree.
 #[derive(Debug, Serialize, Deserialize)]
 struct LayerInfo {
@@ -75,6 +92,10 @@ struct LayerInfo {
     blob_digest: Option<Digest>,
     /// `archive: member` the layer was first unpacked from; for humans.
     source: String,
+    /// Digest of the unpacked tree (see `tree.rs`); what `verify` checks the layer against.
+    /// Absent for layers unpacked before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tree_digest: Option<Digest>,
 }
 
 /// A layer unpacked in `tmp/`, not yet in place.
@@ -84,6 +105,7 @@ struct Unpacked {
     tar_size: u64,
     blob_digest: Option<Digest>,
     source: String,
+    tree_digest: Digest,
 }
 
 /// A directory in `tmp/` that is removed on drop unless moved into place.
@@ -265,6 +287,52 @@ impl LayerStore {
         }
         layers.sort();
         Ok(layers)
+    }
+
+    /// Re-hashes every layer's tree and compares it with the digest recorded when it was
+    /// unpacked, checks that each `layer.json` belongs to its directory, and that each recorded
+    /// image's layers are present. Runs beside [`LayerStore::ensure_image`] (layers in place never
+    /// change); waits for a running [`LayerStore::prune`].
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let _store = self.lock_store(LockMode::Shared)?;
+        let mut report = VerifyReport::default();
+        for layer in self.list_layers()? {
+            let problem = self.verify_layer(&layer).err();
+            report.layers.push((layer, problem));
+        }
+        for image in self.list_images()? {
+            let missing: Vec<Digest> = image.layers.iter().filter(|l| !self.has_layer(l)).cloned().collect();
+            if !missing.is_empty() {
+                report.incomplete_images.push((image, missing));
+            }
+        }
+        Ok(report)
+    }
+
+    /// `Err(what is wrong)` when the layer is not as it was unpacked.
+    fn verify_layer(&self, diff_id: &Digest) -> Result<(), String> {
+        let info_path = self.layer_home(diff_id).join("layer.json");
+        let info: LayerInfo = read_json(&info_path).map_err(|e| e.to_string())?;
+        if info.diff_id != *diff_id {
+            return Err(format!("{}: records layer {}", info_path.display(), info.diff_id));
+        }
+        let Some(recorded) = info.tree_digest else {
+            return Err(format!(
+                "{}: no tree digest recorded (unpacked by an older spawner); remove {} to have it \
+                 unpacked afresh",
+                info_path.display(),
+                self.layer_home(diff_id).display()
+            ));
+        };
+        let dir = self.layer_dir(diff_id);
+        let actual = tree::tree_digest(&dir).map_err(|e| e.to_string())?;
+        if actual != recorded {
+            return Err(format!(
+                "{}: files differ from what was unpacked (tree digest {actual}, recorded {recorded})",
+                dir.display()
+            ));
+        }
+        Ok(())
     }
 
     /// Removes layers that no recorded image uses, and debris of interrupted unpacks. Waits for
@@ -452,6 +520,7 @@ impl LayerStore {
             tar_size: done.tar_size,
             blob_digest: layer.blob_digest.clone(),
             source,
+            tree_digest: done.tree_digest,
         })
     }
 
@@ -462,6 +531,7 @@ impl LayerStore {
             tar_size: unpacked.tar_size,
             blob_digest: unpacked.blob_digest,
             source: unpacked.source,
+            tree_digest: Some(unpacked.tree_digest),
         };
         let info_path = unpacked.scratch.path.join("layer.json");
         let json = serde_json::to_vec_pretty(&info).expect("layer info serializes");

@@ -4,6 +4,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{Mode, OFlags};
 use tempfile::TempDir;
 
 use super::*;
@@ -505,4 +506,152 @@ fn failures_on_either_side_of_the_pipeline_leave_nothing() {
     assert!(matches!(err, StoreError::LayerRead { .. }), "{err}");
     assert!(!err.to_string().contains('\n'));
     assert_nothing_left(&s.store);
+}
+
+/// A layer with one entry of each kind the tree digest records, in a fresh store.
+fn verify_setup() -> (Setup, Digest, PathBuf) {
+    let tar = LayerBuilder::new()
+        .file_with("etc/shadow", 0o640, 0, 42, b"secret")
+        .hardlink("etc/shadow-again", "etc/shadow")
+        .xattrs(&[("user.spawner.test", b"yes")])
+        .file("bin/ping", b"ping")
+        .symlink("bin/link", "ping")
+        .chardev("dev/null", 1, 3)
+        .fifo("run/initctl")
+        .dir("tmp", 0o1777)
+        .finish();
+    let (s, root) = unpack_one(&tar);
+    let diff_id = Digest::sha256_of(&tar);
+    (s, diff_id, root)
+}
+
+fn verify_problem(store: &LayerStore, diff_id: &Digest) -> Option<String> {
+    let report = store.verify().unwrap();
+    report.layers.into_iter().find(|(d, _)| d == diff_id).expect("layer listed").1
+}
+
+#[test]
+fn verify_passes_on_a_fresh_store_and_digests_are_reproducible() {
+    let (s, diff_id, root) = verify_setup();
+    let report = s.store.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.layers.len(), 1);
+    // A second unpack of the same layer, at another time, records the same tree digest.
+    let (s2, _, _) = verify_setup();
+    let info =
+        |s: &Setup| -> LayerInfo { read_json(&s.store.layer_home(&diff_id).join("layer.json")).unwrap() };
+    assert!(info(&s).tree_digest.is_some());
+    assert_eq!(info(&s).tree_digest, info(&s2).tree_digest);
+    assert_eq!(Some(tree::tree_digest(&root).unwrap()), info(&s).tree_digest);
+}
+
+#[test]
+fn verify_finds_every_kind_of_change() {
+    use std::os::unix::fs::symlink;
+    type Change = fn(&Path);
+    let changes: [(&str, Change); 10] = [
+        ("content, same size", |r| fs::write(r.join("bin/ping"), b"pong").unwrap()),
+        ("content through a hard link", |r| fs::write(r.join("etc/shadow-again"), b"SECRET").unwrap()),
+        ("permission bits", |r| {
+            fs::set_permissions(r.join("etc/shadow"), fs::Permissions::from_mode(0o644)).unwrap()
+        }),
+        ("owner", |r| std::os::unix::fs::lchown(r.join("bin/link"), Some(1), None).unwrap()),
+        ("mtime", |r| {
+            let f = fs::File::options().write(true).open(r.join("bin/ping")).unwrap();
+            f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        }),
+        ("added file", |r| fs::write(r.join("tmp/new"), b"").unwrap()),
+        ("removed file", |r| fs::remove_file(r.join("run/initctl")).unwrap()),
+        ("symlink target", |r| {
+            fs::remove_file(r.join("bin/link")).unwrap();
+            symlink("/bin/sh", r.join("bin/link")).unwrap();
+        }),
+        ("xattr", |r| {
+            rustix::fs::lsetxattr(
+                r.join("bin/ping"),
+                "user.spawner.test",
+                b"no",
+                rustix::fs::XattrFlags::empty(),
+            )
+            .unwrap()
+        }),
+        ("device number", |r| {
+            fs::remove_file(r.join("dev/null")).unwrap();
+            let dev = rustix::fs::makedev(1, 5);
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                r.join("dev/null"),
+                rustix::fs::FileType::CharacterDevice,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                dev,
+            )
+            .unwrap();
+        }),
+    ];
+    for (what, change) in changes {
+        let (s, diff_id, root) = verify_setup();
+        assert_eq!(verify_problem(&s.store, &diff_id), None, "{what}: before the change");
+        change(&root);
+        let problem = verify_problem(&s.store, &diff_id).unwrap_or_else(|| panic!("{what}: not detected"));
+        assert!(problem.contains("files differ from what was unpacked"), "{what}: {problem}");
+        assert!(!s.store.verify().unwrap().is_ok());
+    }
+}
+
+#[test]
+fn verify_checks_layer_records_and_images() {
+    let (s, diff_id, _) = verify_setup();
+    let info_path = s.store.layer_home(&diff_id).join("layer.json");
+    let original = fs::read(&info_path).unwrap();
+
+    // layer.json of another layer.
+    let mut info: LayerInfo = read_json(&info_path).unwrap();
+    info.diff_id = Digest::sha256_of(b"other");
+    fs::write(&info_path, serde_json::to_vec(&info).unwrap()).unwrap();
+    assert!(verify_problem(&s.store, &diff_id).unwrap().contains("records layer sha256:"));
+
+    // A layer unpacked before tree digests were recorded cannot be vouched for.
+    let mut info: LayerInfo = serde_json::from_slice(&original).unwrap();
+    info.tree_digest = None;
+    fs::write(&info_path, serde_json::to_vec(&info).unwrap()).unwrap();
+    assert!(verify_problem(&s.store, &diff_id).unwrap().contains("no tree digest recorded"));
+
+    fs::write(&info_path, b"{").unwrap();
+    assert!(verify_problem(&s.store, &diff_id).is_some());
+
+    // An image whose layer is gone.
+    fs::write(&info_path, &original).unwrap();
+    assert!(s.store.verify().unwrap().is_ok());
+    fs::remove_dir_all(s.store.layer_home(&diff_id)).unwrap();
+    let report = s.store.verify().unwrap();
+    assert!(report.layers.is_empty());
+    assert_eq!(report.incomplete_images.len(), 1);
+    assert_eq!(report.incomplete_images[0].1, [diff_id]);
+    assert!(!report.is_ok());
+}
+
+#[test]
+fn tree_digest_walks_a_tree_nested_1500_deep() {
+    // Deeper than a recursive walk's stack or one fd per level (ulimit -n 1024) would allow.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cur = rustix::fs::open(dir.path(), OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..1500 {
+        rustix::fs::mkdirat(&cur, "d", Mode::from_raw_mode(0o755)).unwrap();
+        cur = rustix::fs::openat(&cur, "d", OFlags::DIRECTORY, Mode::empty()).unwrap();
+    }
+    let leaf = |content: &[u8]| {
+        let fd = rustix::fs::openat(
+            &cur,
+            "leaf",
+            OFlags::CREATE | OFlags::WRONLY | OFlags::TRUNC,
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        rustix::io::write(&fd, content).unwrap();
+    };
+    leaf(b"one");
+    let first = tree::tree_digest(dir.path()).unwrap();
+    assert_eq!(tree::tree_digest(dir.path()).unwrap(), first);
+    leaf(b"two");
+    assert_ne!(tree::tree_digest(dir.path()).unwrap(), first, "a change 1500 levels down counts");
 }

@@ -89,6 +89,8 @@ pub(crate) struct Unpacked {
     pub blob_digest: Option<Digest>,
     /// Bytes of file content written (sparse files count their holes).
     pub written: u64,
+    /// The unpacked tree's digest (see `tree.rs`), for verifying the layer later.
+    pub tree_digest: Digest,
 }
 
 /// Uncompressed bytes handed from the decompressing thread to the unpacking one per message.
@@ -199,8 +201,18 @@ pub(crate) fn unpack_layer(
             }
         };
         let written = unpacker.written;
-        unpacker.finish().map_err(|(entry, failure)| failure.into_error(&label, entry))?;
-        Ok(Unpacked { diff_id, tar_size, blob_digest: done.blob_digest, written })
+        let root = unpacker.finish().map_err(|(entry, failure)| failure.into_error(&label, entry))?;
+        // Writing the layer back to disk waits on the device; hashing the tree (from the page
+        // cache) needs the CPU: side by side, the hash costs little wall time.
+        let sync = std::thread::Builder::new()
+            .name("syncfs".into())
+            .spawn_scoped(scope, move || syncfs(&root))
+            .map_err(io_err("spawn thread for", dest))?;
+        let tree_digest = super::tree::tree_digest(dest)?;
+        sync.join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(io_err("syncfs", dest))?;
+        Ok(Unpacked { diff_id, tar_size, blob_digest: done.blob_digest, written, tree_digest })
     })
 }
 
@@ -606,10 +618,10 @@ impl Unpacker {
         Ok(())
     }
 
-    /// Sets directory mtimes now that nothing more is created inside them, then syncs the layer
-    /// to disk once (cheaper than an fsync per file, and enough: the caller renames the layer
-    /// into place only after this).
-    fn finish(self) -> Result<(), (String, Failure)> {
+    /// Sets directory mtimes now that nothing more is created inside them. Returns the root, for
+    /// syncing the layer to disk once (cheaper than an fsync per file, and enough: the caller
+    /// renames the layer into place only after that).
+    fn finish(self) -> Result<OwnedFd, (String, Failure)> {
         for (path, mtime) in &self.dir_times {
             let named = |f| (printable(path), f);
             let fd = match openat2(&self.root, nonempty(path), DIR_NOFOLLOW, Mode::empty(), in_root()) {
@@ -621,7 +633,7 @@ impl Unpacker {
             let times = Timestamps { last_access: *mtime, last_modification: *mtime };
             futimens(&fd, &times).map_err(|e| named(op("futimens")(e)))?;
         }
-        syncfs(&self.root).map_err(|e| (String::new(), op("syncfs")(e)))
+        Ok(self.root)
     }
 }
 
