@@ -102,7 +102,8 @@ struct RunArgs {
     /// Accepted for Docker compatibility: stdin is always passed through.
     #[arg(short = 'i', long)]
     interactive: bool,
-    /// Most bytes the image's layers may unpack to (e.g. 20g); a bigger image is refused.
+    /// Most bytes the image's layers may unpack to (e.g. 20g), counting 4 KiB for each file on
+    /// top of its content; a bigger image is refused.
     #[arg(long, default_value = "20g")]
     max_image_size: String,
     /// Image to run when the archive holds several (repo:tag or #index).

@@ -152,9 +152,10 @@ impl Drop for Scratch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Most bytes the layers unpacked for one image may hold: the larger of each layer's
-    /// uncompressed tar stream and the file content it writes (sparse files count their holes),
-    /// summed over the layers [`LayerStore::ensure_image`] unpacks. Layers already in the store
-    /// were checked when they came in and are not counted again.
+    /// uncompressed tar stream and what it writes (file content, sparse files' holes included,
+    /// plus 4 KiB for each entry's inode and name), summed over the layers
+    /// [`LayerStore::ensure_image`] unpacks. Layers already in the store were checked when they
+    /// came in and are not counted again.
     pub max_image_bytes: u64,
 }
 

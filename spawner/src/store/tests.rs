@@ -417,7 +417,9 @@ fn decompression_bomb_stops_at_the_image_limit() {
     let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
     assert!(matches!(err, StoreError::TooLarge { limit: 1048576, .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.ends_with("l/layer.tar: image unpacks to more than the limit of 1 MiB"), "{msg}");
+    // Named by the layer (and the entry, when the file side notices first).
+    assert!(msg.contains("image.tar: l/layer.tar: "), "{msg}");
+    assert!(msg.ends_with("image unpacks to more than the limit of 1 MiB"), "{msg}");
     assert_nothing_left(&s.store);
 
     // The limit is for the whole image: two layers that fit alone do not fit together.
@@ -654,4 +656,28 @@ fn tree_digest_walks_a_tree_nested_1500_deep() {
     assert_eq!(tree::tree_digest(dir.path()).unwrap(), first);
     leaf(b"two");
     assert_ne!(tree::tree_digest(dir.path()).unwrap(), first, "a change 1500 levels down counts");
+}
+
+#[test]
+fn every_entry_costs_a_block_against_the_limit() {
+    // 300 empty files: a 150 KiB tar stream and no content, but 300 inodes; at 4 KiB each, more
+    // than 1 MiB of disk.
+    let mut builder = LayerBuilder::new();
+    for i in 0..300 {
+        builder.file(&format!("f{i}"), b"");
+    }
+    let tar = builder.finish();
+    assert!(tar.len() < 200 << 10);
+    let s = setup_limited(&tar, tar.clone(), Limits { max_image_bytes: 1 << 20 });
+    let err = s.store.ensure_image(&s.archive, &s.image).unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    assert_nothing_left(&s.store);
+    // 200 of them fit.
+    let mut builder = LayerBuilder::new();
+    for i in 0..200 {
+        builder.file(&format!("f{i}"), b"");
+    }
+    let tar = builder.finish();
+    let s = setup_limited(&tar, tar.clone(), Limits { max_image_bytes: 1 << 20 });
+    s.store.ensure_image(&s.archive, &s.image).unwrap();
 }

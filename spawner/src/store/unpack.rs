@@ -30,6 +30,11 @@ use rustix::io::Errno;
 use super::error::{io_err, StoreError};
 use crate::image::{Algorithm, Archive, Decompressor, Digest, DigestReader, Hasher, LayerRef, MemberReader};
 
+/// What each entry costs against the size limit besides its content: an inode and a directory
+/// entry take about a block on disk, so a layer of a million empty files is not free (its tar
+/// stream alone, 512 bytes an entry, would let 40 million of them through a 20 GiB limit).
+const ENTRY_COST: u64 = 4096;
+
 /// Reused for copying file contents: one chunk from the decompressing thread at most.
 const COPY_BUFFER: usize = CHUNK;
 
@@ -87,7 +92,8 @@ pub(crate) struct Unpacked {
     pub tar_size: u64,
     /// Digest of the blob as stored, when one was asked for.
     pub blob_digest: Option<Digest>,
-    /// Bytes of file content written (sparse files count their holes).
+    /// Bytes of file content written (sparse files count their holes), plus
+    /// [`ENTRY_COST`] for each entry.
     pub written: u64,
     /// The unpacked tree's digest (see `tree.rs`), for verifying the layer later.
     pub tree_digest: Digest,
@@ -444,6 +450,10 @@ impl Unpacker {
         if self.path.starts_with(WHITEOUT_META_PREFIX) && self.path != OPAQUE_MARKER {
             // Top-level AUFS metadata (`.wh..wh.plnk/…`, `.wh..wh.aufs`): not part of the tree.
             return Ok(());
+        }
+        self.written += ENTRY_COST;
+        if self.written > self.budget {
+            return Err(Failure::TooLarge(self.budget));
         }
         let meta = self.read_meta(entry)?;
         // Split borrows: `path` is read while the cache and buffers are used mutably.
