@@ -27,6 +27,8 @@ mod tree;
 mod unpack;
 
 #[cfg(test)]
+mod breakouts;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashSet};

@@ -41,7 +41,7 @@ fn unpack_one(tar: &[u8]) -> (Setup, PathBuf) {
     (s, dir)
 }
 
-fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+pub(super) fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let mut buf = [0u8; 256];
     rustix::fs::lgetxattr(path, name, &mut buf[..]).ok().map(|n| buf[..n].to_vec())
 }
@@ -51,7 +51,7 @@ fn dir_is_empty(path: &Path) -> bool {
 }
 
 /// Nothing of a failed unpack is left: no layer, no scratch directory.
-fn assert_nothing_left(store: &LayerStore) {
+pub(super) fn assert_nothing_left(store: &LayerStore) {
     assert!(store.list_layers().unwrap().is_empty());
     assert!(dir_is_empty(&store.root().join("tmp")), "tmp/ not clean");
     assert!(dir_is_empty(&store.root().join("layers/sha256")));
