@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use spawner::cgroup::{parse_size, Limits};
 use spawner::container::{self, process::Overrides, RunOptions};
 use spawner::store::LayerStore;
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -197,9 +198,13 @@ fn main() {
         1 => "info",
         _ => "debug",
     };
+    // Each line says when, since spawner started: -v doubles as a profile of the run.
+    let start = std::time::Instant::now();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp(None)
-        .format_target(false)
+        .format(move |buf, record| {
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            writeln!(buf, "[{:<5} {ms:7.3} ms] {}", record.level(), record.args())
+        })
         .init();
     let state_dir = cli.root.unwrap_or_else(container::default_state_dir);
     match cli.command {

@@ -66,6 +66,7 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     }
     drop(go);
     crate::cgroup::join_self(&plan.cgroup_join)?;
+    log::debug!("container: in its cgroup");
     // Before sysfs is mounted: /sys/class/net shows the network namespace of whoever mounts it.
     if let Some(net) = &plan.net {
         super::net::join(net)?;
@@ -75,6 +76,7 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     // terminal through which to push input into the host's (TIOCSTI).
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     build_rootfs(&plan).map_err(|e| e.to_string())?;
+    log::debug!("container: root file system ready");
     if let Some(socket) = &plan.tty {
         super::tty::attach_in_container(socket)?;
     }
@@ -155,6 +157,7 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     let env = c_strings(&env.iter().map(String::as_str).collect::<Vec<_>>())?;
     let (argv_ptrs, env_ptrs) = (null_terminated(&argv), null_terminated(&env));
     // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
+    log::debug!("container: exec init");
     let errno = unsafe { rawsys::execveat_fd(init.as_raw_fd(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
     Err(format!("exec init: {errno}"))
 }

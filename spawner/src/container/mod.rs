@@ -237,6 +237,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let net = (!opts.net_host).then(net::prepare_namespace);
     let archive = Archive::open(&opts.archive)?;
     let image = archive.select(opts.image.as_deref())?;
+    log::debug!("archive indexed");
     log::info!(
         "image {} from {}",
         image.names.first().map(String::as_str).unwrap_or("(unnamed)"),
@@ -304,6 +305,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         log::warn!("{e}");
     }
     drop(dir);
+    log::debug!("cleaned up");
     if oom_kills > 0 && status == 137 {
         match limit {
             Some(l) => {
@@ -366,6 +368,7 @@ fn spawn_and_wait(plan: ChildPlan, init: &OwnedFd, tty_socket: Option<OwnedFd>) 
     }
     let raw = master.as_ref().and_then(|_| tty::RawMode::enter());
     let status = wait_relaying(pid, &signals, master.as_ref())?;
+    log::debug!("container exited: {status}");
     drop(raw);
     if !message.is_empty() {
         return Err(RunError(String::from_utf8_lossy(&message).into_owned()));
