@@ -78,8 +78,21 @@ fn is_descendant(mut pid: i32, me: i32) -> bool {
     false
 }
 
+/// Whether init has any child, running or a zombie. Without one it has no descendant at all: a
+/// descendant's parent is alive, so the chain up to init ends in a child of init, and orphans are
+/// re-parented to init (a subreaper). This spares the /proc scan, which reads every process on a
+/// host (milliseconds), at the end of almost every run.
+fn has_children() -> bool {
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let peek = WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT | WaitIdOptions::EXITED;
+    !matches!(waitid(WaitId::All, peek), Err(Errno::CHILD))
+}
+
 fn for_each_descendant(me: i32, mut f: impl FnMut(i32)) {
     use rustix::fs::{open, Mode, OFlags, RawDir};
+    if !has_children() {
+        return;
+    }
     let Ok(dir) = open(c"/proc", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
         return;
     };

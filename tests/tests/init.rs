@@ -120,10 +120,16 @@ fn term_delay_forwards_after_the_delay() {
 
 #[test]
 fn default_mode_terminates_what_is_left_when_the_main_child_exits() {
-    // The grandchild would print after a second; init ends it when the main child exits.
-    let out = run(pid1(&["--", "sh", "-c", "(sleep 1; echo grandchild done) & exit 4"]));
-    assert_eq!(code(&out), 4);
-    assert!(!stdout(&out).contains("grandchild done"));
+    // The grandchild would print after a second; init ends it when the main child exits, as PID 1
+    // (kill(-1)) and as a subreaper (its descendants, found through /proc).
+    for cmd in [
+        pid1(&["--", "sh", "-c", "(sleep 1; echo grandchild done) & exit 4"]),
+        init(&["--", "sh", "-c", "(sleep 1; echo grandchild done) & exit 4"]),
+    ] {
+        let out = run(cmd);
+        assert_eq!(code(&out), 4);
+        assert!(!stdout(&out).contains("grandchild done"));
+    }
 }
 
 #[test]
