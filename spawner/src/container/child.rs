@@ -39,6 +39,8 @@ pub struct ChildPlan {
     pub cgroup_join: Vec<PathBuf>,
     pub spec: ProcessSpec,
     pub security: super::security::Security,
+    /// The compiled seccomp filter, when the container gets one.
+    pub seccomp: Option<seccompiler::BpfProgram>,
     /// With `-t`: the socket over which the container's pty master goes to spawner.
     pub tty: Option<OwnedFd>,
 }
@@ -115,8 +117,8 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     let sec = &plan.security;
     super::security::limit_bounding_set(sec.capabilities)?;
     // While still root with every capability (so without needing no_new_privs first).
-    if sec.seccomp {
-        super::security::install_seccomp()?;
+    if let Some(program) = &plan.seccomp {
+        super::security::install_seccomp(program)?;
     }
     let groups: Vec<rustix::process::Gid> =
         creds.groups.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();

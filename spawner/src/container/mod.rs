@@ -266,6 +266,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let cgroup_version = cgroup.version();
     log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
     let init = init_binary::sealed_memfd().map_err(RunError)?;
+    let seccomp =
+        opts.security.seccomp.then(security::default_seccomp_filter).transpose().map_err(RunError)?;
     // Joined before clone: spawner is single-threaded again when it forks.
     let net = match net.map(|thread| thread.join()) {
         Some(Ok(result)) => Some(result.map_err(RunError)?),
@@ -296,6 +298,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         cgroup_join: cgroup.self_join_files(),
         spec,
         security: opts.security.clone(),
+        seccomp,
         tty: tty_there,
     };
     let status = spawn_and_wait(plan, &init, tty_here)?;

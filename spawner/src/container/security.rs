@@ -247,8 +247,9 @@ pub fn set_capabilities(keep: CapabilitySet) -> Result<(), String> {
     rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))
 }
 
-/// Installs the default seccomp filter (EPERM for the refused syscalls, everything else allowed).
-pub fn install_seccomp() -> Result<(), String> {
+/// Compiles the default seccomp filter (EPERM for the refused syscalls, everything else allowed).
+/// spawner does it while the network namespace is being made, off the container's start-up path.
+pub fn default_seccomp_filter() -> Result<seccompiler::BpfProgram, String> {
     use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
     let arch: TargetArch = std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
     let mut rules = BTreeMap::new();
@@ -260,7 +261,12 @@ pub fn install_seccomp() -> Result<(), String> {
     let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc_eperm()), arch)
         .map_err(|e| format!("seccomp filter: {e}"))?;
     let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp filter: {e:?}"))?;
-    seccompiler::apply_filter(&program).map_err(|e| format!("install seccomp filter: {e}"))
+    Ok(program)
+}
+
+/// Installs a filter from [`default_seccomp_filter`] on the calling thread.
+pub fn install_seccomp(program: &seccompiler::BpfProgram) -> Result<(), String> {
+    seccompiler::apply_filter(program).map_err(|e| format!("install seccomp filter: {e}"))
 }
 
 fn libc_eperm() -> u32 {
