@@ -22,16 +22,14 @@ pub struct Volume {
 
 /// Everything the child needs, prepared by the parent before clone.
 pub struct ChildPlan {
-    pub layers: Vec<PathBuf>,
-    pub upper: PathBuf,
-    pub work: PathBuf,
+    /// The root file system (layers, upper and work directories), mounted but not attached yet.
+    pub overlay: rootfs::Overlay,
+    /// Where the overlay goes (the container's directory, in the child's mount namespace).
     pub merged: PathBuf,
-    /// Contents for /etc/hostname, /etc/hosts, /etc/resolv.conf (by file name in /etc).
-    pub etc_files: Vec<(&'static str, String)>,
+    /// A detached tmpfs with /etc/hostname, /etc/hosts and /etc/resolv.conf (`super::ETC_FILES`).
+    pub etc_files: OwnedFd,
     pub volumes: Vec<Volume>,
     pub read_only: bool,
-    /// The upper directory outlives the container (`--keep`, `--name`): the overlay must sync it.
-    pub keep_upper: bool,
     /// The container's network namespace (made beforehand, loopback up), or None for `--net host`.
     pub net: Option<OwnedFd>,
     pub cgroup_version: Version,
@@ -190,7 +188,7 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     )
     .context(|| "make / private".into())?;
     rustix::process::umask(rustix::fs::Mode::empty());
-    rootfs::mount_overlay(&plan.layers, &plan.upper, &plan.work, &plan.merged, !plan.keep_upper)?;
+    rootfs::attach_overlay(&plan.overlay, &plan.merged)?;
     let root = rustix::fs::open(
         &plan.merged,
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
@@ -205,7 +203,7 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     rootfs::mount_in_root(root, "/sys", "sysfs", &[], hidden | MountAttrFlags::MOUNT_ATTR_RDONLY)?;
     rootfs::mount_cgroups(root, plan.cgroup_version)?;
     rootfs::populate_dev(root)?;
-    rootfs::bind_etc_files(root, &plan.etc_files)?;
+    rootfs::bind_etc_files(root, &plan.etc_files, &super::ETC_FILES)?;
     for v in &plan.volumes {
         rootfs::bind_in_root(root, &v.host, &v.container)?;
     }

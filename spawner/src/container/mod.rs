@@ -40,7 +40,13 @@ macro_rules! from_error {
         }
     )*};
 }
-from_error!(crate::image::ImageError, crate::store::StoreError, crate::cgroup::Error, process::NoCommand);
+from_error!(
+    crate::image::ImageError,
+    crate::store::StoreError,
+    crate::cgroup::Error,
+    process::NoCommand,
+    rootfs::MountError
+);
 
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
@@ -202,17 +208,21 @@ fn create_container_dir(
     }
 }
 
-/// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container. The child writes
-/// them into a small tmpfs of its own and binds them over the image's (no file on the host disk).
+/// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into a
+/// small detached tmpfs and bound over the image's by the child (no file on the host disk).
 fn etc_files(hostname: &str, net_host: bool) -> Vec<(&'static str, String)> {
+    let [hostname_file, hosts_file, resolv_file] = ETC_FILES;
     let hosts = if net_host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    vec![("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)]
+    vec![(hostname_file, format!("{hostname}\n")), (hosts_file, hosts), (resolv_file, resolv)]
 }
+
+/// The files in /etc the container gets from spawner.
+const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
 const RELAYED: [i32; 6] = [1, 2, 3, 10, 12, 15]; // HUP INT QUIT USR1 USR2 TERM
 const SIGCHLD: i32 = 17;
@@ -257,7 +267,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
     let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
     stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
-    let dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
+    let mut dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
     let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
     let etc_files = etc_files(&spec.hostname, opts.net_host);
 
@@ -268,6 +278,10 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let init = init_binary::sealed_memfd().map_err(RunError)?;
     let seccomp =
         opts.security.seccomp.then(security::default_seccomp_filter).transpose().map_err(RunError)?;
+    // Mounts that need no namespace of the container's are made here, while the network namespace
+    // thread works; the container attaches them.
+    let overlay = rootfs::prepare_overlay(&layers, &upper, &work, !dir.keep)?;
+    let etc_files = rootfs::etc_files_fs(&etc_files)?;
     // Joined before clone: spawner is single-threaded again when it forks.
     let net = match net.map(|thread| thread.join()) {
         Some(Ok(result)) => Some(result.map_err(RunError)?),
@@ -283,16 +297,13 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     };
 
     let plan = ChildPlan {
-        layers,
-        upper,
-        work,
+        overlay,
         // The overlay is mounted over the container's own directory, in the child's mount namespace
         // only: no separate mount point to create and remove.
         merged: dir.path.clone(),
         etc_files,
         volumes: opts.volumes.clone(),
         read_only: opts.read_only,
-        keep_upper: dir.keep,
         net,
         cgroup_version,
         cgroup_join: cgroup.self_join_files(),
@@ -305,7 +316,10 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let oom_kills = cgroup.oom_kills().unwrap_or(0);
     let limit = cgroup.memory_limit();
     if let Err(e) = cgroup.remove() {
+        // The directory stays, unlocked once spawner exits: the next run takes it for a dead run's
+        // and tries the cgroup again (see `stale`).
         log::warn!("{e}");
+        dir.keep = true;
     }
     drop(dir);
     log::debug!("cleaned up");

@@ -173,9 +173,10 @@ pub fn bind_in_root(root: BorrowedFd<'_>, source: &Path, path: &Path) -> Result<
     attach(&tree, target.as_fd(), &path.display().to_string())
 }
 
-/// Writes `files` into a small tmpfs (never attached anywhere itself, on Linux 6.15+) and binds each
-/// over /etc/NAME inside `root`.
-pub fn bind_etc_files(root: BorrowedFd<'_>, files: &[(&str, String)]) -> Result<()> {
+/// A small detached tmpfs holding `files` (never attached anywhere itself, on Linux 6.15+), for
+/// [`bind_etc_files`]. spawner makes it before the container's process exists (the new mount API's
+/// detached mounts can be attached in another mount namespace), off the start-up path.
+pub fn etc_files_fs(files: &[(&str, String)]) -> Result<OwnedFd> {
     let tmpfs = new_fs(
         "tmpfs",
         &[("mode", "755"), ("size", "64k")],
@@ -194,18 +195,23 @@ pub fn bind_etc_files(root: BorrowedFd<'_>, files: &[(&str, String)]) -> Result<
         rustix::io::write(&file, text.as_bytes())
             .context(|| format!("write /etc/{name} for the container"))?;
     }
+    Ok(tmpfs)
+}
+
+/// Binds each of `names` in `tmpfs` (from [`etc_files_fs`]) over /etc/NAME inside `root`.
+pub fn bind_etc_files(root: BorrowedFd<'_>, tmpfs: &OwnedFd, names: &[&str]) -> Result<()> {
     let clone = |dir: BorrowedFd<'_>, name: &str| {
         open_tree(dir, name, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
     };
     // Before Linux 6.15 a file cannot be cloned out of a detached mount (EINVAL): attach the tmpfs
     // inside the container's tree for as long as the binds take.
-    let staged = match files.first().map(|(name, _)| clone(tmpfs.as_fd(), name)) {
-        Some(Err(Errno::INVAL)) => Some(stage_in_root(root, &tmpfs)?),
+    let staged = match names.first().map(|name| clone(tmpfs.as_fd(), name)) {
+        Some(Err(Errno::INVAL)) => Some(stage_in_root(root, tmpfs)?),
         _ => None,
     };
     let dir = staged.as_ref().map_or(tmpfs.as_fd(), |d| d.as_fd());
     let mut result = Ok(());
-    for (name, _) in files {
+    for name in names {
         result = open_in_root(root, &Path::new("/etc").join(name), Target::File).and_then(|target| {
             let tree = clone(dir, name).context(|| format!("open_tree /etc/{name}"))?;
             attach(&tree, target.as_fd(), &format!("/etc/{name}"))
@@ -239,24 +245,25 @@ fn stage_in_root(root: BorrowedFd<'_>, tmpfs: &OwnedFd) -> Result<OwnedFd> {
     .context(|| format!("open /{STAGE}"))
 }
 
-/// The overlay of `layers` (bottom to top) with `upper` and `work`, attached at `merged`. `volatile`
-/// (when the upper directory is thrown away at exit) skips overlayfs's syncs of the upper file system,
-/// which are pure cost for data nobody keeps.
-pub fn mount_overlay(
-    layers: &[PathBuf],
-    upper: &Path,
-    work: &Path,
-    merged: &Path,
-    volatile: bool,
-) -> Result<()> {
+/// The container's root file system before it is attached: a detached overlay mount, or (before
+/// Linux 6.5) the options for mount(2), which can only mount in place.
+pub enum Overlay {
+    Detached(OwnedFd),
+    Options(std::ffi::CString),
+}
+
+/// The overlay of `layers` (bottom to top) with `upper` and `work`, ready for [`attach_overlay`].
+/// `volatile` (when the upper directory is thrown away at exit) skips overlayfs's syncs of the upper
+/// file system, which are pure cost for data nobody keeps. spawner prepares it before the
+/// container's process exists, off the start-up path.
+pub fn prepare_overlay(layers: &[PathBuf], upper: &Path, work: &Path, volatile: bool) -> Result<Overlay> {
     match overlay_fs(layers, upper, work, volatile) {
         Ok(fs) => {
             // nodev: device nodes an image ships (a block node for the host's disk, say) must not
             // open in the container, which has no devices cgroup; /dev is a tmpfs of its own.
             let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::MOUNT_ATTR_NODEV)
                 .context(|| "fsmount overlay".into())?;
-            move_mount(&mnt, "", CWD, merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-                .context(|| format!("attach overlay at {}", merged.display()))
+            Ok(Overlay::Detached(mnt))
         }
         // Before Linux 6.5 overlayfs parsed its options only at create (so `lowerdir+` fails there)
         // and fsconfig strings were limited to 256 bytes: mount(2) takes a page of options.
@@ -273,16 +280,25 @@ pub fn mount_overlay(
             }
             let data = std::ffi::CString::new(data)
                 .map_err(|_| MountError { what: "overlay options".into(), errno: Errno::INVAL })?;
-            rustix::mount::mount(
-                "overlay",
-                merged,
-                "overlay",
-                rustix::mount::MountFlags::NODEV,
-                data.as_c_str(),
-            )
-            .context(|| format!("mount overlay on {}", merged.display()))
+            Ok(Overlay::Options(data))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Attaches the overlay at `merged`, in the container's mount namespace.
+pub fn attach_overlay(overlay: &Overlay, merged: &Path) -> Result<()> {
+    match overlay {
+        Overlay::Detached(mnt) => move_mount(mnt, "", CWD, merged, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+            .context(|| format!("attach overlay at {}", merged.display())),
+        Overlay::Options(data) => rustix::mount::mount(
+            "overlay",
+            merged,
+            "overlay",
+            rustix::mount::MountFlags::NODEV,
+            data.as_c_str(),
+        )
+        .context(|| format!("mount overlay on {}", merged.display())),
     }
 }
 

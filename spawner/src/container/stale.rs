@@ -6,6 +6,11 @@
 //! A live run holds an exclusive flock on its container directory for as long as it lives; the
 //! kernel drops it when the process dies, however it dies. A directory is created under a dot-name,
 //! locked, and only then renamed into place, so a starting run is never taken for a dead one.
+//!
+//! A container's cgroup exists only while its directory does: the directory is in place before the
+//! cgroup is made, and a run removes it only after the cgroup is gone (it keeps the directory when
+//! the cgroup cannot be removed). So the cgroups are looked through only when a dead run's directory
+//! is found, not on every run.
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{flock, FlockOperation, Mode, OFlags};
@@ -33,10 +38,11 @@ pub fn cgroup_prefix(state_dir: &Path) -> String {
     format!("spawner-{:08x}-", hash as u32)
 }
 
-/// Removes the container directories in `containers` whose runs are dead, then the cgroups of this
-/// state directory that no live run owns.
+/// Removes the container directories in `containers` whose runs are dead, then, if there were any,
+/// the cgroups of this state directory that no live run owns.
 pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Option<&Path>) {
     let Ok(entries) = std::fs::read_dir(containers) else { return };
+    let mut dead_found = false;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
@@ -52,14 +58,22 @@ pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Optio
         } else {
             match claim(&path) {
                 Err(_) => continue,
-                Ok(_lock) if path.join(KEEP_MARKER).exists() => continue,
+                // Kept, but its run is dead: its cgroup may be left.
+                Ok(_lock) if path.join(KEEP_MARKER).exists() => {
+                    dead_found = true;
+                    continue;
+                }
                 Ok(_lock) => {}
             }
         }
+        dead_found = true;
         match std::fs::remove_dir_all(&path) {
             Ok(()) => log::info!("removed {} left by a spawner that died", path.display()),
             Err(e) => log::warn!("remove stale {}: {e}", path.display()),
         }
+    }
+    if !dead_found {
+        return;
     }
     // Checked when each cgroup is looked at, not from the scan above: a run that started since has
     // its directory in place and locked before it creates its cgroup.
