@@ -35,11 +35,9 @@ const READ_BUFFER: usize = 256 * 1024;
 
 /// The digest of the tree under `root` (a directory), as recorded in `layer.json`.
 pub(crate) fn tree_digest(root: &Path) -> Result<Digest, StoreError> {
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOATIME,
-        Mode::empty(),
-    )
+    let root_fd = noatime(|atime| {
+        rustix::fs::open(root, DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC | atime, Mode::empty())
+    })
     .map_err(io_err("open", root))?;
     let mut walker = Walker {
         root,
@@ -69,6 +67,17 @@ enum XattrSource<'a> {
     /// A `/proc/self/fd/N/name` path: for entries that cannot be opened for reading (symlinks,
     /// devices, fifos), without building a host path that could exceed PATH_MAX.
     Path(CString),
+}
+
+const DIR: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY);
+
+/// Opens with O_NOATIME (reading the store for a digest should not dirty its inodes), or without it
+/// where the caller may not (EPERM: it needs ownership or CAP_FOWNER).
+fn noatime(open: impl Fn(OFlags) -> rustix::io::Result<OwnedFd>) -> rustix::io::Result<OwnedFd> {
+    match open(OFlags::NOATIME) {
+        Err(rustix::io::Errno::PERM) => open(OFlags::empty()),
+        other => other,
+    }
 }
 
 /// Length-prefixed, so no two different sequences of fields hash alike.
@@ -128,13 +137,15 @@ impl Walker<'_> {
         let root = self.root;
         let host = |rel: &[u8]| root.join(Path::new(OsStr::from_bytes(rel)));
         let path = if rel.is_empty() { b".".as_slice() } else { &rel };
-        let fd = openat2(
-            self.root_fd,
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOATIME,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
+        let fd = noatime(|atime| {
+            openat2(
+                self.root_fd,
+                path,
+                DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC | atime,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )
+        })
         .map_err(io_err("open", host(&rel)))?;
         let mut names: Vec<Vec<u8>> = Vec::new();
         let mut dir = Dir::read_from(&fd).map_err(io_err("readdir", host(&rel)))?;
@@ -160,27 +171,22 @@ impl Walker<'_> {
             let kind = FileType::from_raw_mode(stat.st_mode);
             match kind {
                 FileType::RegularFile => {
-                    let file = openat(
-                        &fd,
-                        &cname,
-                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOATIME,
-                        Mode::empty(),
-                    )
+                    let file = noatime(|atime| {
+                        openat(
+                            &fd,
+                            &cname,
+                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | atime,
+                            Mode::empty(),
+                        )
+                    })
                     .map_err(io_err("open", host(&child_rel)))?;
                     self.meta(&mut record, name, &stat, XattrSource::Fd(file.as_fd()), &host(&child_rel))?;
                     self.content(&mut record, file, stat.st_size as u64, &host(&child_rel))?;
                 }
                 FileType::Directory => {
-                    let sub = openat(
-                        &fd,
-                        &cname,
-                        OFlags::RDONLY
-                            | OFlags::DIRECTORY
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC
-                            | OFlags::NOATIME,
-                        Mode::empty(),
-                    )
+                    let sub = noatime(|atime| {
+                        openat(&fd, &cname, DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC | atime, Mode::empty())
+                    })
                     .map_err(io_err("open", host(&child_rel)))?;
                     self.meta(&mut record, name, &stat, XattrSource::Fd(sub.as_fd()), &host(&child_rel))?;
                 }
