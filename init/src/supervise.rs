@@ -38,6 +38,9 @@ impl Supervisor<'_> {
     pub fn run(mut self) -> (WaitStatus, Option<OomWatch>) {
         let mut st = State::default();
         loop {
+            // The OOM killer sends SIGKILL: only such a death can have moved the counter (v2 also
+            // announces it on memory.events, below). Re-reading it for every batch of exits would
+            // cost a file read per wake-up in a storm of orphans.
             if self.reap(&mut st) {
                 if let Some(oom) = self.oom.as_mut() {
                     oom.check();
@@ -82,12 +85,13 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Reaps every zombie there is. The main child's exit is noticed here, never from a SIGCHLD's
-    /// siginfo: several SIGCHLDs merge into one, so only waitpid can be trusted to see each exit.
+    /// Reaps every zombie there is; returns whether one of them was killed by SIGKILL. The main
+    /// child's exit is noticed here, never from a SIGCHLD's siginfo: several SIGCHLDs merge into
+    /// one, so only waitpid can be trusted to see each exit.
     fn reap(&self, st: &mut State) -> bool {
-        let mut any = false;
+        let mut killed = false;
         while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
-            any = true;
+            killed |= status.terminating_signal() == Some(signals::SIGKILL as _);
             let pid = pid.as_raw_nonzero().get();
             if pid == self.main_pid {
                 crate::info!("main process {pid} exited: {}", Status(status));
@@ -98,7 +102,7 @@ impl Supervisor<'_> {
                 crate::debug!("reaped process {pid}: {}", Status(status));
             }
         }
-        any
+        killed
     }
 
     /// Sleeps until a signal, an OOM event (v2) or the next deadline; returns whether memory.events
