@@ -19,9 +19,11 @@ struct Row {
     shared_libs: u64,
     rss_kib: u64,
     reap_ms: f64,
+    reap_cpu_ms: f64,
 }
 
 const ORPHANS: usize = 10_000;
+const ROUNDS: usize = 11;
 
 pub fn init() -> Result<()> {
     apt_install(&["tini", "dumb-init", "catatonit", "util-linux"])?;
@@ -35,11 +37,14 @@ pub fn init() -> Result<()> {
     // Rounds interleave the inits, so that drift on the machine spreads over all of them.
     let mut rss: Vec<Vec<u64>> = vec![Vec::new(); peers.len()];
     let mut reap: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
-    for round in 0..5 {
-        eprintln!("xtask: round {} of 5", round + 1);
+    let mut reap_cpu: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
+    for round in 0..ROUNDS {
+        eprintln!("xtask: round {} of {ROUNDS}", round + 1);
         for (i, peer) in peers.iter().enumerate() {
             rss[i].push(idle_rss_kib(&peer.path)?);
-            reap[i].push(reap_ms(&peer.path)?);
+            let (wall, cpu) = reap_ms(&peer.path)?;
+            reap[i].push(wall);
+            reap_cpu[i].push(cpu);
         }
     }
     let mut rows = Vec::new();
@@ -50,19 +55,21 @@ pub fn init() -> Result<()> {
             shared_libs: shared_libs_size(&peer.path)?,
             rss_kib: median_u64(rss[i].clone()),
             reap_ms: median_f64(reap[i].clone()),
+            reap_cpu_ms: median_f64(reap_cpu[i].clone()),
         });
     }
     let date = crate::util::output(cmd("date").arg("+%Y-%m-%d"))?;
     let kernel = crate::util::output(cmd("uname").arg("-r"))?;
     let mut table = format!(
         "Measured {} on this project's machine kind (2 cores, kernel {}), by `cargo xtask bench init`.\n\
-         Idle RSS: median of 5 runs of `unshare --pid --fork INIT -- sleep 30`, VmRSS of the init.\n\
-         Reap: median of 5 runs (rounds interleaving the inits); a child leaves {ORPHANS} orphans blocked\n\
-         on a pipe, then closes it: time until all {ORPHANS} have exited and been reaped, seen from /proc\n\
-         of the PID namespace, polled every millisecond (1 ms resolution; the kernel's exit work for\n\
-         10,000 processes is most of it, so differences under ~20% are noise on 2 cores).\n\n\
-         | init | binary size | shared libraries needed | idle RSS as PID 1 | reap {ORPHANS} orphans |\n\
-         |---|---:|---:|---:|---:|\n",
+         Idle RSS: median of {ROUNDS} runs of `unshare --pid --fork INIT -- sleep 30`, VmRSS of the init.\n\
+         Reap: median of {ROUNDS} runs (rounds interleaving the inits); a child leaves {ORPHANS} orphans\n\
+         blocked on a pipe, then closes it: time until all {ORPHANS} have exited and been reaped, seen\n\
+         from /proc of the PID namespace, polled every millisecond. The kernel's exit work for 10,000\n\
+         processes is most of that time, and it swings by half from run to run on 2 cores; the init's own\n\
+         CPU time (user + system, from /proc/1/stat, 10 ms ticks) over the same span is its own cost.\n\n\
+         | init | binary size | shared libraries needed | idle RSS as PID 1 | reap {ORPHANS} orphans | init CPU while reaping |\n\
+         |---|---:|---:|---:|---:|---:|\n",
         date.trim(),
         kernel.trim()
     );
@@ -73,11 +80,12 @@ pub fn init() -> Result<()> {
             format!("{} KB", r.shared_libs / 1000)
         };
         table.push_str(&format!(
-            "| {} | {:.1} KB | {libs} | {} KiB | {:.0} ms |\n",
+            "| {} | {:.1} KB | {libs} | {} KiB | {:.0} ms | {:.0} ms |\n",
             r.name,
             r.size as f64 / 1000.0,
             r.rss_kib,
-            r.reap_ms
+            r.reap_ms,
+            r.reap_cpu_ms
         ));
     }
     println!("\n{table}");
@@ -151,7 +159,8 @@ fn idle_rss_kib(init: &Path) -> Result<u64> {
     result
 }
 
-fn reap_ms(init: &Path) -> Result<f64> {
+/// Wall time to reap, and the init's CPU time meanwhile, in ms.
+fn reap_ms(init: &Path) -> Result<(f64, f64)> {
     let xtask = std::env::current_exe()?;
     let mut child = cmd("unshare")
         .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
@@ -167,7 +176,21 @@ fn reap_ms(init: &Path) -> Result<f64> {
     if !status.success() {
         return Err(format!("reap benchmark under {} failed: {status}", init.display()).into());
     }
-    Ok(out.trim().parse()?)
+    let mut fields = out.split_whitespace().map(str::parse::<f64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(wall)), Some(Ok(cpu))) => Ok((wall, cpu)),
+        _ => Err(format!("reap benchmark printed {out:?}").into()),
+    }
+}
+
+/// user + system CPU time of PID 1 (of the caller's PID namespace) in clock ticks (10 ms).
+fn init_cpu_ticks() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/1/stat")?;
+    // After "(comm)": state is field 3; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').ok_or("odd /proc/1/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).ok_or("odd /proc/1/stat");
+    Ok(tick(11)? + tick(12)?)
 }
 
 fn count_processes() -> usize {
@@ -197,6 +220,7 @@ pub fn reap_helper(n: usize) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let cpu_before = init_cpu_ticks()?;
     let start = Instant::now();
     drop(writer);
     // Polled with sleeps, not spun: a spinning observer would take one of the two cores from the
@@ -207,6 +231,8 @@ pub fn reap_helper(n: usize) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    println!("{:.1}", start.elapsed().as_secs_f64() * 1000.0);
+    let wall = start.elapsed().as_secs_f64() * 1000.0;
+    let cpu_ms = (init_cpu_ticks()? - cpu_before) * 10;
+    println!("{wall:.1} {cpu_ms}");
     Ok(())
 }
