@@ -4,7 +4,7 @@
 //! # Layout under the root (e.g. `/var/lib/spawner`)
 //! ```text
 //! layers/sha256/<hex>/diff/        the unpacked tree, in overlayfs form (a lowerdir)
-//! layers/sha256/<hex>/layer.json   diff_id, tar size, blob digest, where it came from
+//! layers/sha256/<hex>/layer.json   diff_id, tar size, blob digest, tree digest, where it came from
 //! images/<config-hex>.json         an image's names and layers (for `images` and `prune`)
 //! by-blob/sha256/<hex>             diff_id of a blob, for layouts whose config has no diff_ids
 //! locks/store.lock                 shared while ensuring, exclusive while pruning
@@ -20,6 +20,8 @@
 //!   the layer re-checked before unpacking.
 //! * Layer content is what the image says: the uncompressed stream must hash to the config's
 //!   `rootfs.diff_ids` entry, and a compressed blob to its OCI descriptor digest.
+//! * A layer stays what was unpacked: its tree's digest (`tree.rs`) is recorded when it is
+//!   unpacked, and [`LayerStore::verify`] (`spawner images --verify`) re-hashes every layer.
 
 mod error;
 mod lock;
