@@ -313,7 +313,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         tty: tty_there,
     };
     let status = spawn_and_wait(plan, &init, tty_here)?;
-    let oom_kills = cgroup.oom_kills().unwrap_or(0);
+    // Only a SIGKILL (137) can be the OOM killer's: the counter is read for nothing otherwise.
+    let oom_kills = if status == 137 { cgroup.oom_kills().unwrap_or(0) } else { 0 };
     let limit = cgroup.memory_limit();
     if let Err(e) = cgroup.remove() {
         // The directory stays, unlocked once spawner exits: the next run takes it for a dead run's
