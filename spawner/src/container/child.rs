@@ -156,8 +156,8 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     let argv = c_strings(&argv)?;
     let env = c_strings(&env.iter().map(String::as_str).collect::<Vec<_>>())?;
     let (argv_ptrs, env_ptrs) = (null_terminated(&argv), null_terminated(&env));
-    // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
     log::debug!("container: exec init");
+    // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
     let errno = unsafe { rawsys::execveat_fd(init.as_raw_fd(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
     Err(format!("exec init: {errno}"))
 }

@@ -324,7 +324,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     }
     drop(dir);
     log::debug!("cleaned up");
-    if oom_kills > 0 && status == 137 {
+    if oom_kills > 0 {
         match limit {
             Some(l) => {
                 eprintln!("spawner: container was killed by the OOM killer (memory limit {})", human_size(l))

@@ -18,7 +18,7 @@ use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{
     fgetxattr, flistxattr, lgetxattr, llistxattr, openat, openat2, statat, AtFlags, Dir, FileType, Mode,
@@ -48,7 +48,8 @@ pub(crate) fn tree_digest(root: &Path) -> Result<Digest, StoreError> {
     };
     let stat = rustix::fs::fstat(&root_fd).map_err(io_err("fstat", root))?;
     let mut record = Sha256::new();
-    walker.meta(&mut record, b".", &stat, XattrSource::Fd(root_fd.as_fd()), Path::new("."))?;
+    meta(&mut record, b".", &stat);
+    walker.xattrs(&mut record, XattrSource::Fd(root_fd.as_fd()), b"")?;
     record.update(walker.walk()?);
     let hex: String = record.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("sha256:{hex}").parse().expect("a sha256 hex digest parses"))
@@ -112,12 +113,13 @@ impl Walker<'_> {
     /// The digest of the root's children. Depth-first without recursion: a layer may nest
     /// directories two thousand deep (a PATH_MAX of one-letter names).
     fn walk(&mut self) -> Result<[u8; 32], StoreError> {
-        let mut stack = vec![self.list(Vec::new())?];
+        let mut stack = vec![self.list(Vec::new(), None)?];
         loop {
             let top = stack.last_mut().expect("the stack holds the root until the end");
             if top.next_subdir < top.subdirs.len() {
-                let child = join(&top.rel, &top.names[top.subdirs[top.next_subdir].0]);
-                let frame = self.list(child)?;
+                let (index, record) = &mut top.subdirs[top.next_subdir];
+                let child = join(&top.rel, &top.names[*index]);
+                let frame = self.list(child, Some(record))?;
                 stack.push(frame);
                 continue;
             }
@@ -131,11 +133,15 @@ impl Walker<'_> {
         }
     }
 
+    /// The host path of `rel`, for error messages only.
+    fn host(&self, rel: &[u8]) -> PathBuf {
+        self.root.join(OsStr::from_bytes(rel))
+    }
+
     /// Lists the directory at `rel` (relative to the root; empty for the root itself) and hashes
-    /// every child but the contents of subdirectories.
-    fn list(&mut self, rel: Vec<u8>) -> Result<Frame, StoreError> {
-        let root = self.root;
-        let host = |rel: &[u8]| root.join(Path::new(OsStr::from_bytes(rel)));
+    /// every child but the contents of subdirectories. `own_record`: the directory's record in its
+    /// parent, which gets the directory's xattrs (read here, through the fd this opens anyway).
+    fn list(&mut self, rel: Vec<u8>, own_record: Option<&mut Sha256>) -> Result<Frame, StoreError> {
         let path = if rel.is_empty() { b".".as_slice() } else { &rel };
         let fd = noatime(|atime| {
             openat2(
@@ -146,11 +152,14 @@ impl Walker<'_> {
                 ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
             )
         })
-        .map_err(io_err("open", host(&rel)))?;
+        .map_err(|e| io_err("open", self.host(&rel))(e))?;
+        if let Some(record) = own_record {
+            self.xattrs(record, XattrSource::Fd(fd.as_fd()), &rel)?;
+        }
         let mut names: Vec<Vec<u8>> = Vec::new();
-        let mut dir = Dir::read_from(&fd).map_err(io_err("readdir", host(&rel)))?;
+        let mut dir = Dir::read_from(&fd).map_err(|e| io_err("readdir", self.host(&rel))(e))?;
         while let Some(entry) = dir.read() {
-            let entry = entry.map_err(io_err("readdir", host(&rel)))?;
+            let entry = entry.map_err(|e| io_err("readdir", self.host(&rel))(e))?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
                 names.push(name.to_vec());
@@ -159,17 +168,22 @@ impl Walker<'_> {
         drop(dir);
         names.sort_unstable();
 
-        // Records of the children in name order; a subdirectory's is finished after `fd` is closed.
+        // Records of the children in name order; a subdirectory's is finished once it is walked.
         let mut records: Vec<[u8; 32]> = Vec::with_capacity(names.len());
         let mut subdirs: Vec<(usize, Sha256)> = Vec::new();
         for name in &names {
             let child_rel = join(&rel, name);
             let cname = CString::new(name.clone()).expect("directory entries have no NUL");
-            let stat =
-                statat(&fd, &cname, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err("stat", host(&child_rel)))?;
+            let stat = statat(&fd, &cname, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| io_err("stat", self.host(&child_rel))(e))?;
             let mut record = Sha256::new();
-            let kind = FileType::from_raw_mode(stat.st_mode);
-            match kind {
+            meta(&mut record, name, &stat);
+            match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Directory => {
+                    subdirs.push((records.len(), record));
+                    records.push([0; 32]);
+                    continue;
+                }
                 FileType::RegularFile => {
                     let file = noatime(|atime| {
                         openat(
@@ -179,26 +193,19 @@ impl Walker<'_> {
                             Mode::empty(),
                         )
                     })
-                    .map_err(io_err("open", host(&child_rel)))?;
-                    self.meta(&mut record, name, &stat, XattrSource::Fd(file.as_fd()), &host(&child_rel))?;
-                    self.content(&mut record, file, stat.st_size as u64, &host(&child_rel))?;
+                    .map_err(|e| io_err("open", self.host(&child_rel))(e))?;
+                    self.xattrs(&mut record, XattrSource::Fd(file.as_fd()), &child_rel)?;
+                    self.content(&mut record, file, stat.st_size as u64, &child_rel)?;
                 }
-                FileType::Directory => {
-                    let sub = noatime(|atime| {
-                        openat(&fd, &cname, DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC | atime, Mode::empty())
-                    })
-                    .map_err(io_err("open", host(&child_rel)))?;
-                    self.meta(&mut record, name, &stat, XattrSource::Fd(sub.as_fd()), &host(&child_rel))?;
-                }
-                _ => {
+                kind => {
                     let mut proc_path = format!("/proc/self/fd/{}/", fd.as_raw_fd()).into_bytes();
                     proc_path.extend_from_slice(name);
                     let proc_path = CString::new(proc_path).expect("directory entries have no NUL");
-                    self.meta(&mut record, name, &stat, XattrSource::Path(proc_path), &host(&child_rel))?;
+                    self.xattrs(&mut record, XattrSource::Path(proc_path), &child_rel)?;
                     match kind {
                         FileType::Symlink => {
                             let target = rustix::fs::readlinkat(&fd, &cname, Vec::new())
-                                .map_err(io_err("readlink", host(&child_rel)))?;
+                                .map_err(|e| io_err("readlink", self.host(&child_rel))(e))?;
                             field(&mut record, target.as_bytes());
                         }
                         FileType::CharacterDevice | FileType::BlockDevice => {
@@ -208,42 +215,13 @@ impl Walker<'_> {
                     }
                 }
             }
-            if kind == FileType::Directory {
-                subdirs.push((records.len(), record));
-                records.push([0; 32]);
-            } else {
-                records.push(record.finalize().into());
-            }
+            records.push(record.finalize().into());
         }
         Ok(Frame { rel, names, records, subdirs, next_subdir: 0 })
     }
 
-    // `Stat`'s field types differ between architectures; the casts fix the hashed widths.
-    #[allow(clippy::unnecessary_cast)]
-    fn meta_without_xattrs(&self, record: &mut Sha256, name: &[u8], stat: &Stat) {
-        field(record, name);
-        record.update((stat.st_mode as u32).to_le_bytes());
-        record.update(stat.st_uid.to_le_bytes());
-        record.update(stat.st_gid.to_le_bytes());
-        // A directory's mtime is left out: entries added or removed show in its children, and
-        // directories the archive does not list (the root, implied parents) get the time of the
-        // unpack, which would make the digest differ between two unpacks of one layer.
-        if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
-            record.update((stat.st_mtime as i64).to_le_bytes());
-            record.update((stat.st_mtime_nsec as u64).to_le_bytes());
-        }
-    }
-
-    /// Name, type and permission bits, owner, mtime and xattrs (sorted by name).
-    fn meta(
-        &mut self,
-        record: &mut Sha256,
-        name: &[u8],
-        stat: &Stat,
-        xattrs: XattrSource<'_>,
-        host: &Path,
-    ) -> Result<(), StoreError> {
-        self.meta_without_xattrs(record, name, stat);
+    /// The xattrs, sorted by name.
+    fn xattrs(&mut self, record: &mut Sha256, xattrs: XattrSource<'_>, rel: &[u8]) -> Result<(), StoreError> {
         let len = match &xattrs {
             XattrSource::Fd(fd) => flistxattr(fd, &mut self.names[..]),
             XattrSource::Path(path) => llistxattr(path.as_c_str(), &mut self.names[..]),
@@ -252,7 +230,7 @@ impl Walker<'_> {
             Ok(len) => len,
             // File systems without xattrs (and, for some, symlinks): nothing to record.
             Err(rustix::io::Errno::NOTSUP) => 0,
-            Err(e) => return Err(io_err("listxattr", host)(e)),
+            Err(e) => return Err(io_err("listxattr", self.host(rel))(e)),
         };
         let mut list: Vec<&[u8]> = self.names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()).collect();
         list.sort_unstable();
@@ -263,7 +241,7 @@ impl Walker<'_> {
                 XattrSource::Fd(fd) => fgetxattr(fd, cname.as_c_str(), &mut self.value[..]),
                 XattrSource::Path(path) => lgetxattr(path.as_c_str(), cname.as_c_str(), &mut self.value[..]),
             }
-            .map_err(io_err("getxattr", host))?;
+            .map_err(|e| io_err("getxattr", self.host(rel))(e))?;
             field(record, xattr);
             field(record, &self.value[..value_len]);
         }
@@ -276,7 +254,7 @@ impl Walker<'_> {
         record: &mut Sha256,
         file: OwnedFd,
         size: u64,
-        host: &Path,
+        rel: &[u8],
     ) -> Result<(), StoreError> {
         record.update(size.to_le_bytes());
         let mut file = std::fs::File::from(file);
@@ -286,17 +264,34 @@ impl Walker<'_> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("read", host)(e)),
+                Err(e) => return Err(io_err("read", self.host(rel))(e)),
             };
             record.update(&self.buf[..n]);
             seen += n as u64;
         }
         if seen != size {
-            return Err(io_err("read", host)(io::Error::other(format!(
+            return Err(io_err("read", self.host(rel))(io::Error::other(format!(
                 "file changed while it was read ({seen} bytes, stat said {size})"
             ))));
         }
         Ok(())
+    }
+}
+
+/// Name, type and permission bits, owner and mtime (not a directory's).
+// `Stat`'s field types differ between architectures; the casts fix the hashed widths.
+#[allow(clippy::unnecessary_cast)]
+fn meta(record: &mut Sha256, name: &[u8], stat: &Stat) {
+    field(record, name);
+    record.update((stat.st_mode as u32).to_le_bytes());
+    record.update(stat.st_uid.to_le_bytes());
+    record.update(stat.st_gid.to_le_bytes());
+    // A directory's mtime is left out: entries added or removed show in its children, and
+    // directories the archive does not list (the root, implied parents) get the time of the
+    // unpack, which would make the digest differ between two unpacks of one layer.
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
+        record.update((stat.st_mtime as i64).to_le_bytes());
+        record.update((stat.st_mtime_nsec as u64).to_le_bytes());
     }
 }
 

@@ -436,6 +436,15 @@ impl Unpacker {
         Ok(())
     }
 
+    /// Counts `bytes` as written; fails once the budget is exceeded.
+    fn charge(&mut self, bytes: u64) -> Result<(), Failure> {
+        self.written += bytes;
+        if self.written > self.budget {
+            return Err(Failure::TooLarge(self.budget));
+        }
+        Ok(())
+    }
+
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), Failure> {
         let kind = entry.header().entry_type();
         if kind.is_pax_global_extensions()
@@ -451,10 +460,7 @@ impl Unpacker {
             // Top-level AUFS metadata (`.wh..wh.plnk/…`, `.wh..wh.aufs`): not part of the tree.
             return Ok(());
         }
-        self.written += ENTRY_COST;
-        if self.written > self.budget {
-            return Err(Failure::TooLarge(self.budget));
-        }
+        self.charge(ENTRY_COST)?;
         let meta = self.read_meta(entry)?;
         // Split borrows: `path` is read while the cache and buffers are used mutably.
         let path = std::mem::take(&mut self.path);
@@ -559,10 +565,7 @@ impl Unpacker {
                 left = left.saturating_sub(n as u64);
                 // Counted as written, not as read: a sparse file's holes cost nothing in the
                 // stream.
-                self.written += n as u64;
-                if self.written > self.budget {
-                    return Err(Failure::TooLarge(self.budget));
-                }
+                self.charge(n as u64)?;
                 file.write_all(&self.buf[..n]).map_err(|e| Failure::Op("write", e))?;
             }
             apply_to_fd(file.as_fd(), meta, &self.xattrs)?;
