@@ -66,8 +66,8 @@ fn check(ret: isize) -> Result<usize, Errno> {
 /// syscalls and then exec or exit: nothing of libc's state is used after start-up, so there is no lock
 /// or buffer a fork could leave in a bad state.
 pub unsafe fn fork() -> Result<i32, Errno> {
-    let sigchld = linux_raw_sys::general::SIGCHLD as usize;
-    check(syscall(nr::__NR_clone, [sigchld, 0, 0, 0, 0])).map(|pid| pid as i32)
+    // SAFETY: the caller upholds fork's contract, which is clone_process's.
+    unsafe { clone_process(0) }
 }
 
 /// clone(2) without a new stack: fork semantics plus `flags` (CLONE_NEW* namespaces). Returns 0 in

@@ -15,8 +15,7 @@ pub fn start_to_exit() -> Result<()> {
     apt_install(&["crun", "runc", "bubblewrap", "util-linux", "time"])?;
     let dist = crate::dist()?;
     let images = crate::images::build(false)?;
-    let image =
-        images.iter().find(|p| p.ends_with("busybox-docker.tar")).ok_or("no busybox-docker.tar")?.clone();
+    let image = crate::images::busybox(&images)?.clone();
     let work = root().join("target/bench-run");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

@@ -45,6 +45,11 @@ mod media {
     pub const LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 }
 
+/// busybox-docker.tar among the images [`build`] wrote.
+pub fn busybox(images: &[PathBuf]) -> Result<&PathBuf> {
+    Ok(images.iter().find(|p| p.ends_with("busybox-docker.tar")).ok_or("no busybox-docker.tar")?)
+}
+
 /// Builds the images and prints their paths and sizes.
 pub fn build(big: bool) -> Result<Vec<PathBuf>> {
     build_with(big, false)

@@ -44,7 +44,7 @@ fn main() {
             Some((spawner, image, bundle, work)) => bench_run::inner(&spawner, &image, &bundle, &work),
             None => Err("usage: __bench-run-inner SPAWNER IMAGE BUNDLE WORK".into()),
         },
-        ["vm-test"] => vm::test(),
+        ["vm-test"] => vm::test(None),
         ["images"] => images::build(false).map(drop),
         ["images", "--big"] => images::build(true).map(drop),
         ["images", "--debian"] => images::build_with(false, true).map(drop),
@@ -147,7 +147,7 @@ fn test() -> Result<()> {
     // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests).
     apt_install(&["util-linux", "procps"])?;
     let dist = dist()?;
-    images::build_with(false, true)?;
+    let images = images::build_with(false, true)?;
     lint()?;
     let root = root();
     run(cmd("cargo").current_dir(root.join("init")).args(["test", "--target-dir", "../target/init"]))?;
@@ -156,7 +156,7 @@ fn test() -> Result<()> {
         .args(["test", "--workspace"])
         .env("INIT_BIN", &dist.init)
         .env("SPAWNER_BIN", &dist.spawner))?;
-    vm::test()?;
+    vm::test(Some((&dist, images::busybox(&images)?)))?;
     Ok(())
 }
 
@@ -164,7 +164,7 @@ fn demo() -> Result<()> {
     apt_install(&["util-linux", "procps"])?;
     let dist = dist()?;
     let images = images::build(false)?;
-    let busybox = images.iter().find(|p| p.ends_with("busybox-docker.tar")).ok_or("no busybox-docker.tar")?;
+    let busybox = images::busybox(&images)?;
     let state = root().join("target/demo-state");
     let script = "echo hello from $(hostname); cat /etc/motd; ps";
     println!("\n$ spawner --root {} run {} -- sh -c '{script}'", state.display(), busybox.display());

@@ -423,21 +423,26 @@ fn verdict(boot: &Boot, expected: &[&str], status: i32, must_say: &[&str]) -> Ve
     problems
 }
 
-pub fn test() -> Result<()> {
+/// `built`: the static binaries and busybox image the caller has just built (`cargo xtask test`),
+/// else they are built here.
+pub fn test(built: Option<(&crate::Dist, &PathBuf)>) -> Result<()> {
     apt_install(&["qemu-system-x86", "cpio", "busybox-static"])?;
     let dir = root().join("target/vm");
     let kernel = kernel(&dir)?;
     // VM_TEST_DIST=DIR: test the static init and spawner in DIR instead of building them.
-    let dist = match std::env::var_os("VM_TEST_DIST") {
-        Some(d) => {
-            let d = PathBuf::from(d);
-            crate::Dist { init: d.join("init"), spawner: d.join("spawner") }
+    let test_dist = std::env::var_os("VM_TEST_DIST").map(PathBuf::from);
+    let owned;
+    let (dist, image) = match (test_dist, built) {
+        (None, Some((dist, image))) => (dist, image.clone()),
+        (test_dist, _) => {
+            owned = match test_dist {
+                Some(d) => crate::Dist { init: d.join("init"), spawner: d.join("spawner") },
+                None => crate::dist()?,
+            };
+            (&owned, crate::images::busybox(&crate::images::build(false)?)?.clone())
         }
-        None => crate::dist()?,
     };
-    let images = crate::images::build(false)?;
-    let image = images.iter().find(|p| p.ends_with("busybox-docker.tar")).ok_or("no busybox-docker.tar")?;
-    let initrd = initramfs(&dir, &dist, image, &kernel)?;
+    let initrd = initramfs(&dir, dist, &image, &kernel)?;
     println!("initramfs: {} bytes", std::fs::metadata(&initrd)?.len());
 
     // Three machines at once: one vCPU each (a 2-vCPU TCG guest now and then oopses in early boot

@@ -459,10 +459,6 @@ impl Cgroup {
         Ok(Cgroup { name: name.to_owned(), backend, memory_limit: limits.memory_max(), removed: false })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn version(&self) -> Version {
         match self.backend {
             Backend::V1(_) => Version::V1,

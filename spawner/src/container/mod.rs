@@ -13,7 +13,7 @@ mod stale;
 mod tty;
 pub mod user;
 
-use crate::cgroup::{self, Cgroup, Limits};
+use crate::cgroup::{Cgroup, Limits};
 use crate::image::Archive;
 use crate::store::LayerStore;
 use child::{ChildPlan, Volume};
@@ -146,7 +146,7 @@ fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
             std::fs::create_dir_all(&d)?;
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))?;
         }
-        for file in ["hostname", "hosts", "resolv.conf"] {
+        for file in ETC_FILES {
             std::fs::write(tmp.join("etc").join(file), "")?;
         }
         Ok(())
@@ -359,7 +359,8 @@ fn spawn_and_wait(plan: ChildPlan, init: &OwnedFd, tty_socket: Option<OwnedFd>) 
     let signals = rawsys::signalfd(relayed).map_err(|e| RunError(format!("signalfd: {e}")))?;
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
-    // SAFETY: spawner is single-threaded here (no thread is ever started), so the child may allocate.
+    // SAFETY: spawner is single-threaded here (the network namespace thread, its only one, was joined
+    // before), so the child may allocate.
     let pid =
         unsafe { rawsys::clone_process(flags.bits() as u64) }.map_err(|e| RunError(format!("clone: {e}")))?;
     if pid == 0 {
@@ -470,5 +471,3 @@ fn wait_relaying(pid: i32, signals: &OwnedFd, master: Option<&OwnedFd>) -> Resul
 pub fn default_state_dir() -> PathBuf {
     std::env::var_os("SPAWNER_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/spawner"))
 }
-
-pub use cgroup::parse_size;

@@ -166,13 +166,20 @@ impl Hasher {
 /// consumes it.
 pub struct DigestReader<R> {
     inner: R,
-    hasher: Hasher,
+    /// None: bytes pass through unhashed (see [`DigestReader::hashing_if`]).
+    hasher: Option<Hasher>,
     bytes: u64,
 }
 
 impl<R: Read> DigestReader<R> {
     pub fn new(inner: R, algorithm: Algorithm) -> DigestReader<R> {
-        DigestReader { inner, hasher: Hasher::new(algorithm), bytes: 0 }
+        DigestReader { inner, hasher: Some(Hasher::new(algorithm)), bytes: 0 }
+    }
+
+    /// Hashes with `algorithm` when there is one, else only passes the bytes through: one reader
+    /// type for a stream whose digest is wanted only sometimes.
+    pub fn hashing_if(inner: R, algorithm: Option<Algorithm>) -> DigestReader<R> {
+        DigestReader { inner, hasher: algorithm.map(Hasher::new), bytes: 0 }
     }
 
     /// Reads the rest of the stream (hashing it), then returns the digest of everything read,
@@ -182,14 +189,17 @@ impl<R: Read> DigestReader<R> {
     /// end-of-archive blocks and padding, bytes after the last gzip member), hence the drain.
     pub fn finish(mut self) -> io::Result<(Digest, u64, R)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((self.hasher.finish(), self.bytes, self.inner))
+        let hasher = self.hasher.expect("finish is for a reader made to hash");
+        Ok((hasher.finish(), self.bytes, self.inner))
     }
 }
 
 impl<R: Read> Read for DigestReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         Ok(n)
     }

@@ -476,11 +476,9 @@ impl LayerStore {
     /// sha256 of a blob as stored, in one read.
     fn hash_blob(&self, archive: &Archive, layer: &LayerRef) -> Result<Digest, StoreError> {
         let blob = BufReader::with_capacity(HASH_BUFFER, archive.open_blob(layer)?);
-        let (digest, _, _) =
-            DigestReader::new(blob, Algorithm::Sha256).finish().map_err(|source| StoreError::LayerRead {
-                layer: format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member)),
-                source,
-            })?;
+        let (digest, _, _) = DigestReader::new(blob, Algorithm::Sha256)
+            .finish()
+            .map_err(|source| StoreError::LayerRead { layer: layer_label(archive, layer), source })?;
         Ok(digest)
     }
 
@@ -493,7 +491,7 @@ impl LayerStore {
         label: &str,
         budget: &mut u64,
     ) -> Result<Unpacked, StoreError> {
-        let source = format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member));
+        let source = layer_label(archive, layer);
         let scratch = Scratch::create(&self.root.join("tmp"), label)?;
         let diff_algorithm = layer.diff_id.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
         log::debug!("unpacking {source} into {}", scratch.path.display());
@@ -503,6 +501,7 @@ impl LayerStore {
         let done = unpack::unpack_layer(
             archive,
             layer,
+            &source,
             &scratch.diff(),
             diff_algorithm,
             blob_check.map(Digest::algorithm),
@@ -605,6 +604,11 @@ impl LayerStore {
 }
 
 /// `sha256-<hex>`: a digest as a file name without the colon.
+/// `archive: member`, how messages name a layer.
+fn layer_label(archive: &Archive, layer: &LayerRef) -> String {
+    format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member))
+}
+
 fn lock_name(digest: &Digest) -> String {
     format!("{}-{}", digest.algorithm().name(), digest.hex())
 }

@@ -133,25 +133,26 @@ struct StreamDone {
 /// tar stream with `diff_algorithm`, parses it and creates the files. They overlap, as
 /// `gzip -d | tar -x` does (inflating is the heavier half, so the stream's hash is on this
 /// side). At most `budget` bytes of tar stream and of file content are accepted. The caller
-/// compares digests; `dest` is complete and synced to disk when this returns.
+/// compares digests; `dest` is complete and synced to disk when this returns. `label` names the
+/// layer in errors.
 pub(crate) fn unpack_layer(
     archive: &Archive,
     layer: &LayerRef,
+    label: &str,
     dest: &Path,
     diff_algorithm: Algorithm,
     blob_algorithm: Option<Algorithm>,
     budget: u64,
 ) -> Result<Unpacked, StoreError> {
-    let label = format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member));
     // Hash the blob as stored only when it has a digest of its own (an uncompressed blob's is its
     // diff_id, checked anyway).
-    let blob = DigestReader::new(archive.open_blob(layer)?, blob_algorithm.unwrap_or(Algorithm::Sha256));
+    let blob = DigestReader::hashing_if(archive.open_blob(layer)?, blob_algorithm);
     // The decoder is chosen here, from the blob's first bytes, so that an unsupported one is
     // reported as such.
     let stream = archive.decompress(layer, blob)?;
     let root = rustix::fs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(io_err("open", dest))?;
-    let too_large = || StoreError::TooLarge { layer: label.clone(), limit: budget };
+    let too_large = || StoreError::TooLarge { layer: label.to_owned(), limit: budget };
     std::thread::scope(|scope| {
         let (chunks_tx, chunks_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
@@ -198,16 +199,16 @@ pub(crate) fn unpack_layer(
             (Ok(stream), Ok(done)) => (stream, done),
             // The stream's own error explains a read failure on this side best.
             (Err((_, Failure::Read(_))) | Ok(_), Err(StreamError::Read(source))) => {
-                return Err(StoreError::LayerRead { layer: label.clone(), source })
+                return Err(StoreError::LayerRead { layer: label.to_owned(), source })
             }
             (Err((_, Failure::Read(_))) | Ok(_), Err(StreamError::TooLarge)) => return Err(too_large()),
-            (Err((entry, failure)), _) => return Err(failure.into_error(&label, entry)),
+            (Err((entry, failure)), _) => return Err(failure.into_error(label, entry)),
             (Ok(_), Err(StreamError::Cancelled)) => {
                 unreachable!("the unpacking side hung up without failing")
             }
         };
         let written = unpacker.written;
-        let root = unpacker.finish().map_err(|(entry, failure)| failure.into_error(&label, entry))?;
+        let root = unpacker.finish().map_err(|(entry, failure)| failure.into_error(label, entry))?;
         // Writing the layer back to disk waits on the device; hashing the tree (from the page
         // cache) needs the CPU: side by side, the hash costs little wall time.
         let sync = std::thread::Builder::new()
