@@ -41,10 +41,9 @@ impl Supervisor<'_> {
             // The OOM killer sends SIGKILL: only such a death can have moved the counter (v2 also
             // announces it on memory.events, below). Re-reading it for every batch of exits would
             // cost a file read per wake-up in a storm of orphans.
-            if self.reap(&mut st) {
-                if let Some(oom) = self.oom.as_mut() {
-                    oom.check();
-                }
+            let checked = self.reap(&mut st);
+            if checked {
+                self.check_oom();
             }
             if let Some(status) = st.main_status {
                 if !self.cfg.wait_all && !st.draining {
@@ -55,8 +54,9 @@ impl Supervisor<'_> {
                     }
                 }
                 if !self.scope.any_left() {
-                    if let Some(oom) = self.oom.as_mut() {
-                        oom.check();
+                    // One last look, unless the reap above just took it.
+                    if !checked {
+                        self.check_oom();
                     }
                     return (status, self.oom);
                 }
@@ -74,12 +74,10 @@ impl Supervisor<'_> {
                 }
                 self.scope.signal_all(signals::SIGKILL);
             }
-            // A child's death is followed by a re-read at the top of the loop (after the reap); only
-            // a change the kernel announced on memory.events needs one here.
+            // A SIGKILLed child's reap re-reads the counter at the top of the loop; only a change the
+            // kernel announced on memory.events needs one here.
             if self.wait(&st, now) {
-                if let Some(oom) = self.oom.as_mut() {
-                    oom.check();
-                }
+                self.check_oom();
             }
             self.read_signals(&mut st);
         }
@@ -125,12 +123,20 @@ impl Supervisor<'_> {
             None => 1,
         };
         let _ = poll(&mut fds[..n], timeout.as_ref());
-        let oom_event = n == 2 && !fds[1].revents().is_empty();
-        if let (true, Some(fd)) = (oom_event, &self.oom_events) {
-            let mut buf = [0u8; 256];
-            while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
+        match &self.oom_events {
+            Some(fd) if !fds[1].revents().is_empty() => {
+                let mut buf = [0u8; 256];
+                while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
+                true
+            }
+            _ => false,
         }
-        oom_event
+    }
+
+    fn check_oom(&mut self) {
+        if let Some(oom) = self.oom.as_mut() {
+            oom.check();
+        }
     }
 
     fn read_signals(&mut self, st: &mut State) {

@@ -322,12 +322,7 @@ pub fn dir_replaced_by_symlink(dir: &Path, canary: &Path) -> PathBuf {
     let mut layer = Layer::new();
     layer.dir("d", 0o755).file("d/before", b"1").symlink("d", &target);
     // The target's directories exist in the layer, so the write has somewhere to go.
-    let mut prefix = String::new();
-    for part in target.trim_start_matches('/').split('/') {
-        prefix = format!("{prefix}{part}/");
-        layer.dir(&prefix, 0o755);
-    }
-    layer.file("d/after", b"2");
+    layer.dirs_to(&target).file("d/after", b"2");
     one_layer(dir, "dir-then-symlink", layer.finish())
 }
 

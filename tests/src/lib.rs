@@ -76,6 +76,18 @@ pub fn run(mut cmd: Command) -> Output {
     wait_or_kill(cmd.spawn().unwrap(), Duration::from_secs(60))
 }
 
+/// The exit status as a shell reports it: the code, or 128+N for a signal.
+pub fn code(out: &Output) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap())
+}
+
+/// Sends signal `sig` to `child`.
+pub fn send(child: &Child, sig: i32) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::from_named_raw(sig).unwrap()).unwrap();
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

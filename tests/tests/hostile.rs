@@ -6,16 +6,11 @@
 //! link targets) must be exactly as before.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use integration_tests::hostile;
 use integration_tests::*;
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap())
-}
 
 /// A host path a trick tries to write: `/tmp/hostile-canary-<pid>-<trick>`. Must not exist
 /// before or after; removed on drop should a failing test have let it be created.

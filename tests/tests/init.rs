@@ -3,15 +3,10 @@
 
 use integration_tests::*;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const SCENARIO: &str = env!("CARGO_BIN_EXE_scenario");
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap())
-}
 
 #[test]
 fn zombie_storm_of_1000_orphans_is_reaped() {
@@ -63,11 +58,6 @@ fn expect_line(lines: &mut BufReader<std::process::ChildStdout>, want: &str) {
     let mut line = String::new();
     lines.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), want);
-}
-
-fn send(child: &std::process::Child, sig: i32) {
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::from_named_raw(sig).unwrap()).unwrap();
 }
 
 #[test]
@@ -302,17 +292,9 @@ struct MemoryCgroup(std::path::PathBuf);
 
 impl MemoryCgroup {
     fn create(limit: &str) -> Option<MemoryCgroup> {
-        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let path = own.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-            ctrl.split(',').any(|c| c == "memory").then(|| path.to_owned())
-        })?;
-        let dir = std::path::PathBuf::from(format!(
-            "/sys/fs/cgroup/memory{}/init-test-{}",
-            path.trim_end_matches('/'),
-            std::process::id()
-        ));
+        // A v1 memory controller only (own_memory_cgroup also finds v2, which this does not use).
+        let own = own_memory_cgroup().filter(|d| d.starts_with("/sys/fs/cgroup/memory"))?;
+        let dir = own.join(format!("init-test-{}", std::process::id()));
         std::fs::create_dir(&dir).ok()?;
         let cg = MemoryCgroup(dir);
         std::fs::write(cg.0.join("memory.limit_in_bytes"), limit).unwrap();

@@ -2,12 +2,7 @@
 //! images` (ours, and the same image re-written by podman, skopeo and umoci).
 
 use integration_tests::*;
-use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or_else(|| 128 + out.status.signal().unwrap())
-}
 
 const BUSYBOX: &str = "busybox-docker.tar";
 
@@ -169,8 +164,7 @@ fn signals_sent_to_spawner_reach_the_container() {
         let mut line = String::new();
         lines.read_line(&mut line).unwrap();
         assert_eq!(line, "ready\n");
-        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::from_named_raw(sig).unwrap()).unwrap();
+        send(&child, sig);
         line.clear();
         lines.read_line(&mut line).unwrap();
         assert_eq!(line, format!("got {name}\n"));
@@ -516,8 +510,7 @@ fn mounts_inside_do_not_reach_the_host() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     // Stopped the way a user would (SIGTERM, relayed), so that spawner removes its cgroup; a SIGKILL
     // would leave it for a next run on this state dir, which this test does not make.
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    send(&child, 15);
     wait_or_kill(child, Duration::from_secs(20));
     assert!(!mountinfo.contains(state.0.to_str().unwrap()), "a container mount shows on the host");
 }

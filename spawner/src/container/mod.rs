@@ -316,11 +316,17 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     // Only a SIGKILL (137) can be the OOM killer's: the counter is read for nothing otherwise.
     let oom_kills = if status == 137 { cgroup.oom_kills().unwrap_or(0) } else { 0 };
     let limit = cgroup.memory_limit();
-    if let Err(e) = cgroup.remove() {
-        // The directory stays, unlocked once spawner exits: the next run takes it for a dead run's
-        // and tries the cgroup again (see `stale`).
-        log::warn!("{e}");
-        dir.keep = true;
+    match cgroup.remove() {
+        Ok(()) if dir.keep => {
+            let _ = std::fs::write(dir.path.join(stale::CGROUP_GONE_MARKER), "");
+        }
+        Ok(()) => {}
+        Err(e) => {
+            // The directory stays, unlocked once spawner exits: the next run takes it for a dead
+            // run's and tries the cgroup again (see `stale`).
+            log::warn!("{e}");
+            dir.keep = true;
+        }
     }
     drop(dir);
     log::debug!("cleaned up");

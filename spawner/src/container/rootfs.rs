@@ -57,6 +57,16 @@ fn in_root_flags() -> ResolveFlags {
 /// `data -> /elsewhere` creates and opens `<root>/elsewhere`, never a host path (as runc's
 /// securejoin does).
 pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, kind: Target) -> Result<OwnedFd> {
+    // Mount targets almost always exist (the init layer has them): one openat2 resolves the whole
+    // path in the root, as the walk below would, which takes one per component. The walk handles
+    // the rest (creating, dangling symlinks) and names what failed.
+    let flags = if kind == Target::Dir { OFlags::DIRECTORY } else { OFlags::empty() };
+    let relative = path.strip_prefix("/").unwrap_or(path);
+    if let Ok(fd) =
+        fs::openat2(root, relative, flags | OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), in_root_flags())
+    {
+        return Ok(fd);
+    }
     open_in_root_following(root, path, kind, 0)
 }
 

@@ -18,6 +18,8 @@ use std::path::Path;
 
 /// Marks a container directory that is meant to outlive its run (`--keep`, `--name`).
 pub const KEEP_MARKER: &str = "keep";
+/// In a kept directory: its run removed its cgroup, so there is nothing of it to look for.
+pub const CGROUP_GONE_MARKER: &str = "cgroup-removed";
 
 /// Locks `dir` for this run; fails with EWOULDBLOCK when a live run holds it.
 pub fn claim(dir: &Path) -> rustix::io::Result<OwnedFd> {
@@ -58,9 +60,9 @@ pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Optio
         } else {
             match claim(&path) {
                 Err(_) => continue,
-                // Kept, but its run is dead: its cgroup may be left.
+                // Kept; its cgroup may be left if its run died before removing it.
                 Ok(_lock) if path.join(KEEP_MARKER).exists() => {
-                    dead_found = true;
+                    dead_found |= !path.join(CGROUP_GONE_MARKER).exists();
                     continue;
                 }
                 Ok(_lock) => {}

@@ -18,7 +18,6 @@ fn main() {
         }
         "catch" => catch(),
         "alloc" => alloc(num(1)),
-        "processes" => println!("{}", processes().len()),
         other => {
             eprintln!("scenario: unknown scenario {other:?}");
             std::process::exit(2);
