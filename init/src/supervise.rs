@@ -140,10 +140,8 @@ impl Supervisor<'_> {
     }
 
     fn read_signals(&mut self, st: &mut State) {
-        // `struct signalfd_siginfo` is 128 bytes; the signal number is its first u32.
-        let mut info = [0u8; 128];
-        while let Ok(128) = rustix::io::read(&self.signals, &mut info) {
-            let sig = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
+        use rustix::fd::AsFd;
+        while let Some(sig) = sys::read_signal(self.signals.as_fd()) {
             self.on_signal(st, sig);
         }
     }

@@ -138,6 +138,17 @@ pub fn signalfd(set: SigSet) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// The next signal waiting in a signalfd from [`signalfd`]; None when there is none (the fd does
+/// not block).
+pub fn read_signal(fd: rustix::fd::BorrowedFd<'_>) -> Option<i32> {
+    // `struct signalfd_siginfo` is 128 bytes; the signal number is its first u32.
+    let mut info = [0u8; 128];
+    match rustix::io::read(fd, &mut info) {
+        Ok(128) => Some(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32),
+        _ => None,
+    }
+}
+
 /// kill(2) with the full pid range: a pid, -pgid, or -1 for every process we may signal.
 pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: plain integer arguments.

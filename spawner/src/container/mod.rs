@@ -457,9 +457,7 @@ fn wait_relaying(pid: i32, signals: &OwnedFd, master: Option<&OwnedFd>) -> Resul
                 stdin_open = tty::pump(stdin, m.as_fd());
             }
         }
-        let mut info = [0u8; 128];
-        while let Ok(128) = rustix::io::read(signals, &mut info) {
-            let sig = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32;
+        while let Some(sig) = rawsys::read_signal(signals.as_fd()) {
             match (sig, master) {
                 (SIGCHLD, _) => {}
                 (SIGWINCH, Some(m)) => tty::sync_window_size(m.as_fd()),

@@ -52,6 +52,16 @@ impl Digest {
         &self.hex
     }
 
+    /// The digest whose raw hash value is `bytes`.
+    pub(crate) fn from_raw(algorithm: Algorithm, bytes: &[u8]) -> Digest {
+        let mut hex = String::with_capacity(bytes.len() * 2);
+        for b in bytes {
+            use fmt::Write;
+            let _ = write!(hex, "{b:02x}");
+        }
+        Digest { algorithm, hex }
+    }
+
     /// The sha256 digest of `bytes`.
     pub fn sha256_of(bytes: &[u8]) -> Digest {
         let mut hasher = Hasher::new(Algorithm::Sha256);
@@ -152,13 +162,7 @@ impl Hasher {
     }
 
     pub fn finish(self) -> Digest {
-        let bytes = self.inner.finalize();
-        let mut hex = String::with_capacity(bytes.len() * 2);
-        for b in bytes.iter() {
-            use fmt::Write;
-            let _ = write!(hex, "{b:02x}");
-        }
-        Digest { algorithm: self.algorithm, hex }
+        Digest::from_raw(self.algorithm, &self.inner.finalize())
     }
 }
 

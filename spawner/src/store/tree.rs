@@ -27,7 +27,7 @@ use rustix::fs::{
 use sha2::{Digest as _, Sha256};
 
 use super::error::{io_err, StoreError};
-use crate::image::Digest;
+use crate::image::{Algorithm, Digest};
 
 /// Largest xattr name list and value the kernel allows (XATTR_LIST_MAX, XATTR_SIZE_MAX).
 const XATTR_MAX: usize = 64 * 1024;
@@ -51,8 +51,7 @@ pub(crate) fn tree_digest(root: &Path) -> Result<Digest, StoreError> {
     meta(&mut record, b".", &stat);
     walker.xattrs(&mut record, XattrSource::Fd(root_fd.as_fd()), b"")?;
     record.update(walker.walk()?);
-    let hex: String = record.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("sha256:{hex}").parse().expect("a sha256 hex digest parses"))
+    Ok(Digest::from_raw(Algorithm::Sha256, &record.finalize()))
 }
 
 struct Walker<'a> {
