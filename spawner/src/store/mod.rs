@@ -102,14 +102,10 @@ struct LayerInfo {
     tree_digest: Option<Digest>,
 }
 
-/// A layer unpacked in `tmp/`, not yet in place.
+/// A layer unpacked in `tmp/`, not yet in place, with the `layer.json` it will get.
 struct Unpacked {
     scratch: Scratch,
-    diff_id: Digest,
-    tar_size: u64,
-    blob_digest: Option<Digest>,
-    source: String,
-    tree_digest: Digest,
+    info: LayerInfo,
 }
 
 /// A directory in `tmp/` that is removed on drop unless moved into place.
@@ -373,11 +369,7 @@ impl LayerStore {
         let by_blob = self.root.join("by-blob/sha256");
         for entry in fs::read_dir(&by_blob).map_err(io_err("readdir", &by_blob))? {
             let path = entry.map_err(io_err("readdir", &by_blob))?.path();
-            let stale = match fs::read_to_string(&path) {
-                Ok(text) => text.trim().parse::<Digest>().map_or(true, |diff_id| !self.has_layer(&diff_id)),
-                Err(_) => true,
-            };
-            if stale {
+            if !matches!(read_blob_note(&path), Ok(Some(diff_id)) if self.has_layer(&diff_id)) {
                 remove_any(&path)?;
             }
         }
@@ -417,12 +409,12 @@ impl LayerStore {
                 return Ok(diff_id.clone());
             }
             let unpacked = self.unpack(archive, layer, &lock_name(diff_id), budget)?;
-            if unpacked.diff_id != *diff_id {
+            if unpacked.info.diff_id != *diff_id {
                 return Err(StoreError::DigestMismatch {
-                    layer: unpacked.source,
+                    layer: unpacked.info.source,
                     what: "diff_id",
                     expected: diff_id.clone(),
-                    actual: unpacked.diff_id,
+                    actual: unpacked.info.diff_id,
                 });
             }
             self.commit(unpacked)?;
@@ -437,15 +429,12 @@ impl LayerStore {
         if let Some(diff_id) = self.diff_id_of_blob(&blob_digest)? {
             return Ok(diff_id);
         }
-        let _blob_lock = LockFile::acquire(
-            &self.root.join("locks").join(format!("blob-{}.lock", lock_name(&blob_digest))),
-            LockMode::Exclusive,
-        )?;
+        let _blob_lock = LockFile::acquire(&self.blob_lock(&blob_digest), LockMode::Exclusive)?;
         if let Some(diff_id) = self.diff_id_of_blob(&blob_digest)? {
             return Ok(diff_id);
         }
         let unpacked = self.unpack(archive, layer, &format!("blob-{}", blob_digest.hex()), budget)?;
-        let diff_id = unpacked.diff_id.clone();
+        let diff_id = unpacked.info.diff_id.clone();
         {
             // The same content may have come in under another blob (other compression).
             let _lock = LockFile::acquire(&self.layer_lock(&diff_id), LockMode::Exclusive)?;
@@ -460,17 +449,7 @@ impl LayerStore {
 
     /// The diff_id recorded for a blob, if that layer is still present.
     fn diff_id_of_blob(&self, blob: &Digest) -> Result<Option<Digest>, StoreError> {
-        let note = self.blob_note(blob);
-        let text = match fs::read_to_string(&note) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err("read", &note)(e)),
-        };
-        let diff_id: Digest = text
-            .trim()
-            .parse()
-            .map_err(|e| StoreError::Corrupt { path: note.clone(), reason: format!("{e}") })?;
-        Ok(self.has_layer(&diff_id).then_some(diff_id))
+        Ok(read_blob_note(&self.blob_note(blob))?.filter(|diff_id| self.has_layer(diff_id)))
     }
 
     /// sha256 of a blob as stored, in one read.
@@ -518,38 +497,32 @@ impl LayerStore {
             }
         }
         *budget -= done.tar_size.max(done.written).min(*budget);
-        Ok(Unpacked {
-            scratch,
+        let info = LayerInfo {
             diff_id: done.diff_id,
             tar_size: done.tar_size,
             blob_digest: layer.blob_digest.clone(),
             source,
-            tree_digest: done.tree_digest,
-        })
+            tree_digest: Some(done.tree_digest),
+        };
+        Ok(Unpacked { scratch, info })
     }
 
     /// Moves a verified unpack into place. The caller holds the layer's lock.
     fn commit(&self, unpacked: Unpacked) -> Result<(), StoreError> {
-        let info = LayerInfo {
-            diff_id: unpacked.diff_id.clone(),
-            tar_size: unpacked.tar_size,
-            blob_digest: unpacked.blob_digest,
-            source: unpacked.source,
-            tree_digest: Some(unpacked.tree_digest),
-        };
-        let info_path = unpacked.scratch.path.join("layer.json");
+        let Unpacked { scratch, info } = unpacked;
+        let info_path = scratch.path.join("layer.json");
         let json = serde_json::to_vec_pretty(&info).expect("layer info serializes");
         // Synced like the tree (which unpacking synced already) before the rename publishes it.
         let mut file = fs::File::create(&info_path).map_err(io_err("create", &info_path))?;
         std::io::Write::write_all(&mut file, &json).map_err(io_err("write", &info_path))?;
         file.sync_all().map_err(io_err("fsync", &info_path))?;
-        let home = self.layer_home(&unpacked.diff_id);
+        let home = self.layer_home(&info.diff_id);
         let parent = home.parent().expect("layer home has a parent");
         fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io_err("mkdir", parent))?;
-        unpacked.scratch.persist(&home)?;
+        scratch.persist(&home)?;
         sync_dir(parent)?;
         self.unpacked.fetch_add(1, Ordering::Relaxed);
-        log::info!("unpacked layer {}", unpacked.diff_id);
+        log::info!("unpacked layer {}", info.diff_id);
         Ok(())
     }
 
@@ -586,6 +559,10 @@ impl LayerStore {
         self.root.join("locks").join(format!("{}.lock", lock_name(diff_id)))
     }
 
+    fn blob_lock(&self, blob: &Digest) -> PathBuf {
+        self.root.join("locks").join(format!("blob-{}.lock", lock_name(blob)))
+    }
+
     fn blob_note(&self, blob: &Digest) -> PathBuf {
         self.root.join("by-blob").join(blob.algorithm().name()).join(blob.hex())
     }
@@ -607,6 +584,20 @@ impl LayerStore {
 /// `archive: member`, how messages name a layer.
 fn layer_label(archive: &Archive, layer: &LayerRef) -> String {
     format!("{}: {}", archive.path().display(), crate::image::printable(&layer.member))
+}
+
+/// The diff_id a `by-blob/` note records; None when there is no note.
+fn read_blob_note(note: &Path) -> Result<Option<Digest>, StoreError> {
+    let text = match fs::read_to_string(note) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", note)(e)),
+    };
+    let diff_id = text
+        .trim()
+        .parse()
+        .map_err(|e| StoreError::Corrupt { path: note.to_path_buf(), reason: format!("{e}") })?;
+    Ok(Some(diff_id))
 }
 
 fn lock_name(digest: &Digest) -> String {
