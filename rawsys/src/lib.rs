@@ -1,9 +1,14 @@
 //! The few raw syscalls rustix has no stable API for: fork and clone with namespace flags, the signal
 //! mask, signal dispositions, signalfd, kill with any pid (-1, -pgid), execve/execveat, close_range,
-//! exit_group and a monotonic clock read without the vDSO. Shared by init (no_std) and spawner, so the
-//! inline assembly lives in one place.
+//! exit_group and a monotonic clock read without the vDSO; and in their own modules mount_setattr
+//! (`mount`), loading and attaching a cgroup device program (`bpf`) and installing a seccomp filter
+//! (`seccomp`). Shared by init (no_std) and spawner, so the inline assembly lives in one place.
 
 #![no_std]
+
+pub mod bpf;
+pub mod mount;
+pub mod seccomp;
 
 use core::arch::asm;
 use rustix::fd::{FromRawFd, OwnedFd};
