@@ -148,6 +148,8 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         memory_swap,
         pids: args.pids_limit,
         cpus: args.cpus,
+        // The device rules are the container's to set, from the nodes it gets.
+        ..Limits::default()
     };
     let net_host = match args.net.as_str() {
         "host" => true,

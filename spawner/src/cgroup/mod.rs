@@ -1,8 +1,8 @@
 //! Container cgroups, v1 and v2 behind one interface.
 //!
 //! [`Cgroup::create`] makes one cgroup per container, applies [`Limits`] (Docker's `--memory`,
-//! `--memory-swap`, `--pids-limit`, `--cpus`), and later moves processes in, reports OOM kills,
-//! kills everything inside and removes itself.
+//! `--memory-swap`, `--pids-limit`, `--cpus`, and the device rules of [`devices`]), and later moves
+//! processes in, reports OOM kills, kills everything inside and removes itself.
 //!
 //! Which version is used is decided at run time by [`detect`]: if `/sys/fs/cgroup` is a cgroup2
 //! mount the host is pure v2 (the usual systemd host today) and [`v2`] is used. Otherwise it is
@@ -15,10 +15,17 @@
 //! v1 we refuse to create directly below a hierarchy root unless the parent is given explicitly:
 //! being in the root cgroup of a hierarchy means nobody delegated it to us.
 //!
+//! Device rules are enforced by a BPF program on v2 ([`device_bpf`]) and by the devices controller
+//! on v1, where that hierarchy is delegated to us; on a hybrid host where it is not, a cgroup2
+//! directory of ours below the `unified` mount can carry the BPF program instead. Where neither
+//! exists the container runs without device control, and [`Cgroup::device_control`] says why.
+//!
 //! Leftovers: a spawner that is SIGKILLed cannot remove its cgroup. Name container cgroups with a
 //! common prefix (e.g. `spawner-<pid>-<n>`) and call [`remove_stale`] on start-up with a predicate
 //! that says whether the owner of a name is still alive.
 
+mod device_bpf;
+pub mod devices;
 mod files;
 pub mod v1;
 pub mod v2;
@@ -29,6 +36,8 @@ mod root_tests;
 use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+
+pub use devices::{docker_default, Access, DeviceKind, DeviceRule};
 
 /// Where the cgroup filesystem (v2) or the tmpfs holding the v1 hierarchies is mounted.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -159,6 +168,9 @@ pub struct Limits {
     pub pids: Option<i64>,
     /// `--cpus`: CPU time as a number of CPUs, `0.5` is half of one CPU. `0` means no limit.
     pub cpus: Option<f64>,
+    /// Device access rules (OCI `linux.resources.devices`), later rules overriding earlier ones;
+    /// Docker's are [`docker_default`]. Empty: no device control at all.
+    pub devices: Vec<DeviceRule>,
 }
 
 /// What the memory+swap limit resolves to once Docker's defaults are applied.
@@ -202,7 +214,7 @@ impl Limits {
                 return Err(Error::Invalid(format!("cpus {c} is below the minimum of 0.01")));
             }
         }
-        Ok(())
+        self.devices.iter().try_for_each(DeviceRule::validate)
     }
 
     /// The memory limit to write, if any.
@@ -427,6 +439,34 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What enforces a container's device rules on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceControl {
+    /// A BPF program attached to the container's cgroup2 directory.
+    Bpf,
+    /// The v1 devices controller (`devices.deny`, `devices.allow`).
+    V1,
+    /// Nothing; the reason, in one line.
+    Unavailable(String),
+}
+
+impl DeviceControl {
+    fn not_asked() -> DeviceControl {
+        DeviceControl::Unavailable("no device rules were given".into())
+    }
+}
+
+/// `device rules enforced by ...` / `device rules not enforced: <why>`.
+impl fmt::Display for DeviceControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceControl::Bpf => f.write_str("device rules enforced by a cgroup2 BPF program"),
+            DeviceControl::V1 => f.write_str("device rules enforced by the v1 devices controller"),
+            DeviceControl::Unavailable(why) => write!(f, "device rules not enforced: {why}"),
+        }
+    }
+}
+
 enum Backend {
     V1(v1::CgroupV1),
     V2(v2::CgroupV2),
@@ -440,6 +480,7 @@ pub struct Cgroup {
     name: String,
     backend: Backend,
     memory_limit: Option<u64>,
+    device_control: DeviceControl,
     removed: bool,
 }
 
@@ -449,14 +490,38 @@ impl Cgroup {
     /// `parent` is Docker's `--cgroup-parent`: a path relative to the hierarchy root, created if
     /// missing (and left in place on removal). `None` puts the cgroup below our own cgroup. On
     /// failure nothing this call created is left behind.
+    ///
+    /// Device rules are in force before this returns, so before any process can join. A v2 host
+    /// that cannot load or attach the program is an error; a v1 host without a usable devices
+    /// hierarchy is not (see [`Cgroup::device_control`]).
     pub fn create(name: &str, parent: Option<&Path>, limits: &Limits) -> Result<Cgroup> {
         validate_name(name)?;
         limits.validate()?;
-        let backend = match detect()? {
-            Version::V1 => Backend::V1(v1::CgroupV1::create(name, parent, limits)?),
-            Version::V2 => Backend::V2(v2::CgroupV2::create(Path::new(CGROUP_ROOT), name, parent, limits)?),
+        let (backend, device_control) = match detect()? {
+            Version::V1 => {
+                let c = v1::CgroupV1::create(name, parent, limits)?;
+                let control = c.device_control().clone();
+                (Backend::V1(c), control)
+            }
+            Version::V2 => {
+                let c = v2::CgroupV2::create(Path::new(CGROUP_ROOT), name, parent, limits)?;
+                let control =
+                    if limits.devices.is_empty() { DeviceControl::not_asked() } else { DeviceControl::Bpf };
+                (Backend::V2(c), control)
+            }
         };
-        Ok(Cgroup { name: name.to_owned(), backend, memory_limit: limits.memory_max(), removed: false })
+        Ok(Cgroup {
+            name: name.to_owned(),
+            backend,
+            memory_limit: limits.memory_max(),
+            device_control,
+            removed: false,
+        })
+    }
+
+    /// What enforces the device rules given to [`Cgroup::create`], or why nothing does.
+    pub fn device_control(&self) -> DeviceControl {
+        self.device_control.clone()
     }
 
     pub fn version(&self) -> Version {
@@ -466,7 +531,8 @@ impl Cgroup {
         }
     }
 
-    /// Every directory of this cgroup: the v2 directory, or one per v1 hierarchy with memory first.
+    /// Every directory of this cgroup: the v2 directory, or one per v1 hierarchy with memory first
+    /// (and on a hybrid host maybe a cgroup2 directory holding the device program, last).
     pub fn paths(&self) -> Vec<&Path> {
         match &self.backend {
             Backend::V1(c) => c.dirs().iter().map(|d| d.path.as_path()).collect(),
@@ -488,11 +554,10 @@ impl Cgroup {
     /// threadgroup lock and the RCU grace period that comes with it: 5-15 ms per container
     /// otherwise), v2 `cgroup.procs`.
     pub fn self_join_files(&self) -> Vec<PathBuf> {
-        let file = match self.version() {
-            Version::V1 => "tasks",
-            Version::V2 => "cgroup.procs",
-        };
-        self.paths().iter().map(|d| d.join(file)).collect()
+        match &self.backend {
+            Backend::V1(c) => c.self_join_files(),
+            Backend::V2(c) => vec![c.dir().join("cgroup.procs")],
+        }
     }
 
     /// Move process `pid` (all its threads) into the cgroup, in every hierarchy used.
@@ -560,6 +625,7 @@ impl fmt::Debug for Cgroup {
             .field("name", &self.name)
             .field("paths", &self.paths())
             .field("memory_limit", &self.memory_limit)
+            .field("device_control", &self.device_control)
             .finish_non_exhaustive()
     }
 }
@@ -595,7 +661,13 @@ pub fn remove_stale(
             Version::V1 => Backend::V1(v1::CgroupV1::existing(&name, parent)?),
             Version::V2 => Backend::V2(v2::CgroupV2::existing(root, &name, parent)?),
         };
-        let cgroup = Cgroup { name: name.clone(), backend, memory_limit: None, removed: false };
+        let cgroup = Cgroup {
+            name: name.clone(),
+            backend,
+            memory_limit: None,
+            device_control: DeviceControl::not_asked(),
+            removed: false,
+        };
         match cgroup.remove() {
             Ok(()) => removed.push(name),
             Err(e) => log::warn!("removing stale cgroup {name}: {e}"),

@@ -238,6 +238,87 @@ fn v1_remove_stale_leftovers() {
     keep.remove().unwrap();
 }
 
+/// Device rules on a v1/hybrid host: the devices controller enforces them where that hierarchy is
+/// delegated; where it is not (this machine) the cgroup is made all the same, without them, and
+/// `device_control` says why.
+#[test]
+fn v1_device_rules_or_the_reason_there_are_none() {
+    let Some(base) = v1_memory_base() else { return };
+    let name = test_name("devices");
+    let dir = base.join(&name);
+    let _leftover = DirGuard(dir.clone());
+    let limits = Limits { devices: docker_default(), ..Limits::default() };
+    let cgroup = Cgroup::create(&name, None, &limits).unwrap();
+    let Backend::V1(v1) = &cgroup.backend else { unreachable!("v1_memory_base checked the version") };
+    match cgroup.device_control() {
+        DeviceControl::Unavailable(why) => {
+            assert!(v1_own_is_root("devices"), "devices is delegated, yet: {why}");
+            assert!(why.starts_with("the v1 devices hierarchy (") && why.contains("not delegated"), "{why}");
+            assert_eq!(cgroup.paths(), vec![dir.as_path()]);
+            assert_eq!(cgroup.self_join_files(), vec![dir.join("tasks")]);
+        }
+        DeviceControl::V1 => {
+            let devices = v1.dirs().iter().find(|d| d.controller == "devices").expect("a devices directory");
+            let mut listed: Vec<String> =
+                read_trimmed(&devices.path.join("devices.list")).lines().map(str::to_owned).collect();
+            let mut expected: Vec<String> =
+                docker_default()[1..].iter().map(DeviceRule::cgroup_line).collect();
+            listed.sort();
+            expected.sort();
+            assert_eq!(listed, expected);
+            assert!(cgroup.self_join_files().contains(&devices.path.join("tasks")));
+        }
+        DeviceControl::Bpf => {
+            let unified = v1.dirs().last().unwrap();
+            assert_eq!(unified.controller, v1::UNIFIED);
+            assert_eq!(cgroup.self_join_files().last(), Some(&unified.path.join("cgroup.procs")));
+        }
+    }
+    cgroup.remove().unwrap();
+    assert!(!dir.exists());
+}
+
+/// Wherever device rules are enforced (a BPF program on v2 or on a hybrid host's cgroup2, or the v1
+/// devices controller), a process in the cgroup opens /dev/null but not /dev/kmsg, and may make a
+/// node for kmsg but not open it. Skips where they cannot be enforced.
+#[test]
+fn device_rules_are_enforced() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: not root");
+        return;
+    }
+    // Cgroup::create goes below our own cgroup, which must not be a hierarchy root.
+    let own_is_root = match detect().unwrap() {
+        Version::V2 => v2::own_cgroup(&read_proc_self_cgroup().unwrap()).unwrap().as_os_str().is_empty(),
+        Version::V1 => v1_memory_base().is_none(),
+    };
+    if own_is_root {
+        eprintln!("skipped: our cgroup is a hierarchy root");
+        return;
+    }
+    let limits = Limits { devices: docker_default(), ..Limits::default() };
+    let cgroup = Cgroup::create(&test_name("device-rules"), None, &limits).unwrap();
+    if let DeviceControl::Unavailable(_) = cgroup.device_control() {
+        eprintln!("skipped: {}", cgroup.device_control());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let node = tmp.path().join("kmsg");
+    let mut child = ChildGuard::spawn_gated(&format!(
+        "dd if=/dev/null of=/dev/null count=0 2>/dev/null || exit 2; \
+         dd if=/dev/kmsg of=/dev/null count=0 2>/dev/null && exit 3; \
+         mknod {node} c 1 11 || exit 4; \
+         dd if={node} of=/dev/null count=0 2>/dev/null && exit 5; \
+         exit 0",
+        node = node.display()
+    ));
+    cgroup.add_process(child.id()).unwrap();
+    child.release();
+    // 2: /dev/null refused; 3: /dev/kmsg opened; 4: mknod refused; 5: the new node opened.
+    assert_eq!(child.wait().code(), Some(0));
+    cgroup.remove().unwrap();
+}
+
 /// v2 create/add/kill/remove on the hybrid host's `unified` mount, which has no controllers.
 /// Only runs when our cgroup there is not the root (creating at its root is not allowed here).
 #[test]
@@ -270,6 +351,7 @@ fn v2_on_unified_without_controllers() {
         name: name.clone(),
         backend: Backend::V2(v2::CgroupV2::create(root, &name, None, &Limits::default()).unwrap()),
         memory_limit: None,
+        device_control: DeviceControl::not_asked(),
         removed: false,
     };
     assert_eq!(cgroup.v2_dir(), Some(dir.as_path()));

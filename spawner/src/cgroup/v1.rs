@@ -4,18 +4,28 @@
 //! limit asks for them. Hierarchies are found through `/proc/self/mountinfo` (the `cgroup`
 //! mounts whose super options name the controller) and our place in each through
 //! `/proc/self/cgroup`.
+//!
+//! Device rules go to the devices hierarchy when it is delegated to us (or a parent is given).
+//! When it is not, but the host is hybrid and our cgroup in its cgroup2 (`unified`) hierarchy is
+//! not the root, a directory there carries them as a BPF program instead: the kernel runs cgroup2
+//! device programs on hybrid hosts too. Failing both, the container goes without device control
+//! (not an error: it is the host's setup), and [`CgroupV1::device_control`] says why.
 
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 
 use super::{
-    files, read_mountinfo, read_proc_self_cgroup, relative_cgroup_path, Error, Limits, Mount, ProcCgroup,
-    Result, SwapTotal, CPU_PERIOD_US,
+    device_bpf, devices, files, read_mountinfo, read_proc_self_cgroup, relative_cgroup_path, v2,
+    DeviceControl, Error, Limits, Mount, ProcCgroup, Result, SwapTotal, CPU_PERIOD_US,
 };
 
-/// The hierarchies this module ever creates cgroups in.
-const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+/// The v1 hierarchies this module creates cgroups in for limits ("devices" is handled apart:
+/// its absence is not an error).
+const LIMIT_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+/// The [`Dir::controller`] of a hybrid host's cgroup2 directory holding the device program.
+pub const UNIFIED: &str = "cgroup2";
 
 /// A v1 controller this container needs, and why (for error messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +120,61 @@ impl Hierarchy {
     }
 }
 
+/// Where a container's device rules can be enforced on a v1 or hybrid host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DevicePlacement {
+    /// In the v1 devices hierarchy, in a cgroup below this directory.
+    V1(PathBuf),
+    /// As a BPF program on a cgroup2 directory below this one.
+    Unified(PathBuf),
+    /// Nowhere, and why.
+    Unavailable(String),
+}
+
+/// Where device rules go (see the module comment). The cgroup2 fallback is only taken below our
+/// own cgroup: an explicit parent is a place in the v1 hierarchies.
+pub(crate) fn device_placement(
+    parent: Option<&Path>,
+    mounts: &[Mount],
+    procs: &[ProcCgroup],
+) -> Result<DevicePlacement> {
+    let v1_reason = match Hierarchy::find("devices", mounts, procs)? {
+        None => "no v1 devices hierarchy shows our cgroup".to_owned(),
+        Some(h) if parent.is_none() && h.own.as_os_str().is_empty() => format!(
+            "the v1 devices hierarchy ({}) is not delegated to us (our cgroup there is its root)",
+            h.mount_point.display()
+        ),
+        Some(h) => return h.base_dir(parent, "device rules").map(DevicePlacement::V1),
+    };
+    if parent.is_some() {
+        return Ok(DevicePlacement::Unavailable(v1_reason));
+    }
+    Ok(match unified_base(mounts, procs) {
+        Ok(base) => DevicePlacement::Unified(base),
+        Err(why) => DevicePlacement::Unavailable(format!("{v1_reason}, and {why}")),
+    })
+}
+
+/// Our own cgroup's directory in a cgroup2 mount, if there is one and it is not the root.
+fn unified_base(mounts: &[Mount], procs: &[ProcCgroup]) -> std::result::Result<PathBuf, String> {
+    let own = v2::own_cgroup(procs).map_err(|_| "we are in no cgroup2 hierarchy".to_owned())?;
+    let shown = mounts.iter().filter(|m| m.fs_type == "cgroup2").find_map(|m| {
+        let mount_root = relative_cgroup_path(Path::new(&m.root)).ok()?;
+        Some((m, own.strip_prefix(mount_root).ok()?))
+    });
+    match shown {
+        None => Err("no cgroup2 mount shows our cgroup".into()),
+        Some((m, _)) if own.as_os_str().is_empty() => {
+            Err(format!("our cgroup in the cgroup2 hierarchy ({}) is its root", m.mount_point.display()))
+        }
+        Some((m, below_mount)) => Ok(m.mount_point.join(below_mount)),
+    }
+}
+
 /// One directory of a v1 cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dir {
+    /// The v1 controller, or [`UNIFIED`].
     pub controller: &'static str,
     pub path: PathBuf,
 }
@@ -121,6 +183,7 @@ pub struct Dir {
 #[derive(Debug)]
 pub struct CgroupV1 {
     dirs: Vec<Dir>,
+    device_control: DeviceControl,
 }
 
 impl CgroupV1 {
@@ -141,8 +204,23 @@ impl CgroupV1 {
             })?;
             planned.push((need.controller, h.base_dir(parent, need.why)?));
         }
+        let mut device_control = DeviceControl::not_asked();
+        let mut unified = None;
+        if !limits.devices.is_empty() {
+            match device_placement(parent, &mounts, &procs)? {
+                DevicePlacement::V1(base) => {
+                    planned.push(("devices", base));
+                    device_control = DeviceControl::V1;
+                }
+                DevicePlacement::Unified(base) => {
+                    unified = Some(base);
+                    device_control = DeviceControl::Bpf;
+                }
+                DevicePlacement::Unavailable(why) => device_control = DeviceControl::Unavailable(why),
+            }
+        }
 
-        let mut cgroup = CgroupV1 { dirs: Vec::new() };
+        let mut cgroup = CgroupV1 { dirs: Vec::new(), device_control };
         let built = (|| {
             for (controller, base) in planned {
                 if parent.is_some() {
@@ -152,6 +230,12 @@ impl CgroupV1 {
                 let path = base.join(name);
                 files::mkdir(&path)?;
                 cgroup.dirs.push(Dir { controller, path });
+            }
+            if let Some(base) = unified {
+                let path = base.join(name);
+                files::mkdir(&path)?;
+                cgroup.dirs.push(Dir { controller: UNIFIED, path: path.clone() });
+                device_bpf::attach(&path, &limits.devices)?;
             }
             cgroup.apply(limits)
         })();
@@ -176,7 +260,7 @@ impl CgroupV1 {
             .map(|(controller, base)| Dir { controller, path: base.join(name) })
             .filter(|d| d.path.is_dir())
             .collect();
-        Ok(CgroupV1 { dirs })
+        Ok(CgroupV1 { dirs, device_control: DeviceControl::not_asked() })
     }
 
     /// Names of the cgroups below `parent` (or our own cgroup) in the hierarchies we use.
@@ -194,6 +278,17 @@ impl CgroupV1 {
         &self.dirs
     }
 
+    pub(crate) fn device_control(&self) -> &DeviceControl {
+        &self.device_control
+    }
+
+    /// `tasks` in each v1 directory, `cgroup.procs` in the cgroup2 one (see
+    /// [`super::Cgroup::self_join_files`]).
+    pub(crate) fn self_join_files(&self) -> Vec<PathBuf> {
+        let file = |d: &Dir| if d.controller == UNIFIED { "cgroup.procs" } else { "tasks" };
+        self.dirs.iter().map(|d| d.path.join(file(d))).collect()
+    }
+
     fn dir(&self, controller: &str) -> Option<&Path> {
         self.dirs.iter().find(|d| d.controller == controller).map(|d| d.path.as_path())
     }
@@ -208,6 +303,11 @@ impl CgroupV1 {
         if let (Some(dir), Some(quota)) = (self.dir("cpu"), limits.cpu_quota()) {
             files::write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
             files::write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+        }
+        if let Some(dir) = self.dir("devices") {
+            for (file, line) in devices::v1_writes(&limits.devices) {
+                files::write(&dir.join(file.name()), &line)?;
+            }
         }
         Ok(())
     }
@@ -240,17 +340,23 @@ impl CgroupV1 {
 }
 
 /// Base directories for the hierarchies we use, skipping those that are not mounted and those
-/// where we may not create cgroups (our cgroup is the root and no parent was given).
+/// where we may not create cgroups (our cgroup is the root and no parent was given); and where
+/// device rules would go.
 fn usable_bases(parent: Option<&Path>) -> Result<Vec<(&'static str, PathBuf)>> {
     let mounts = read_mountinfo()?;
     let procs = read_proc_self_cgroup()?;
     let mut bases = Vec::new();
-    for controller in CONTROLLERS {
+    for controller in LIMIT_CONTROLLERS {
         if let Some(h) = Hierarchy::find(controller, &mounts, &procs)? {
             if let Ok(base) = h.base_dir(parent, "looking for leftover cgroups") {
                 bases.push((controller, base));
             }
         }
+    }
+    match device_placement(parent, &mounts, &procs) {
+        Ok(DevicePlacement::V1(base)) => bases.push(("devices", base)),
+        Ok(DevicePlacement::Unified(base)) => bases.push((UNIFIED, base)),
+        Ok(DevicePlacement::Unavailable(_)) | Err(_) => {}
     }
     Ok(bases)
 }
@@ -359,6 +465,82 @@ mod tests {
         assert!(h.base_dir(Some(Path::new("/elsewhere")), "x").is_err());
         let outside = parse_proc_cgroup("4:memory:/other\n").unwrap();
         assert_eq!(Hierarchy::find("memory", &mounts, &outside).unwrap(), None);
+    }
+
+    /// Mounts of a hybrid host: devices and the controller-less cgroup2 `unified`.
+    const HYBRID_MOUNTINFO: &str = "\
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    fn placement(proc_cgroup: &str, mountinfo: &str, parent: Option<&str>) -> DevicePlacement {
+        let mounts = parse_mountinfo(mountinfo).unwrap();
+        let procs = parse_proc_cgroup(proc_cgroup).unwrap();
+        device_placement(parent.map(Path::new), &mounts, &procs).unwrap()
+    }
+
+    #[test]
+    fn device_rules_placement() {
+        // This test machine: devices and cgroup2 both at their root.
+        let here = "5:devices:/\n4:memory:/process_api/27f3\n0::/\n";
+        assert_eq!(
+            placement(here, HYBRID_MOUNTINFO, None),
+            DevicePlacement::Unavailable(
+                "the v1 devices hierarchy (/sys/fs/cgroup/devices) is not delegated to us (our cgroup \
+                 there is its root), and our cgroup in the cgroup2 hierarchy (/sys/fs/cgroup/unified) is \
+                 its root"
+                    .into()
+            )
+        );
+        // An explicit parent may be placed in the devices hierarchy, as for pids and cpu.
+        assert_eq!(
+            placement(here, HYBRID_MOUNTINFO, Some("/docker")),
+            DevicePlacement::V1("/sys/fs/cgroup/devices/docker".into())
+        );
+        // A delegated devices hierarchy is used first.
+        let delegated = "5:devices:/user.slice\n0::/user.slice/session-1.scope\n";
+        assert_eq!(
+            placement(delegated, HYBRID_MOUNTINFO, None),
+            DevicePlacement::V1("/sys/fs/cgroup/devices/user.slice".into())
+        );
+        // Not delegated, but our cgroup2 cgroup is not the root: a BPF program there.
+        let in_unified = "5:devices:/\n0::/user.slice/session-1.scope\n";
+        assert_eq!(
+            placement(in_unified, HYBRID_MOUNTINFO, None),
+            DevicePlacement::Unified("/sys/fs/cgroup/unified/user.slice/session-1.scope".into())
+        );
+        // ... but not below an explicit parent, which names a place in the v1 hierarchies.
+        let no_devices_mount = "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+                                41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            placement(in_unified, no_devices_mount, Some("/docker")),
+            DevicePlacement::Unavailable("no v1 devices hierarchy shows our cgroup".into())
+        );
+        // A legacy host: no cgroup2 mount at all.
+        let legacy = "36 31 0:33 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n";
+        let DevicePlacement::Unavailable(why) = placement(in_unified, legacy, None) else { panic!() };
+        assert!(why.ends_with(", and no cgroup2 mount shows our cgroup"), "{why}");
+    }
+
+    #[test]
+    fn join_files_per_directory_kind() {
+        let cgroup = CgroupV1 {
+            dirs: vec![
+                Dir { controller: "memory", path: "/cg/memory/x".into() },
+                Dir { controller: "devices", path: "/cg/devices/x".into() },
+                Dir { controller: UNIFIED, path: "/cg/unified/x".into() },
+            ],
+            device_control: DeviceControl::Bpf,
+        };
+        assert_eq!(
+            cgroup.self_join_files(),
+            [
+                PathBuf::from("/cg/memory/x/tasks"),
+                PathBuf::from("/cg/devices/x/tasks"),
+                PathBuf::from("/cg/unified/x/cgroup.procs")
+            ]
+        );
     }
 
     #[test]

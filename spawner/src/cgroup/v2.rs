@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 
 use super::{
-    cpu_max_line, files, keyed_value, read_proc_self_cgroup, relative_cgroup_path, Error, Limits, ProcCgroup,
-    Result, SwapTotal,
+    cpu_max_line, device_bpf, files, keyed_value, read_proc_self_cgroup, relative_cgroup_path, Error, Limits,
+    ProcCgroup, Result, SwapTotal,
 };
 
 /// The leaf cgroup our own processes move into, below our own cgroup.
@@ -194,7 +194,14 @@ impl CgroupV2 {
         }
         let cgroup = CgroupV2 { dir: base.join(name) };
         files::mkdir(&cgroup.dir)?;
-        if let Err(e) = apply_limits(&cgroup.dir, limits) {
+        let configured = (|| {
+            // Before any process can join: a device opened before the program is attached stays open.
+            if !limits.devices.is_empty() {
+                device_bpf::attach(&cgroup.dir, &limits.devices)?;
+            }
+            apply_limits(&cgroup.dir, limits)
+        })();
+        if let Err(e) = configured {
             if let Err(cleanup) = cgroup.remove_dir() {
                 log::warn!("cleaning up after failed cgroup create: {cleanup}");
             }
@@ -316,8 +323,13 @@ mod tests {
     #[test]
     fn limit_files() {
         let dir = fake_cgroup(&["memory.max", "memory.swap.max", "pids.max", "cpu.max"]);
-        let limits =
-            Limits { memory: Some(64 << 20), memory_swap: Some(96 << 20), pids: Some(100), cpus: Some(0.5) };
+        let limits = Limits {
+            memory: Some(64 << 20),
+            memory_swap: Some(96 << 20),
+            pids: Some(100),
+            cpus: Some(0.5),
+            devices: vec![],
+        };
         apply_limits(dir.path(), &limits).unwrap();
         assert_eq!(contents(dir.path(), "memory.max"), "67108864");
         assert_eq!(contents(dir.path(), "memory.swap.max"), "33554432");
