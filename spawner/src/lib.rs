@@ -7,4 +7,6 @@
 pub mod cgroup;
 pub mod container;
 pub mod image;
+/// seccomp profiles (Docker's default, profile files) compiled into BPF filters.
+pub mod seccomp;
 pub mod store;

@@ -94,7 +94,7 @@ struct RunArgs {
     /// Drop a capability (or ALL) from the default set.
     #[arg(long = "cap-drop")]
     cap_drop: Vec<String>,
-    /// seccomp=unconfined, no-new-privileges=true|false.
+    /// seccomp=unconfined, seccomp=FILE (a Docker or OCI profile), no-new-privileges=true|false.
     #[arg(long = "security-opt")]
     security_opt: Vec<String>,
     /// Give the container a pseudo-terminal (raw mode, window size kept in sync).

@@ -38,7 +38,7 @@ pub struct ChildPlan {
     pub spec: ProcessSpec,
     pub security: super::security::Security,
     /// The compiled seccomp filter, when the container gets one.
-    pub seccomp: Option<seccompiler::BpfProgram>,
+    pub seccomp: Option<crate::seccomp::Filter>,
     /// With `-t`: the socket over which the container's pty master goes to spawner.
     pub tty: Option<OwnedFd>,
 }

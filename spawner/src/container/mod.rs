@@ -276,8 +276,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let cgroup_version = cgroup.version();
     log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
     let init = init_binary::sealed_memfd().map_err(RunError)?;
-    let seccomp =
-        opts.security.seccomp.then(security::default_seccomp_filter).transpose().map_err(RunError)?;
+    let seccomp = security::seccomp_filter(&opts.security).map_err(RunError)?;
     // Mounts that need no namespace of the container's are made here, while the network namespace
     // thread works; the container attaches them.
     let overlay = rootfs::prepare_overlay(&layers, &upper, &work, !dir.keep)?;

@@ -1,10 +1,12 @@
 //! The container's defences, on by default as in Docker: capabilities cut to Docker's default set
-//! (bounding and ambient sets included), no_new_privs, a seccomp filter refusing the syscalls Docker's
-//! default profile refuses, and /proc and /sys paths masked or made read-only. `--privileged`,
-//! `--cap-add/--cap-drop` and `--security-opt` relax them.
+//! (bounding and ambient sets included), no_new_privs, Docker's default seccomp profile (or the one
+//! `--security-opt seccomp=FILE` gives), and /proc and /sys paths masked or made read-only.
+//! `--privileged`, `--cap-add/--cap-drop` and `--security-opt` relax them.
 
+use crate::seccomp::docker::{self, ProfileTemplate};
+use crate::seccomp::{Filter, KernelVersion};
 use rustix::thread::CapabilitySet;
-use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// Capability names by number (`CAP_` prefix left off), as in linux/capability.h.
 const CAP_NAMES: [&str; 41] = [
@@ -86,71 +88,37 @@ pub const MASKED_PATHS: [&str; 10] = [
 pub const READONLY_PATHS: [&str; 5] =
     ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// The syscalls Docker's default seccomp profile does not allow (its profile is an allowlist; these
-/// are the ones a container could use against the host or to escape), refused with EPERM.
-const REFUSED_SYSCALLS: &[&str] = &[
-    "acct",
-    "add_key",
-    "bpf",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "fsconfig",
-    "fsmount",
-    "fsopen",
-    "fspick",
-    "get_kernel_syms",
-    "get_mempolicy",
-    "init_module",
-    "ioperm",
-    "iopl",
-    "kcmp",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
-    "mbind",
-    "mount",
-    "mount_setattr",
-    "move_mount",
-    "move_pages",
-    "name_to_handle_at",
-    "nfsservctl",
-    "open_by_handle_at",
-    "open_tree",
-    "perf_event_open",
-    "pivot_root",
-    "process_vm_readv",
-    "process_vm_writev",
-    "ptrace",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "set_mempolicy",
-    "setns",
-    "settimeofday",
-    "swapoff",
-    "swapon",
-    "sysfs",
-    "umount2",
-    "unshare",
-    "uselib",
-    "userfaultfd",
-    "ustat",
-    "vm86",
-    "vm86old",
-    "_sysctl",
-];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Security {
     pub capabilities: CapabilitySet,
     pub no_new_privs: bool,
-    pub seccomp: bool,
+    pub seccomp: Seccomp,
     pub mask_paths: bool,
+    /// `--privileged` (which also means: no device rules).
+    pub privileged: bool,
+}
+
+/// The container's seccomp profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seccomp {
+    /// Docker's default profile.
+    DockerDefault,
+    /// No filter (`seccomp=unconfined`, `--privileged`).
+    Unconfined,
+    /// `seccomp=FILE`, read and checked when the options were (still to be resolved for the
+    /// container's capabilities and the kernel).
+    File { path: PathBuf, profile: ProfileTemplate },
+}
+
+impl Seccomp {
+    /// `seccomp=FILE`: reads and checks the profile now, so that a bad file fails before anything
+    /// of the container exists.
+    fn from_file(path: &str) -> Result<Seccomp, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("seccomp profile {path}: {e}");
+        let text = std::fs::read_to_string(path).map_err(|e| fail(&e))?;
+        let profile = crate::seccomp::json::parse(&text).map_err(|e| fail(&e))?;
+        Ok(Seccomp::File { path: path.into(), profile })
+    }
 }
 
 impl Default for Security {
@@ -161,8 +129,9 @@ impl Default for Security {
                 .map(|n| parse_capability(n).unwrap())
                 .fold(CapabilitySet::empty(), |a, b| a | b),
             no_new_privs: true,
-            seccomp: true,
+            seccomp: Seccomp::DockerDefault,
             mask_paths: true,
+            privileged: false,
         }
     }
 }
@@ -191,8 +160,9 @@ impl Security {
             s = Security {
                 capabilities: all_capabilities(),
                 no_new_privs: false,
-                seccomp: false,
+                seccomp: Seccomp::Unconfined,
                 mask_paths: false,
+                privileged: true,
             };
         }
         let caps = |names: &[String]| -> Result<CapabilitySet, String> {
@@ -205,12 +175,23 @@ impl Security {
         };
         s.capabilities = (s.capabilities - caps(cap_drop)?) | caps(cap_add)?;
         for opt in opts {
-            match opt.replace(':', "=").as_str() {
-                "seccomp=unconfined" => s.seccomp = false,
-                "no-new-privileges" | "no-new-privileges=true" => s.no_new_privs = true,
-                "no-new-privileges=false" => s.no_new_privs = false,
-                other => return Err(format!("unsupported --security-opt {other:?} (supported: seccomp=unconfined, no-new-privileges=true|false)")),
+            let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, ""));
+            match (key, value) {
+                ("seccomp", "unconfined") => s.seccomp = Seccomp::Unconfined,
+                ("seccomp", path) if !path.is_empty() => s.seccomp = Seccomp::from_file(path)?,
+                ("no-new-privileges", "" | "true") => s.no_new_privs = true,
+                ("no-new-privileges", "false") => s.no_new_privs = false,
+                _ => {
+                    return Err(format!(
+                        "unsupported --security-opt {opt:?} (supported: seccomp=unconfined|FILE, \
+                         no-new-privileges=true|false)"
+                    ))
+                }
             }
+        }
+        // As in Docker, --privileged runs without a filter whatever the options say.
+        if privileged {
+            s.seccomp = Seccomp::Unconfined;
         }
         Ok(s)
     }
@@ -247,102 +228,31 @@ pub fn set_capabilities(keep: CapabilitySet) -> Result<(), String> {
     rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))
 }
 
-/// Compiles the default seccomp filter (EPERM for the refused syscalls, everything else allowed).
-/// spawner does it while the network namespace is being made, off the container's start-up path.
-pub fn default_seccomp_filter() -> Result<seccompiler::BpfProgram, String> {
-    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
-    let arch: TargetArch = std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
-    let mut rules = BTreeMap::new();
-    for name in REFUSED_SYSCALLS {
-        if let Some(nr) = syscall_number(name) {
-            rules.insert(nr, Vec::new());
-        }
-    }
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc_eperm()), arch)
-        .map_err(|e| format!("seccomp filter: {e}"))?;
-    let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp filter: {e:?}"))?;
-    Ok(program)
-}
-
-/// Installs a filter from [`default_seccomp_filter`] on the calling thread.
-pub fn install_seccomp(program: &seccompiler::BpfProgram) -> Result<(), String> {
-    seccompiler::apply_filter(program).map_err(|e| format!("install seccomp filter: {e}"))
-}
-
-fn libc_eperm() -> u32 {
-    rustix::io::Errno::PERM.raw_os_error() as u32
-}
-
-/// The syscall number for `name` on this architecture (None where the architecture lacks it).
-fn syscall_number(name: &str) -> Option<i64> {
-    use linux_raw_sys::general as g;
-    let nr = match name {
-        "acct" => g::__NR_acct,
-        "add_key" => g::__NR_add_key,
-        "bpf" => g::__NR_bpf,
-        "clock_adjtime" => g::__NR_clock_adjtime,
-        "clock_settime" => g::__NR_clock_settime,
-        "delete_module" => g::__NR_delete_module,
-        "finit_module" => g::__NR_finit_module,
-        "fsconfig" => g::__NR_fsconfig,
-        "fsmount" => g::__NR_fsmount,
-        "fsopen" => g::__NR_fsopen,
-        "fspick" => g::__NR_fspick,
-        "get_mempolicy" => g::__NR_get_mempolicy,
-        "init_module" => g::__NR_init_module,
-        "kcmp" => g::__NR_kcmp,
-        "kexec_file_load" => g::__NR_kexec_file_load,
-        "kexec_load" => g::__NR_kexec_load,
-        "keyctl" => g::__NR_keyctl,
-        "mbind" => g::__NR_mbind,
-        "mount" => g::__NR_mount,
-        "mount_setattr" => g::__NR_mount_setattr,
-        "move_mount" => g::__NR_move_mount,
-        "move_pages" => g::__NR_move_pages,
-        "name_to_handle_at" => g::__NR_name_to_handle_at,
-        "open_by_handle_at" => g::__NR_open_by_handle_at,
-        "open_tree" => g::__NR_open_tree,
-        "perf_event_open" => g::__NR_perf_event_open,
-        "pivot_root" => g::__NR_pivot_root,
-        "process_vm_readv" => g::__NR_process_vm_readv,
-        "process_vm_writev" => g::__NR_process_vm_writev,
-        "ptrace" => g::__NR_ptrace,
-        "quotactl" => g::__NR_quotactl,
-        "reboot" => g::__NR_reboot,
-        "request_key" => g::__NR_request_key,
-        "set_mempolicy" => g::__NR_set_mempolicy,
-        "setns" => g::__NR_setns,
-        "settimeofday" => g::__NR_settimeofday,
-        "swapoff" => g::__NR_swapoff,
-        "swapon" => g::__NR_swapon,
-        "umount2" => g::__NR_umount2,
-        "unshare" => g::__NR_unshare,
-        "userfaultfd" => g::__NR_userfaultfd,
-        #[cfg(target_arch = "x86_64")]
-        "create_module" => g::__NR_create_module,
-        #[cfg(target_arch = "x86_64")]
-        "get_kernel_syms" => g::__NR_get_kernel_syms,
-        #[cfg(target_arch = "x86_64")]
-        "ioperm" => g::__NR_ioperm,
-        #[cfg(target_arch = "x86_64")]
-        "iopl" => g::__NR_iopl,
-        #[cfg(target_arch = "x86_64")]
-        "lookup_dcookie" => g::__NR_lookup_dcookie,
-        #[cfg(target_arch = "x86_64")]
-        "nfsservctl" => g::__NR_nfsservctl,
-        #[cfg(target_arch = "x86_64")]
-        "query_module" => g::__NR_query_module,
-        #[cfg(target_arch = "x86_64")]
-        "sysfs" => g::__NR_sysfs,
-        #[cfg(target_arch = "x86_64")]
-        "uselib" => g::__NR_uselib,
-        #[cfg(target_arch = "x86_64")]
-        "ustat" => g::__NR_ustat,
-        #[cfg(target_arch = "x86_64")]
-        "_sysctl" => g::__NR__sysctl,
-        _ => return None,
+/// The seccomp filter for `sec`, compiled before clone: its profile resolved for the container's
+/// final capabilities (the bounding set it gets) and the running kernel. None when unconfined.
+pub fn seccomp_filter(sec: &Security) -> Result<Option<Filter>, String> {
+    let template = match &sec.seccomp {
+        Seccomp::Unconfined => return Ok(None),
+        Seccomp::DockerDefault => None,
+        Seccomp::File { profile, .. } => Some(profile),
     };
-    Some(nr as i64)
+    let kernel = KernelVersion::running().map_err(|e| format!("seccomp: {e}"))?;
+    let profile = match template {
+        None => docker::default_profile(sec.capabilities, kernel),
+        Some(template) => template.resolve(sec.capabilities, kernel),
+    };
+    let filter = profile.compile().map_err(|e| match &sec.seccomp {
+        Seccomp::File { path, .. } => format!("seccomp profile {}: {e}", path.display()),
+        _ => format!("seccomp: {e}"),
+    })?;
+    log::debug!("seccomp filter: {} instructions", filter.instructions().len());
+    Ok(Some(filter))
+}
+
+/// Installs `filter` on the calling thread. It does not set no_new_privs: while the process still
+/// has CAP_SYS_ADMIN the kernel takes the filter without it.
+pub fn install_seccomp(filter: &Filter) -> Result<(), String> {
+    filter.install().map_err(|e| format!("install seccomp filter: {e}"))
 }
 
 #[cfg(test)]
@@ -365,19 +275,65 @@ mod tests {
             &["seccomp=unconfined".into(), "no-new-privileges:false".into()],
         )
         .unwrap();
-        assert!(s.capabilities.is_empty() && !s.seccomp && !s.no_new_privs);
+        assert!(s.capabilities.is_empty() && s.seccomp == Seccomp::Unconfined && !s.no_new_privs);
         let s = Security::from_options(true, &[], &[], &[]).unwrap();
-        assert!(s.capabilities.contains(CapabilitySet::SYS_ADMIN) && !s.mask_paths);
+        assert!(s.capabilities.contains(CapabilitySet::SYS_ADMIN) && !s.mask_paths && s.privileged);
         assert!(Security::from_options(false, &["NOPE".into()], &[], &[]).is_err());
         assert!(Security::from_options(false, &[], &[], &["apparmor=x".into()]).is_err());
     }
 
     #[test]
-    fn every_refused_syscall_has_a_number_here() {
-        let missing: Vec<_> = REFUSED_SYSCALLS
-            .iter()
-            .filter(|n| syscall_number(n).is_none() && !matches!(**n, "vm86" | "vm86old"))
-            .collect();
-        assert!(missing.is_empty() || cfg!(not(target_arch = "x86_64")), "{missing:?}");
+    fn seccomp_options() {
+        let opts = |o: &[&str]| {
+            Security::from_options(false, &[], &[], &o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(opts(&[]).unwrap().seccomp, Seccomp::DockerDefault);
+        assert_eq!(opts(&["seccomp:unconfined"]).unwrap().seccomp, Seccomp::Unconfined);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.json");
+        let profile = r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        std::fs::write(&path, profile).unwrap();
+        let s = opts(&[&format!("seccomp={}", path.display())]).unwrap();
+        assert!(matches!(&s.seccomp, Seccomp::File { path: p, .. } if *p == path));
+        let filter = seccomp_filter(&s).unwrap().unwrap();
+        assert!(!filter.instructions().is_empty());
+        // --privileged wins over a profile, as in Docker.
+        let p = Security::from_options(true, &[], &[], &[format!("seccomp={}", path.display())]).unwrap();
+        assert_eq!(p.seccomp, Seccomp::Unconfined);
+        assert_eq!(seccomp_filter(&p).unwrap(), None);
+        // A bad file fails when the options are read, naming the file and the problem.
+        std::fs::write(&path, r#"{"defaultAction": "SCMP_ACT_ERRNO", "sycalls": []}"#).unwrap();
+        let err = opts(&[&format!("seccomp={}", path.display())]).unwrap_err();
+        assert!(
+            err.starts_with(&format!("seccomp profile {}: unknown field `sycalls`", path.display())),
+            "{err}"
+        );
+        let err = opts(&["seccomp=/nonexistent/profile.json"]).unwrap_err();
+        assert!(err.starts_with("seccomp profile /nonexistent/profile.json: "), "{err}");
+        assert!(opts(&["seccomp="]).is_err());
+    }
+
+    #[test]
+    fn the_default_filter_follows_the_final_capabilities() {
+        let data = |name: &str, arg0| crate::seccomp::bpf::interpreter::SeccompData {
+            nr: crate::seccomp::syscalls::number(name).unwrap(),
+            arch: crate::seccomp::native::AUDIT_ARCH,
+            args: [arg0, 0, 0, 0, 0, 0],
+            ..Default::default()
+        };
+        let ret = |s: &Security, name, arg0| {
+            let filter = seccomp_filter(s).unwrap().unwrap();
+            crate::seccomp::bpf::interpreter::run(filter.instructions(), &data(name, arg0)).0
+        };
+        let allow = crate::seccomp::Action::Allow.ret();
+        let plain = Security::default();
+        assert_ne!(ret(&plain, "mount", 0), allow);
+        let admin = Security::from_options(false, &["SYS_ADMIN".into()], &[], &[]).unwrap();
+        assert_eq!(ret(&admin, "mount", 0), allow);
+        // Dropped by --cap-drop: the filter follows.
+        let no_chroot = Security::from_options(false, &[], &["SYS_CHROOT".into()], &[]).unwrap();
+        assert_eq!(ret(&plain, "chroot", 0), allow);
+        assert_ne!(ret(&no_chroot, "chroot", 0), allow);
     }
 }
