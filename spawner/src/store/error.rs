@@ -29,7 +29,7 @@ pub enum StoreError {
         expected: Digest,
         actual: Digest,
     },
-    /// A metadata file of the store is not what the store writes.
+    /// A file or directory of the store is not what the store made.
     Corrupt { path: PathBuf, reason: String },
     /// The image unpacks to more than [`super::Limits::max_image_bytes`] (a decompression bomb,
     /// or just too big for this host).

@@ -36,7 +36,7 @@ mod tests;
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::{self, BufReader};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -218,7 +218,10 @@ impl LayerStore {
 
     /// Whether the layer is in the store (complete: only complete layers are ever in place).
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_dir(diff_id).is_dir()
+        // Not following a symlink: one in place of a layer is not a layer (and is refused by
+        // `checked_layer_dir` rather than unpacked over).
+        fs::symlink_metadata(self.layer_home(diff_id)).is_ok_and(|m| !m.file_type().is_symlink())
+            && self.layer_dir(diff_id).is_dir()
     }
 
     /// How many layers this handle has unpacked (not found already present) since it was opened.
@@ -236,7 +239,33 @@ impl LayerStore {
             diff_ids.push(self.ensure_layer(archive, layer, &mut budget)?);
         }
         self.record_image(image, &diff_ids)?;
-        Ok(diff_ids.iter().map(|d| self.layer_dir(d)).collect())
+        diff_ids.iter().map(|d| self.checked_layer_dir(d)).collect()
+    }
+
+    /// A layer's directory for a container to use, checked to be the store's own: the layer's home
+    /// and its tree real directories (not symlinks to anywhere) owned by the user the store runs
+    /// as. A layer directory that something replaced is refused, never mounted.
+    pub fn checked_layer_dir(&self, diff_id: &Digest) -> Result<PathBuf, StoreError> {
+        let me = rustix::process::geteuid().as_raw();
+        let home = self.layer_home(diff_id);
+        let diff = home.join("diff");
+        for path in [&home, &diff] {
+            let meta = fs::symlink_metadata(path).map_err(io_err("lstat", path))?;
+            let reason = if meta.file_type().is_symlink() {
+                "is a symlink".to_string()
+            } else if !meta.is_dir() {
+                "is not a directory".to_string()
+            } else if meta.uid() != me {
+                format!("is owned by uid {}, not {me}", meta.uid())
+            } else {
+                continue;
+            };
+            return Err(StoreError::Corrupt {
+                path: path.clone(),
+                reason: format!("{reason}: not the store's own layer directory, refusing to use it"),
+            });
+        }
+        Ok(diff)
     }
 
     /// The images recorded by [`LayerStore::ensure_image`], by config digest.
