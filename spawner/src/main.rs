@@ -53,9 +53,13 @@ struct RunArgs {
     entrypoint: Option<String>,
     #[arg(long)]
     hostname: Option<String>,
-    /// Bind mount host:container[:ro].
+    /// Bind mount HOST:CONTAINER[:OPTIONS]: ro|rw, and dev, suid, noexec (a volume is nodev,nosuid
+    /// unless it says dev or suid).
     #[arg(short = 'v', long = "volume")]
     volumes: Vec<String>,
+    /// Give the container a host device: HOST[:CONTAINER][:PERMS], PERMS of r, w, m (default rwm).
+    #[arg(long = "device")]
+    devices: Vec<String>,
     /// Mount the container's root file system read-only.
     #[arg(long)]
     read_only: bool,
@@ -158,8 +162,11 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
     };
     let volumes =
         args.volumes.iter().map(|v| container::parse_volume(v).unwrap_or_else(|e| fail(e))).collect();
+    let devices =
+        args.devices.iter().map(|d| container::devices::parse(d).unwrap_or_else(|e| fail(e))).collect();
     RunOptions {
         archive,
+        devices,
         image: reference.or(args.image),
         state_dir,
         overrides: Overrides {

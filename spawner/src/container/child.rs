@@ -7,32 +7,51 @@ use super::process::{get_env, set_env, ProcessSpec};
 use super::rootfs::{self, Context};
 use super::user;
 use crate::cgroup::Version;
-use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountAttrFlags;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-/// A `-v host:container[:ro]` bind mount.
+/// A `-v HOST:CONTAINER[:OPTIONS]` bind mount, as the user gave it (the source is opened once, into
+/// a [`rootfs::VolumeTree`], before the container is made).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Volume {
     pub host: PathBuf,
     pub container: PathBuf,
     pub read_only: bool,
+    /// `dev`: device nodes in the volume open (default: nodev, as the rest of the container).
+    pub devices: bool,
+    /// `suid`: setuid and setgid bits in the volume take effect (default: nosuid).
+    pub setuid: bool,
+    /// `noexec`: nothing in the volume can be executed.
+    pub noexec: bool,
 }
 
-/// Everything the child needs, prepared by the parent before clone.
-pub struct ChildPlan {
+/// Everything the child mounts, prepared by the parent before clone: consumed (and so closed) by
+/// [`build_rootfs`] before the container's own content is used.
+pub struct Mounts {
     /// The root file system (layers, upper and work directories), mounted but not attached yet.
     pub overlay: rootfs::Overlay,
     /// Where the overlay goes (the container's directory, in the child's mount namespace).
     pub merged: PathBuf,
     /// A detached tmpfs with /etc/hostname, /etc/hosts and /etc/resolv.conf (`super::ETC_FILES`).
     pub etc_files: OwnedFd,
-    pub volumes: Vec<Volume>,
+    /// The host's device nodes for /dev (the first is /dev/null, used again for masking).
+    pub devices: Vec<super::devices::DeviceMount>,
+    /// `-v` sources as detached trees, with where each goes.
+    pub volumes: Vec<(rootfs::VolumeTree, PathBuf)>,
     pub read_only: bool,
+    /// Mask and make read-only the /proc and /sys paths Docker does.
+    pub mask_paths: bool,
+    pub cgroup_version: Version,
+}
+
+/// Everything the child needs, prepared by the parent before clone.
+pub struct ChildPlan {
+    pub mounts: Mounts,
     /// The container's network namespace (made beforehand, loopback up), or None for `--net host`.
     pub net: Option<OwnedFd>,
-    pub cgroup_version: Version,
     /// What to write `0` into to join the container's cgroup (see `cgroup::join_self`).
     pub cgroup_join: Vec<PathBuf>,
     pub spec: ProcessSpec,
@@ -45,7 +64,7 @@ pub struct ChildPlan {
 
 /// Runs in the child after clone; never returns.
 pub fn run(plan: ChildPlan, go: OwnedFd, errors: OwnedFd, init: &OwnedFd) -> ! {
-    let err = match setup_and_exec(plan, go, init) {
+    let err = match setup_and_exec(plan, go, &errors, init) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -55,7 +74,7 @@ pub fn run(plan: ChildPlan, go: OwnedFd, errors: OwnedFd, init: &OwnedFd) -> ! {
 
 enum Never {}
 
-fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never, String> {
+fn setup_and_exec(plan: ChildPlan, go: OwnedFd, errors: &OwnedFd, init: &OwnedFd) -> Result<Never, String> {
     let die_with_parent =
         || rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
@@ -75,35 +94,44 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     // group does not also hit it (spawner relays signals once), and without -t it has no controlling
     // terminal through which to push input into the host's (TIOCSTI).
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
-    build_rootfs(&plan).map_err(|e| e.to_string())?;
+    let ChildPlan { mounts, net, cgroup_join, spec, security, seccomp, tty } = plan;
+    drop((net, cgroup_join));
+    build_rootfs(mounts).map_err(|e| e.to_string())?;
     log::debug!("container: root file system ready");
-    if let Some(socket) = &plan.tty {
+    // From here on paths come from the image (WorkingDir, /etc/passwd): no host file or directory may
+    // be reachable through an open fd (/proc/self/fd/N/.. was runc's CVE-2024-21626). Every fd this
+    // process inherited from spawner is closed, bar the three it needs.
+    let keep = [errors.as_raw_fd(), init.as_raw_fd(), tty.as_ref().map_or(-1, |t| t.as_raw_fd())];
+    close_inherited(&keep)?;
+    if let Some(socket) = &tty {
         super::tty::attach_in_container(socket)?;
     }
-    rustix::system::sethostname(plan.spec.hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
+    rustix::system::sethostname(spec.hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
+    let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("open /: {e}"))?;
     let creds = {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-        user::resolve(&plan.spec.user, &passwd, &group).map_err(|e| e.to_string())?
+        let passwd = read_image_file(root.as_fd(), "/etc/passwd")?;
+        let group = read_image_file(root.as_fd(), "/etc/group")?;
+        user::resolve(&spec.user, &passwd, &group).map_err(|e| e.to_string())?
     };
-    // A working directory through a leaked fd (/proc/self/fd/N) would be a host directory
-    // (CVE-2024-21626): refused by name before anything is created there, checked again after chdir.
-    if is_fd_path(&plan.spec.cwd) {
+    // A working directory through a file descriptor (/proc/self/fd/N) is refused by name, for a clear
+    // message; the in-root lookup below could not follow it anyway.
+    if is_fd_path(&spec.cwd) {
         return Err(format!(
             "working directory {} is not allowed (a path through a file descriptor)",
-            plan.spec.cwd
+            spec.cwd
         ));
     }
-    // Docker creates a missing WorkingDir (as root, before dropping privileges).
-    let cwd = Path::new(&plan.spec.cwd);
-    if std::fs::metadata(cwd).is_err() {
-        std::fs::create_dir_all(cwd)
-            .map_err(|e| format!("create working directory {}: {e}", cwd.display()))?;
-    }
+    // Docker creates a missing WorkingDir (as root, 0755, before dropping privileges): created and
+    // opened inside the root, so a symlink in the image resolves in the rootfs, never on the host.
+    let cwd = Path::new(&spec.cwd);
+    let cwd_fd = rootfs::open_in_root(root.as_fd(), cwd, rootfs::Target::Dir)
+        .map_err(|e| format!("working directory {}: {e}", cwd.display()))?;
+    drop(root);
     // As runc does: enter the working directory while still root (a user may run in a directory it
     // could not enter itself, such as Debian's /root under -u nobody), and again as the user below
     // only if root was refused.
-    let entered_as_root = rustix::process::chdir(cwd).is_ok();
+    let entered_as_root = rustix::process::fchdir(&cwd_fd).is_ok();
     // init must outlive an OOM kill in the container to report it: shield it (this needs
     // CAP_SYS_RESOURCE, which not every host's bounding set has; then init takes its chances). init
     // gives its own child the neutral score again.
@@ -112,11 +140,18 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     }
     // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 survive the exec.
     rawsys::cloexec_from(3).map_err(|e| format!("close_range(CLOEXEC): {e}"))?;
-    let sec = &plan.security;
+    let sec = &security;
     super::security::limit_bounding_set(sec.capabilities)?;
-    // While still root with every capability (so without needing no_new_privs first).
-    if let Some(program) = &plan.seccomp {
-        super::security::install_seccomp(program)?;
+    super::security::clear_inheritable()?;
+    // The filter goes in as late as it can (so that the setup is not bound by it, as with runc),
+    // but without no_new_privs only while CAP_SYS_ADMIN is still held: the kernel requires one of
+    // the two, and `no-new-privileges=false` must leave no_new_privs off.
+    let seccomp_now = |filter: &Option<crate::seccomp::Filter>| match filter {
+        Some(filter) => super::security::install_seccomp(filter),
+        None => Ok(()),
+    };
+    if !sec.no_new_privs {
+        seccomp_now(&seccomp)?;
     }
     let groups: Vec<rustix::process::Gid> =
         creds.groups.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();
@@ -133,9 +168,10 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
         rustix::thread::set_no_new_privs(true).map_err(|e| format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"))?;
     }
     if !entered_as_root {
-        rustix::process::chdir(cwd)
+        rustix::process::fchdir(&cwd_fd)
             .map_err(|e| format!("chdir to working directory {}: {e}", cwd.display()))?;
     }
+    drop(cwd_fd);
     match rustix::process::getcwd(Vec::new()) {
         Ok(dir) if dir.to_bytes().starts_with(b"/") => {}
         _ => return Err(format!("working directory {} is outside the container", cwd.display())),
@@ -144,19 +180,21 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, init: &OwnedFd) -> Result<Never,
     // A credential change clears the parent-death signal: set it again.
     die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
 
-    let mut env = plan.spec.env.clone();
+    let mut env = spec.env;
     if get_env(&env, "HOME").is_none() {
         set_env(&mut env, format!("HOME={}", creds.home));
     }
-    if plan.tty.is_some() && get_env(&env, "TERM").is_none() {
+    if tty.is_some() && get_env(&env, "TERM").is_none() {
         set_env(&mut env, "TERM=xterm".into());
     }
-    let argv: Vec<&str> =
-        ["init", "--"].into_iter().chain(plan.spec.argv.iter().map(String::as_str)).collect();
+    let argv: Vec<&str> = ["init", "--"].into_iter().chain(spec.argv.iter().map(String::as_str)).collect();
     let argv = c_strings(&argv)?;
     let env = c_strings(&env.iter().map(String::as_str).collect::<Vec<_>>())?;
     let (argv_ptrs, env_ptrs) = (null_terminated(&argv), null_terminated(&env));
     log::debug!("container: exec init");
+    if sec.no_new_privs {
+        seccomp_now(&seccomp)?;
+    }
     // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
     let errno = unsafe { rawsys::execveat_fd(init.as_raw_fd(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
     Err(format!("exec init: {errno}"))
@@ -176,7 +214,53 @@ fn null_terminated(items: &[CString]) -> Vec<*const u8> {
     items.iter().map(|c| c.as_ptr() as *const u8).chain(std::iter::once(std::ptr::null())).collect()
 }
 
-fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
+/// Closes every fd from 3 up but those in `keep` (-1 entries ignored). The fds closed belong to
+/// spawner's objects, which this process never drops: it execs or exits.
+fn close_inherited(keep: &[i32]) -> Result<(), String> {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&fd| fd >= 3).map(|&fd| fd as u32).collect();
+    keep.sort_unstable();
+    let mut first = 3u32;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > first {
+            rawsys::close_range(first, fd - 1).map_err(|e| format!("close_range: {e}"))?;
+        }
+        first = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// The most of /etc/passwd or /etc/group spawner reads (a file that size holds ~800,000 users).
+const MAX_ACCOUNT_FILE: u64 = 64 << 20;
+
+/// The image's `path` (/etc/passwd, /etc/group) as text, empty when it has none. Opened inside the
+/// root (a symlink cannot lead to a host file), without blocking (a FIFO cannot hang the setup),
+/// only if it is a regular file (not /dev/zero), and at most [`MAX_ACCOUNT_FILE`] bytes.
+fn read_image_file(root: BorrowedFd<'_>, path: &str) -> Result<String, String> {
+    use rustix::fs::{openat2, FileType, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let fd = match openat2(root, path.trim_start_matches('/'), flags, Mode::empty(), resolve) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(String::new()),
+        Err(e) => return Err(format!("the image's {path}: {e}")),
+    };
+    let st = rustix::fs::fstat(&fd).map_err(|e| format!("the image's {path}: {e}"))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(format!("the image's {path} is not a regular file"));
+    }
+    if st.st_size as u64 > MAX_ACCOUNT_FILE {
+        return Err(format!("the image's {path} is larger than {} MiB", MAX_ACCOUNT_FILE >> 20));
+    }
+    let mut text = Vec::with_capacity(st.st_size as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::from(fd), MAX_ACCOUNT_FILE),
+        &mut text,
+    )
+    .map_err(|e| format!("read the image's {path}: {e}"))?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+fn build_rootfs(mounts: Mounts) -> rootfs::Result<()> {
     // A cgroup namespace rooted at the container's cgroup (joined at the start).
     // SAFETY: CLONE_NEWCGROUP changes no file descriptor table, and this process has one thread.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
@@ -188,42 +272,47 @@ fn build_rootfs(plan: &ChildPlan) -> rootfs::Result<()> {
     )
     .context(|| "make / private".into())?;
     rustix::process::umask(rustix::fs::Mode::empty());
-    rootfs::attach_overlay(&plan.overlay, &plan.merged)?;
-    let root = rustix::fs::open(
-        &plan.merged,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .context(|| format!("open {}", plan.merged.display()))?;
+    rootfs::attach_overlay(&mounts.overlay, &mounts.merged)?;
+    let root =
+        rustix::fs::open(&mounts.merged, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .context(|| format!("open {}", mounts.merged.display()))?;
     let root = root.as_fd();
     let hidden = MountAttrFlags::MOUNT_ATTR_NOSUID
         | MountAttrFlags::MOUNT_ATTR_NODEV
         | MountAttrFlags::MOUNT_ATTR_NOEXEC;
     rootfs::mount_in_root(root, "/proc", "proc", &[], hidden)?;
     rootfs::mount_in_root(root, "/sys", "sysfs", &[], hidden | MountAttrFlags::MOUNT_ATTR_RDONLY)?;
-    rootfs::mount_cgroups(root, plan.cgroup_version)?;
-    rootfs::populate_dev(root)?;
-    rootfs::bind_etc_files(root, &plan.etc_files, &super::ETC_FILES)?;
-    for v in &plan.volumes {
-        rootfs::bind_in_root(root, &v.host, &v.container)?;
+    rootfs::mount_cgroups(root, mounts.cgroup_version)?;
+    rootfs::populate_dev(root, &mounts.devices)?;
+    rootfs::bind_etc_files(root, &mounts.etc_files, &super::ETC_FILES)?;
+    for (volume, target) in &mounts.volumes {
+        rootfs::attach_in_root(root, &volume.tree, target, volume.kind)?;
     }
-    rootfs::pivot_into(&plan.merged)?;
-    for v in plan.volumes.iter().filter(|v| v.read_only) {
-        remount_read_only(&v.container, false)?;
+    rootfs::pivot_into(&mounts.merged)?;
+    if mounts.read_only {
+        // A bind remount replaces the mount's flags: `nodev` (the root's) must be given again.
+        use rustix::mount::MountFlags;
+        rustix::mount::mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | MountFlags::NODEV, "")
+            .context(|| "remount / read-only".into())?;
     }
-    if plan.read_only {
-        remount_read_only(Path::new("/"), true)?;
-    }
-    if plan.security.mask_paths {
-        rootfs::mask_paths(&super::security::MASKED_PATHS, &super::security::READONLY_PATHS)?;
+    if mounts.mask_paths {
+        let devnull = &mounts.devices.first().expect("/dev/null is the first device").tree;
+        rootfs::mask_paths(devnull, &masked_paths(), &super::security::READONLY_PATHS)?;
     }
     Ok(())
 }
 
-/// A bind remount replaces the mount's flags: `nodev` (the root's) must be given again.
-fn remount_read_only(path: &Path, nodev: bool) -> rootfs::Result<()> {
-    use rustix::mount::MountFlags;
-    let flags =
-        MountFlags::BIND | MountFlags::RDONLY | if nodev { MountFlags::NODEV } else { MountFlags::empty() };
-    rustix::mount::mount_remount(path, flags, "").context(|| format!("remount {} read-only", path.display()))
+/// Docker's masked paths, with `/sys/devices/system/cpu/*/thermal_throttle` expanded for this
+/// machine's CPUs.
+fn masked_paths() -> Vec<String> {
+    let mut paths: Vec<String> = super::security::MASKED_PATHS.iter().map(|p| p.to_string()).collect();
+    if let Ok(cpus) = std::fs::read_dir("/sys/devices/system/cpu") {
+        for cpu in cpus.flatten() {
+            let throttle = cpu.path().join("thermal_throttle");
+            if throttle.exists() {
+                paths.push(throttle.display().to_string());
+            }
+        }
+    }
+    paths
 }

@@ -4,19 +4,21 @@
 //! an OOM kill, and remove everything the run created.
 
 pub mod child;
+pub mod devices;
 mod init_binary;
 mod net;
 pub mod process;
 pub mod rootfs;
 pub mod security;
 mod stale;
+mod state_dir;
 mod tty;
 pub mod user;
 
 use crate::cgroup::{Cgroup, Limits};
 use crate::image::Archive;
 use crate::store::LayerStore;
-use child::{ChildPlan, Volume};
+use child::{ChildPlan, Mounts, Volume};
 use process::Overrides;
 use rustix::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -45,7 +47,8 @@ from_error!(
     crate::store::StoreError,
     crate::cgroup::Error,
     process::NoCommand,
-    rootfs::MountError
+    rootfs::MountError,
+    devices::DeviceError
 );
 
 #[derive(Debug, Default, Clone)]
@@ -55,6 +58,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     pub overrides: Overrides,
     pub volumes: Vec<Volume>,
+    /// `--device HOST[:CONTAINER][:PERMS]`, as [`devices::parse`] gives them.
+    pub devices: Vec<(PathBuf, PathBuf, String)>,
     pub read_only: bool,
     pub net_host: bool,
     pub limits: Limits,
@@ -68,26 +73,66 @@ pub struct RunOptions {
     pub max_image_bytes: u64,
 }
 
-/// Parses `-v host:container[:ro|rw]`.
+/// Parses `-v HOST:CONTAINER[:OPTIONS]`; OPTIONS is a comma-separated list of `ro`/`rw` and, as
+/// podman takes them, `dev`/`nodev`, `suid`/`nosuid`, `exec`/`noexec`. A volume is `nodev,nosuid`
+/// unless it says otherwise. Only the syntax is checked here: the source is opened once, when the
+/// container is made.
 pub fn parse_volume(spec: &str) -> Result<Volume, RunError> {
     let parts: Vec<&str> = spec.split(':').collect();
-    let (host, container, mode) = match parts.as_slice() {
-        [h, c] => (*h, *c, "rw"),
-        [h, c, m] => (*h, *c, *m),
-        _ => return Err(RunError(format!("invalid volume {spec:?}: expected host:container[:ro]"))),
+    let (host, container, options) = match parts.as_slice() {
+        [h, c] => (*h, *c, ""),
+        [h, c, o] => (*h, *c, *o),
+        _ => return Err(RunError(format!("invalid volume {spec:?}: expected HOST:CONTAINER[:OPTIONS]"))),
     };
     if !container.starts_with('/') || host.is_empty() {
         return Err(RunError(format!(
             "invalid volume {spec:?}: both paths must be given, the container path absolute"
         )));
     }
-    let read_only = match mode {
-        "ro" => true,
-        "rw" => false,
-        _ => return Err(RunError(format!("invalid volume {spec:?}: mode must be ro or rw"))),
+    let mut volume = Volume {
+        host: std::path::absolute(host).map_err(|e| RunError(format!("volume source {host}: {e}")))?,
+        container: container.into(),
+        read_only: false,
+        devices: false,
+        setuid: false,
+        noexec: false,
     };
-    let host = std::fs::canonicalize(host).map_err(|e| RunError(format!("volume source {host}: {e}")))?;
-    Ok(Volume { host, container: container.into(), read_only })
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option {
+            "ro" => volume.read_only = true,
+            "rw" => volume.read_only = false,
+            "dev" => volume.devices = true,
+            "nodev" => volume.devices = false,
+            "suid" => volume.setuid = true,
+            "nosuid" => volume.setuid = false,
+            "exec" => volume.noexec = false,
+            "noexec" => volume.noexec = true,
+            other => {
+                return Err(RunError(format!(
+                    "invalid volume {spec:?}: unknown option {other:?} (ro, rw, dev, nodev, suid, nosuid, exec, noexec)"
+                )))
+            }
+        }
+    }
+    Ok(volume)
+}
+
+/// Opens each volume's source, once, into a detached tree with its flags set.
+fn open_volumes(volumes: &[Volume]) -> Result<Vec<(rootfs::VolumeTree, PathBuf)>, RunError> {
+    use rustix::mount::MountAttrFlags as A;
+    volumes
+        .iter()
+        .map(|v| {
+            let mut attrs = A::empty();
+            attrs.set(A::MOUNT_ATTR_RDONLY, v.read_only);
+            attrs.set(A::MOUNT_ATTR_NODEV, !v.devices);
+            attrs.set(A::MOUNT_ATTR_NOSUID, !v.setuid);
+            attrs.set(A::MOUNT_ATTR_NOEXEC, v.noexec);
+            let tree = rootfs::volume_tree(&v.host, attrs)?;
+            log::info!("volume {} on {} ({attrs:?})", tree.resolved.display(), v.container.display());
+            Ok((tree, v.container.clone()))
+        })
+        .collect()
 }
 
 fn random_id() -> String {
@@ -178,7 +223,11 @@ fn create_container_dir(
     }
     let tmp = containers.join(format!(".{id}.new"));
     let io = |what: &str, p: &Path, e: std::io::Error| RunError(format!("{what} {}: {e}", p.display()));
-    std::fs::create_dir(&tmp).map_err(|e| io("create", &tmp, e))?;
+    // 0700: no other host user may reach the upper directory (setuid files the container wrote).
+    // The upper directory itself keeps 0755: it is the container's `/`.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&tmp)
+        .map_err(|e| io("create", &tmp, e))?;
     let prepare = || -> Result<OwnedFd, RunError> {
         let lock = stale::claim(&tmp).map_err(|e| RunError(format!("lock {}: {e}", tmp.display())))?;
         for d in ["upper", "work"] {
@@ -244,6 +293,10 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
             return Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
         }
     }
+    let containers = state_dir::prepare(&opts.state_dir)?;
+    // Host paths the user named are looked up now, once; the container gets what they were.
+    let volumes = open_volumes(&opts.volumes)?;
+    let devices = devices::open(&opts.devices)?;
     let net = (!opts.net_host).then(net::prepare_namespace);
     let archive = Archive::open(&opts.archive)?;
     let image = archive.select(opts.image.as_deref())?;
@@ -261,9 +314,6 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
 
     let id = random_id();
     let spec = process::resolve(&image.config, &opts.overrides, &id, |n| std::env::var(n).ok())?;
-    let containers = opts.state_dir.join("containers");
-    std::fs::create_dir_all(&containers)
-        .map_err(|e| RunError(format!("create {}: {e}", containers.display())))?;
     let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
     let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
     stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
@@ -271,10 +321,18 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
     let etc_files = etc_files(&spec.hostname, opts.net_host);
 
+    // Docker's device allow-list, and each --device node after it (`--privileged`: no device rules;
+    // its /dev still has only the default nodes and those given with --device).
+    let mut limits = opts.limits.clone();
+    if !opts.security.privileged {
+        limits.devices = crate::cgroup::docker_default();
+        limits.devices.extend(devices.iter().map(|d| d.device.rule()));
+    }
     let cgroup =
-        Cgroup::create(&format!("{cgroup_prefix}{dir_name}"), opts.cgroup_parent.as_deref(), &opts.limits)?;
+        Cgroup::create(&format!("{cgroup_prefix}{dir_name}"), opts.cgroup_parent.as_deref(), &limits)?;
     let cgroup_version = cgroup.version();
     log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
+    log::info!("devices: {}", cgroup.device_control());
     let init = init_binary::sealed_memfd().map_err(RunError)?;
     let seccomp = security::seccomp_filter(&opts.security).map_err(RunError)?;
     // Mounts that need no namespace of the container's are made here, while the network namespace
@@ -296,15 +354,19 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     };
 
     let plan = ChildPlan {
-        overlay,
-        // The overlay is mounted over the container's own directory, in the child's mount namespace
-        // only: no separate mount point to create and remove.
-        merged: dir.path.clone(),
-        etc_files,
-        volumes: opts.volumes.clone(),
-        read_only: opts.read_only,
+        mounts: Mounts {
+            overlay,
+            // The overlay is mounted over the container's own directory, in the child's mount
+            // namespace only: no separate mount point to create and remove.
+            merged: dir.path.clone(),
+            etc_files,
+            devices,
+            volumes,
+            read_only: opts.read_only,
+            mask_paths: opts.security.mask_paths,
+            cgroup_version,
+        },
         net,
-        cgroup_version,
         cgroup_join: cgroup.self_join_files(),
         spec,
         security: opts.security.clone(),
@@ -378,10 +440,16 @@ fn spawn_and_wait(plan: ChildPlan, init: &OwnedFd, tty_socket: Option<OwnedFd>) 
     log::info!("container process {pid}");
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
     drop(go_write);
-    let mut message = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Ok(n @ 1..) = rustix::io::read(&err_read, &mut buf) {
-        message.extend_from_slice(&buf[..n]);
+    let (message, pending) = match wait_for_setup(pid, &err_read, &signals)? {
+        Setup::Done { message, pending } => (message, pending),
+        Setup::Interrupted(sig) => {
+            log::info!("signal {sig} during setup: the container was stopped before it started");
+            return Ok(128 + sig);
+        }
+    };
+    // Signals that came during setup reach init now (they stay pending, blocked, until it reads them).
+    for sig in pending {
+        let _ = rawsys::kill(pid, sig);
     }
     let master = match (&tty_socket, message.is_empty()) {
         (Some(socket), true) => tty::receive_master(socket).map_err(RunError)?,
@@ -398,6 +466,54 @@ fn spawn_and_wait(plan: ChildPlan, init: &OwnedFd, tty_socket: Option<OwnedFd>) 
         return Err(RunError(String::from_utf8_lossy(&message).into_owned()));
     }
     Ok(status)
+}
+
+/// How the container's setup ended.
+enum Setup {
+    /// Its first process exec'd init (an empty message) or failed (the message says why);
+    /// `pending` are the signals to relay once init runs.
+    Done { message: Vec<u8>, pending: Vec<i32> },
+    /// A stop signal (INT, TERM, HUP or QUIT) came first: the half-made container was killed, and
+    /// the run ends as a container killed by that signal would.
+    Interrupted(i32),
+}
+
+/// Reads the error pipe until the container's first process execs or fails, watching the signals
+/// meanwhile: setup touches the image's files, and however long that takes, Ctrl-C ends the run.
+fn wait_for_setup(pid: i32, errors: &OwnedFd, signals: &OwnedFd) -> Result<Setup, RunError> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let (mut message, mut pending) = (Vec::new(), Vec::new());
+    let mut buf = [0u8; 512];
+    loop {
+        let mut fds = [PollFd::new(errors, PollFlags::IN), PollFd::new(signals, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(RunError(format!("poll: {e}"))),
+        }
+        let errors_ready = !fds[0].revents().is_empty();
+        while let Some(sig) = rawsys::read_signal(signals.as_fd()) {
+            match sig {
+                1 | 2 | 3 | 15 => {
+                    let _ = rawsys::kill(pid, 9);
+                    let _ = rustix::process::waitpid(
+                        rustix::process::Pid::from_raw(pid),
+                        rustix::process::WaitOptions::empty(),
+                    );
+                    return Ok(Setup::Interrupted(sig));
+                }
+                SIGCHLD | SIGWINCH => {}
+                other => pending.push(other),
+            }
+        }
+        if errors_ready {
+            match rustix::io::read(errors, &mut buf) {
+                Ok(0) => return Ok(Setup::Done { message, pending }),
+                Ok(n) => message.extend_from_slice(&buf[..n]),
+                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(RunError(format!("read the container's setup errors: {e}"))),
+            }
+        }
+    }
 }
 
 /// Waits for the container's first process (init), relaying signals; with a terminal, also copies

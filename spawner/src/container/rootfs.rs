@@ -6,7 +6,7 @@
 //! RESOLVE_IN_ROOT (a symlink such as `proc -> /` resolves inside the rootfs, never on the host) and
 //! mounts are attached to those fds with the new mount API, so nothing can swap a path in between.
 
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, FileType, Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -168,19 +168,49 @@ pub fn mount_in_root(
     attach(&mnt, target.as_fd(), path)
 }
 
-/// Bind-mounts the host's `source` at `path` inside `root` (recursively, as Docker's -v does).
-pub fn bind_in_root(root: BorrowedFd<'_>, source: &Path, path: &Path) -> Result<()> {
-    let st = fs::stat(source).context(|| format!("bind mount source {}", source.display()))?;
+/// A `-v` volume's source, cloned (with everything mounted below it) into a detached tree the
+/// moment it is named: the path is looked up this once, never again, so nothing that swaps it later
+/// (CVE-2021-30465's pattern) changes what the container gets. The tree's flags are set recursively
+/// (`MOUNT_ATTR_*`: nodev and nosuid by default, read-only for `:ro`), submounts included.
+pub struct VolumeTree {
+    pub tree: OwnedFd,
+    /// Directory or file, for the mount target made in the container.
+    pub kind: Target,
+    /// What the path resolved to, for messages.
+    pub resolved: PathBuf,
+}
+
+/// Opens the host's `source` (following symlinks, once) and clones the mount tree from that fd for
+/// [`attach_in_root`], with `attrs` set on every mount of the tree.
+pub fn volume_tree(source: &Path, attrs: MountAttrFlags) -> Result<VolumeTree> {
+    let what = || format!("volume source {}", source.display());
+    let fd = fs::open(source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).context(what)?;
+    // The path the source resolved to, from the fd: what the container gets, for messages.
+    let resolved = fs::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()), Vec::new())
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p.as_bytes())))
+        .unwrap_or_else(|_| source.to_path_buf());
+    let tree = open_tree(
+        &fd,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .context(|| format!("{}: open_tree", what()))?;
+    rawsys::mount::mount_setattr(tree.as_fd(), u64::from(attrs.bits()), 0, true)
+        .context(|| format!("{}: mount_setattr", what()))?;
+    let st = fs::fstat(&tree).context(|| format!("{}: fstat", what()))?;
     let kind =
         if FileType::from_raw_mode(st.st_mode) == FileType::Directory { Target::Dir } else { Target::File };
+    Ok(VolumeTree { tree, kind, resolved })
+}
+
+/// Attaches a detached mount (a volume's tree, a device node) at `path` inside `root`, creating the
+/// target as `kind` where it is missing.
+pub fn attach_in_root(root: BorrowedFd<'_>, tree: &OwnedFd, path: &Path, kind: Target) -> Result<()> {
     let target = open_in_root(root, path, kind)?;
-    let tree = open_tree(
-        CWD,
-        source,
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
-    )
-    .context(|| format!("open_tree {}", source.display()))?;
-    attach(&tree, target.as_fd(), &path.display().to_string())
+    attach(tree, target.as_fd(), &path.display().to_string())
 }
 
 /// A small detached tmpfs holding `files` (never attached anywhere itself, on Linux 6.15+), for
@@ -330,27 +360,16 @@ fn overlay_fs(layers: &[PathBuf], upper: &Path, work: &Path, volatile: bool) -> 
     Ok(fs)
 }
 
-/// /dev as a tmpfs with the usual device nodes, devpts, shm and mqueue (never the host's /dev).
-pub fn populate_dev(root: BorrowedFd<'_>) -> Result<()> {
+/// /dev as a `nodev` tmpfs (a node made in it at run time opens nowhere) with the host's own nodes
+/// for `devices` bound into it, devpts, shm and mqueue (never the host's /dev).
+pub fn populate_dev(root: BorrowedFd<'_>, devices: &[super::devices::DeviceMount]) -> Result<()> {
     let nosuid_noexec = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC;
-    mount_in_root(root, "/dev", "tmpfs", &[("mode", "755"), ("size", "65536k")], nosuid_noexec)?;
-    let dev = open_in_root(root, Path::new("/dev"), Target::Dir)?;
-    let dev = fs::openat(&dev, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .context(|| "open /dev".into())?;
-    for (name, major, minor) in
-        [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-    {
-        fs::mknodat(
-            &dev,
-            name,
-            FileType::CharacterDevice,
-            Mode::from_raw_mode(0o666),
-            fs::makedev(major, minor),
-        )
-        .context(|| format!("mknod /dev/{name}"))?;
-        fs::chmodat(&dev, name, Mode::from_raw_mode(0o666), fs::AtFlags::empty())
-            .context(|| format!("chmod /dev/{name}"))?;
+    let hidden = nosuid_noexec | MountAttrFlags::MOUNT_ATTR_NODEV;
+    mount_in_root(root, "/dev", "tmpfs", &[("mode", "755"), ("size", "65536k")], hidden)?;
+    for device in devices {
+        attach_in_root(root, &device.tree, &device.device.container, Target::File)?;
     }
+    let dev = open_in_root(root, Path::new("/dev"), Target::Dir)?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -360,6 +379,7 @@ pub fn populate_dev(root: BorrowedFd<'_>) -> Result<()> {
     ] {
         fs::symlinkat(target, &dev, link).context(|| format!("symlink /dev/{link}"))?;
     }
+    // devpts gives the container's own ptys: devpts cannot hold any other node (no mknod there).
     mount_in_root(
         root,
         "/dev/pts",
@@ -367,14 +387,8 @@ pub fn populate_dev(root: BorrowedFd<'_>) -> Result<()> {
         &[("newinstance", ""), ("ptmxmode", "0666"), ("mode", "0620"), ("gid", "5")],
         nosuid_noexec,
     )?;
-    mount_in_root(
-        root,
-        "/dev/shm",
-        "tmpfs",
-        &[("mode", "1777"), ("size", "65536k")],
-        nosuid_noexec | MountAttrFlags::MOUNT_ATTR_NODEV,
-    )?;
-    mount_in_root(root, "/dev/mqueue", "mqueue", &[], nosuid_noexec | MountAttrFlags::MOUNT_ATTR_NODEV)
+    mount_in_root(root, "/dev/shm", "tmpfs", &[("mode", "1777"), ("size", "65536k")], hidden)?;
+    mount_in_root(root, "/dev/mqueue", "mqueue", &[], hidden)
 }
 
 /// /sys/fs/cgroup inside the container: the container's own cgroup as the root (the child has
@@ -409,36 +423,86 @@ pub fn pivot_into(new_root: &Path) -> Result<()> {
     rustix::process::chdir("/").context(|| "chdir /".into())
 }
 
+/// `PROC_SUPER_MAGIC` and `SYSFS_MAGIC` from linux/magic.h.
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+const SYSFS_MAGIC: u64 = 0x6265_6572;
+
 /// Hides `masked` (a file gets /dev/null bound over it, a directory an empty read-only tmpfs) and
-/// makes `readonly` read-only, by path inside the container after pivot_root (nothing of the
-/// container runs yet that could swap them). Paths the kernel does not have are skipped.
-pub fn mask_paths(masked: &[&str], readonly: &[&str]) -> Result<()> {
-    use rustix::mount::{mount_bind, mount_remount, MountFlags};
+/// makes `readonly` read-only, inside the container after pivot_root. Everything is done by fd, never
+/// by path (runc's CVE-2025-31133): the /dev/null is `devnull`, the host's node that was attached
+/// before any volume (checked to be 1:3 when it was opened), and each target is resolved inside the
+/// root and must be on procfs or sysfs, so a volume holding `null -> /proc/sys/…` or covering /proc
+/// cannot turn a mask into a writable host file. Paths the kernel does not have are skipped.
+pub fn mask_paths(devnull: &OwnedFd, masked: &[String], readonly: &[&str]) -> Result<()> {
+    let root = fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .context(|| "open /".into())?;
+    let null_st = fs::fstat(devnull).context(|| "fstat /dev/null".into())?;
+    if FileType::from_raw_mode(null_st.st_mode) != FileType::CharacterDevice
+        || (fs::major(null_st.st_rdev), fs::minor(null_st.st_rdev)) != (1, 3)
+    {
+        return Err(MountError {
+            what: "mask: /dev/null is not the char device 1:3".into(),
+            errno: Errno::INVAL,
+        });
+    }
     for path in masked {
-        let Ok(st) = fs::lstat(*path) else { continue };
-        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-            let mnt = new_fs("tmpfs", &[("size", "0")], MountAttrFlags::MOUNT_ATTR_RDONLY)?;
-            move_mount(&mnt, "", CWD, *path, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-                .context(|| format!("mask {path}"))?;
+        let Some(target) = pseudo_fs_target(root.as_fd(), path)? else { continue };
+        let st = fs::fstat(&target).context(|| format!("fstat {path}"))?;
+        let mnt = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            new_fs("tmpfs", &[("size", "0")], MountAttrFlags::MOUNT_ATTR_RDONLY)?
         } else {
-            mount_bind("/dev/null", *path).context(|| format!("mask {path}"))?;
-        }
+            open_tree(
+                devnull,
+                "",
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_EMPTY_PATH,
+            )
+            .context(|| format!("mask {path}: open_tree /dev/null"))?
+        };
+        attach(&mnt, target.as_fd(), &format!("mask {path}"))?;
     }
     for path in readonly {
-        if fs::lstat(*path).is_err() {
-            continue;
-        }
-        mount_bind(*path, *path).context(|| format!("bind {path}"))?;
-        mount_remount(
-            *path,
-            MountFlags::BIND
-                | MountFlags::RDONLY
-                | MountFlags::NOSUID
-                | MountFlags::NODEV
-                | MountFlags::NOEXEC,
+        let Some(target) = pseudo_fs_target(root.as_fd(), path)? else { continue };
+        let tree = open_tree(
+            &target,
             "",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_EMPTY_PATH
+                | OpenTreeFlags::AT_RECURSIVE,
         )
-        .context(|| format!("make {path} read-only"))?;
+        .context(|| format!("bind {path}"))?;
+        let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+        rawsys::mount::mount_setattr(tree.as_fd(), u64::from(attrs.bits()), 0, true)
+            .context(|| format!("make {path} read-only"))?;
+        attach(&tree, target.as_fd(), path)?;
     }
     Ok(())
+}
+
+/// `path` opened (O_PATH, not following a last symlink) inside `root`, checked to be on procfs or
+/// sysfs; None when it does not exist.
+fn pseudo_fs_target(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>> {
+    let relative = path.trim_start_matches('/');
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let target = match fs::openat2(root, relative, flags, Mode::empty(), in_root_flags()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(MountError { what: format!("mask {path}: open"), errno: e }),
+    };
+    let fs_type = fs::fstatfs(&target).context(|| format!("mask {path}: fstatfs"))?.f_type as u64;
+    let st = fs::fstat(&target).context(|| format!("mask {path}: fstat"))?;
+    if (fs_type != PROC_SUPER_MAGIC && fs_type != SYSFS_MAGIC)
+        || FileType::from_raw_mode(st.st_mode) == FileType::Symlink
+    {
+        return Err(MountError {
+            what: format!("mask {path}: not a procfs or sysfs entry (something is mounted over it)"),
+            errno: Errno::XDEV,
+        });
+    }
+    Ok(Some(target))
 }

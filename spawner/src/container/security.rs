@@ -73,9 +73,10 @@ const DOCKER_DEFAULT: [&str; 14] = [
 
 /// Paths Docker hides from containers (files get /dev/null bound over them, directories an empty
 /// read-only tmpfs) and paths it makes read-only.
-pub const MASKED_PATHS: [&str; 10] = [
+pub const MASKED_PATHS: [&str; 12] = [
     "/proc/acpi",
     "/proc/asound",
+    "/proc/interrupts",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
@@ -84,6 +85,7 @@ pub const MASKED_PATHS: [&str; 10] = [
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 pub const READONLY_PATHS: [&str; 5] =
     ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
@@ -217,14 +219,24 @@ pub fn limit_bounding_set(keep: CapabilitySet) -> Result<(), String> {
     rustix::thread::clear_ambient_capability_set().map_err(|e| format!("clear ambient capabilities: {e}"))
 }
 
-/// Sets the effective, permitted and inheritable sets to `keep` (for a root container process; a
-/// non-root one lost them all when its uid changed, as with Docker).
+/// Clears the inheritable set, which a change of uid keeps (CVE-2022-29162: an inheritable
+/// capability lets a program with file capabilities gain it across exec, even as a non-root
+/// user). Runs as root, before the credentials change.
+pub fn clear_inheritable() -> Result<(), String> {
+    let mut sets = rustix::thread::capabilities(None).map_err(|e| format!("capget: {e}"))?;
+    sets.inheritable = CapabilitySet::empty();
+    rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))
+}
+
+/// Sets the effective and permitted sets to `keep`, the inheritable set empty (for a root container
+/// process; a non-root one lost them all when its uid changed, as with Docker).
 pub fn set_capabilities(keep: CapabilitySet) -> Result<(), String> {
     // Never more than this process holds (a host may lack some, e.g. CAP_SYS_RESOURCE under a
     // restricted bounding set; --privileged then means "all we have").
     let held = rustix::thread::capabilities(None).map_err(|e| format!("capget: {e}"))?.permitted;
     let keep = keep & held;
-    let sets = rustix::thread::CapabilitySets { effective: keep, permitted: keep, inheritable: keep };
+    let inheritable = CapabilitySet::empty();
+    let sets = rustix::thread::CapabilitySets { effective: keep, permitted: keep, inheritable };
     rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))
 }
 

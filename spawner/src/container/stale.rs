@@ -21,9 +21,12 @@ pub const KEEP_MARKER: &str = "keep";
 /// In a kept directory: its run removed its cgroup, so there is nothing of it to look for.
 pub const CGROUP_GONE_MARKER: &str = "cgroup-removed";
 
-/// Locks `dir` for this run; fails with EWOULDBLOCK when a live run holds it.
+/// Locks `dir` for this run; fails with EWOULDBLOCK when a live run holds it, and with ELOOP or
+/// ENOTDIR when `dir` is not a directory of its own (a symlink is never followed: what the cleanup
+/// below removes must be in `containers/`).
 pub fn claim(dir: &Path) -> rustix::io::Result<OwnedFd> {
-    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty())?;
     flock(&fd, FlockOperation::NonBlockingLockExclusive)?;
     Ok(fd)
 }

@@ -1,0 +1,172 @@
+//! The device nodes a container gets: Docker's default set (null, zero, full, random, urandom, tty)
+//! and each `--device HOST[:CONTAINER][:PERMS]`. The container's /dev is a `nodev` tmpfs, so a node
+//! made at run time (container root keeps CAP_MKNOD, as in Docker) opens nowhere; the nodes it may
+//! use are the host's own, bind-mounted one by one (runc's way inside a user namespace). spawner
+//! opens each as a detached mount before the container exists, checked to be the device it should
+//! be, and the container attaches them: no path is looked up again once the container has content.
+
+use rustix::fd::OwnedFd;
+use rustix::fs::FileType;
+use rustix::mount::{open_tree, OpenTreeFlags};
+use std::path::{Path, PathBuf};
+
+/// Character or block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Char,
+    Block,
+}
+
+/// A device the container may use: where it appears, which node it is, and what access the
+/// device cgroup grants (`rwm` letters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub host: PathBuf,
+    pub container: PathBuf,
+    pub kind: Kind,
+    pub major: u32,
+    pub minor: u32,
+    pub access: String,
+}
+
+impl Device {
+    /// The device cgroup rule that lets the container use this node.
+    pub fn rule(&self) -> crate::cgroup::DeviceRule {
+        use crate::cgroup::{Access, DeviceKind, DeviceRule};
+        let kind = match self.kind {
+            Kind::Char => DeviceKind::Char,
+            Kind::Block => DeviceKind::Block,
+        };
+        // `parse` checked the letters.
+        let access = Access::from_letters(&self.access).unwrap_or(Access::ALL);
+        DeviceRule { allow: true, kind, major: Some(self.major), minor: Some(self.minor), access }
+    }
+}
+
+/// Docker's default nodes, with the numbers the host's must have (checked: a host whose /dev/null
+/// were something else must not hand that to a container).
+const DEFAULTS: [(&str, u32, u32); 6] =
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+/// A device node ready to attach: a detached mount of the host's node.
+pub struct DeviceMount {
+    pub tree: OwnedFd,
+    pub device: Device,
+}
+
+#[derive(Debug)]
+pub struct DeviceError(pub String);
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `--device HOST[:CONTAINER][:PERMS]`, Docker's syntax: PERMS is any of `r`, `w`, `m` (default
+/// `rwm`); the container path defaults to the host's. Only the syntax is checked here; the node
+/// is looked at once, by [`open`].
+pub fn parse(spec: &str) -> Result<(PathBuf, PathBuf, String), DeviceError> {
+    let bad = |why: &str| DeviceError(format!("invalid --device {spec:?}: {why}"));
+    let is_perms = |s: &str| !s.is_empty() && s.chars().all(|c| "rwm".contains(c));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if is_perms(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => return Err(bad("expected HOST[:CONTAINER][:PERMS]")),
+    };
+    if !host.starts_with('/') || !container.starts_with('/') {
+        return Err(bad("both paths must be absolute"));
+    }
+    if !is_perms(perms) {
+        return Err(bad("permissions must be letters of rwm"));
+    }
+    Ok((host.into(), container.into(), perms.into()))
+}
+
+/// Opens Docker's default nodes (/dev/null first) and the `requested` ones (from [`parse`]) as
+/// detached mounts.
+pub fn open(requested: &[(PathBuf, PathBuf, String)]) -> Result<Vec<DeviceMount>, DeviceError> {
+    let mut mounts = Vec::with_capacity(DEFAULTS.len() + requested.len());
+    for (name, major, minor) in DEFAULTS {
+        let path = PathBuf::from(format!("/dev/{name}"));
+        let mount = open_node(&path, &path, "rwm")?;
+        let d = &mount.device;
+        if (d.kind, d.major, d.minor) != (Kind::Char, major, minor) {
+            return Err(DeviceError(format!(
+                "host {} is device {}:{}, not the char device {major}:{minor}",
+                path.display(),
+                d.major,
+                d.minor
+            )));
+        }
+        mounts.push(mount);
+    }
+    // A requested node at a default's place is bound over it; the default stays first in the list
+    // (masking clones the /dev/null mount: it must be the host's 1:3).
+    for (host, container, perms) in requested {
+        mounts.push(open_node(host, container, perms)?);
+    }
+    Ok(mounts)
+}
+
+fn open_node(host: &Path, container: &Path, access: &str) -> Result<DeviceMount, DeviceError> {
+    let err =
+        |what: &str, e: rustix::io::Errno| DeviceError(format!("device {}: {what}: {e}", host.display()));
+    // The clone is of the node itself, whatever it was reached through: what is checked below is
+    // what the container gets.
+    let tree =
+        open_tree(rustix::fs::CWD, host, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
+            .map_err(|e| err("open_tree", e))?;
+    let attrs =
+        rustix::mount::MountAttrFlags::MOUNT_ATTR_NOSUID | rustix::mount::MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    rawsys::mount::mount_setattr(rustix::fd::AsFd::as_fd(&tree), u64::from(attrs.bits()), 0, false)
+        .map_err(|e| err("mount_setattr", e))?;
+    let st = rustix::fs::fstat(&tree).map_err(|e| err("fstat", e))?;
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::CharacterDevice => Kind::Char,
+        FileType::BlockDevice => Kind::Block,
+        _ => return Err(DeviceError(format!("device {}: not a device node", host.display()))),
+    };
+    let rdev = st.st_rdev;
+    let device = Device {
+        host: host.to_path_buf(),
+        container: container.to_path_buf(),
+        kind,
+        major: rustix::fs::major(rdev),
+        minor: rustix::fs::minor(rdev),
+        access: access.to_string(),
+    };
+    Ok(DeviceMount { tree, device })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_device_syntax() {
+        let p = |s: &str| parse(s).map(|(h, c, a)| (h.display().to_string(), c.display().to_string(), a));
+        assert_eq!(p("/dev/loop0").unwrap(), ("/dev/loop0".into(), "/dev/loop0".into(), "rwm".into()));
+        assert_eq!(p("/dev/loop0:r").unwrap(), ("/dev/loop0".into(), "/dev/loop0".into(), "r".into()));
+        assert_eq!(
+            p("/dev/loop0:/dev/xvda").unwrap(),
+            ("/dev/loop0".into(), "/dev/xvda".into(), "rwm".into())
+        );
+        assert_eq!(
+            p("/dev/loop0:/dev/xvda:rw").unwrap(),
+            ("/dev/loop0".into(), "/dev/xvda".into(), "rw".into())
+        );
+        for bad in ["loop0", "/dev/loop0:xvda", "/dev/loop0:/dev/x:rwx", "/a:/b:r:w", "/dev/loop0:/dev/x:"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_file_is_not_a_device() {
+        let e = open_node(Path::new("/etc/hostname"), Path::new("/dev/x"), "rwm").err().unwrap();
+        assert!(e.0.contains("not a device node"), "{e}");
+    }
+}
