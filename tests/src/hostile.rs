@@ -116,6 +116,10 @@ impl Layer {
         self.link(tar::EntryType::Link, name, target)
     }
 
+    pub fn fifo(&mut self, name: &str) -> &mut Self {
+        self.append(Self::header(tar::EntryType::Fifo, 0o644, 0), name.as_bytes(), b"")
+    }
+
     pub fn device(&mut self, name: &str, kind: tar::EntryType, major: u32, minor: u32) -> &mut Self {
         let mut header = Self::header(kind, 0o666, 0);
         header.set_device_major(major).unwrap();
@@ -172,6 +176,16 @@ impl Members {
             None => self.0.push((name.into(), data)),
         }
         self
+    }
+
+    /// Changes the image config (the member the manifest names) with `edit`.
+    pub fn edit_config(&mut self, edit: impl FnOnce(&mut serde_json::Value)) -> &mut Self {
+        let find = |name: &str| self.0.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        let manifest: serde_json::Value = serde_json::from_slice(&find("manifest.json")).unwrap();
+        let config_name = manifest[0]["Config"].as_str().unwrap().to_owned();
+        let mut config: serde_json::Value = serde_json::from_slice(&find(&config_name)).unwrap();
+        edit(&mut config);
+        self.set(&config_name, serde_json::to_vec(&config).unwrap())
     }
 
     pub fn remove(&mut self, name: &str) -> &mut Self {

@@ -101,6 +101,17 @@ pub fn spawner_bin() -> PathBuf {
     dist_bin("SPAWNER_BIN", "spawner")
 }
 
+/// The static attack probe that `cargo xtask dist` built (or `PROBE_BIN`): bind it into a container
+/// with [`probe_volume`] and run `/probe NAME [ARG...]`.
+pub fn probe_bin() -> PathBuf {
+    dist_bin("PROBE_BIN", "probe")
+}
+
+/// `-v` argument that puts the probe at /probe in a container.
+pub fn probe_volume() -> String {
+    format!("{}:/probe:ro", probe_bin().display())
+}
+
 /// A test image that `cargo xtask images` built.
 pub fn image(name: &str) -> PathBuf {
     let path = workspace().join("target/images").join(name);

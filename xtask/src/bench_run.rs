@@ -65,13 +65,29 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
         .args(["--unshare-uts", "--unshare-cgroup", "--die-with-parent", "/bin/true"]);
     let mut bare = Command::new(rootfs.join("bin/busybox"));
     bare.arg("true");
+    let mut unconfined = Command::new(spawner);
+    unconfined.arg("--root").arg(&state).args(["run", "--security-opt", "seccomp=unconfined"]).arg(image);
+    unconfined.args(["--", "/bin/true"]);
     let mut peers = vec![
         Peer { name: "spawner run (this project)", command: spawner_cmd, times: Vec::new() },
+        Peer { name: "spawner run, seccomp=unconfined", command: unconfined, times: Vec::new() },
         Peer { name: "bubblewrap", command: bwrap, times: Vec::new() },
         Peer { name: "crun run", command: crun, times: Vec::new() },
         Peer { name: "runc run", command: runc, times: Vec::new() },
         Peer { name: "bare exec (no container)", command: bare, times: Vec::new() },
     ];
+    // BENCH_SPAWNER_BASELINE=PATH: an earlier spawner build beside this one, in the same run (what
+    // a change costs or saves, measured rather than compared with an old figure).
+    if let Some(baseline) = std::env::var_os("BENCH_SPAWNER_BASELINE") {
+        let mut command = Command::new(baseline);
+        command
+            .arg("--root")
+            .arg(work.join("baseline-state"))
+            .arg("run")
+            .arg(image)
+            .args(["--", "/bin/true"]);
+        peers.insert(1, Peer { name: "spawner run, baseline build", command, times: Vec::new() });
+    }
     // Warm up: the layer store is filled by spawner's first run, page cache for everyone.
     for p in &mut peers {
         for _ in 0..3 {
@@ -97,9 +113,11 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
          crun and runc run an OCI bundle of the same rootfs with the same namespaces, mounts, masked paths\n\
          and capabilities (crun with\n\
          --cgroup-manager=disabled, runc --rootless=true: the only ways they run on this hybrid-cgroup\n\
-         host); bubblewrap binds the same rootfs.\n\n\
+         host); bubblewrap binds the same rootfs. The baseline build, when there is one, is\n\
+         `BENCH_SPAWNER_BASELINE`: {}.\n\n\
          | runtime | median | vs spawner |\n|---|---:|---:|\n",
-        date.trim()
+        date.trim(),
+        std::env::var("BENCH_SPAWNER_BASELINE_NOTE").unwrap_or_else(|_| "none in this run".into())
     );
     for p in &peers {
         let m = median(p);
@@ -163,7 +181,7 @@ fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
             "cwd": "/",
             "noNewPrivileges": true,
             "capabilities": {
-                "bounding": DOCKER_CAPS, "effective": DOCKER_CAPS, "permitted": DOCKER_CAPS, "inheritable": DOCKER_CAPS
+                "bounding": DOCKER_CAPS, "effective": DOCKER_CAPS, "permitted": DOCKER_CAPS
             }
         },
         "root": {"path": "rootfs", "readonly": false},
@@ -178,8 +196,9 @@ fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
         ],
         "linux": {
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
-            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                            "/sys/devices/virtual/powercap"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
     });

@@ -72,6 +72,8 @@ fn ensure_toolchain() -> Result<()> {
 pub struct Dist {
     pub init: PathBuf,
     pub spawner: PathBuf,
+    /// The tests' attack probe (tests/src/bin/probe.rs), static, to run inside containers.
+    pub probe: PathBuf,
 }
 
 /// Builds the static binaries into target/dist.
@@ -112,10 +114,25 @@ pub fn dist() -> Result<Dist> {
         .env("SPAWNER_INIT_BIN", &init))?;
     let spawner = dist.join("spawner");
     util::copy(&root.join(format!("target/{MUSL}/release/spawner")), &spawner)?;
+    run(cmd("cargo").current_dir(&root).args([
+        "build",
+        "--quiet",
+        "--release",
+        "--package",
+        "integration-tests",
+        "--bin",
+        "probe",
+        "--target",
+        MUSL,
+        "--target-dir",
+        "target",
+    ]))?;
+    let probe = dist.join("probe");
+    util::copy(&root.join(format!("target/{MUSL}/release/probe")), &probe)?;
     for bin in [&init, &spawner] {
         println!("{:>8} bytes  {}", std::fs::metadata(bin)?.len(), bin.display());
     }
-    Ok(Dist { init, spawner })
+    Ok(Dist { init, spawner, probe })
 }
 
 fn lint() -> Result<()> {
@@ -144,8 +161,9 @@ fn lint() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests).
-    apt_install(&["util-linux", "procps"])?;
+    // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests) and setpriv
+    // (a host user in the escape tests); mount gives losetup (a host disk for them).
+    apt_install(&["util-linux", "procps", "mount"])?;
     let dist = dist()?;
     let images = images::build_with(false, true)?;
     lint()?;
@@ -155,7 +173,8 @@ fn test() -> Result<()> {
         .current_dir(&root)
         .args(["test", "--workspace"])
         .env("INIT_BIN", &dist.init)
-        .env("SPAWNER_BIN", &dist.spawner))?;
+        .env("SPAWNER_BIN", &dist.spawner)
+        .env("PROBE_BIN", &dist.probe))?;
     vm::test(Some((&dist, images::busybox(&images)?)))?;
     Ok(())
 }

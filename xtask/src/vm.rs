@@ -33,6 +33,11 @@ const MAIN_CHECKS: &[&str] = &[
     "cgroup-parent",
     "spawner-killed",
     "busy-cgroup",
+    "device-program",
+    "device-option",
+    "seccomp-vm",
+    "x32",
+    "escapes-vm",
 ];
 
 /// The script init runs as its child (`/test.sh MODE`). It runs in the root cgroup of a pure cgroup
@@ -183,14 +188,69 @@ else
     fail busy-cgroup "exit $rc, stdout '$out', left $left, stderr $(oneline /tmp/err)"
 fi
 
+# Device access control on cgroup v2: the BPF program on the container's cgroup. The host's /dev is
+# given as a volume with the `dev` option, so mount flags do not stop anything and only the program
+# does: the VM's RAM disk (its "host disk") must not open, /dev/null must.
+P="-v /bin/probe:/probe:ro"
+insmod /lib/brd.ko rd_nr=1 rd_size=1024 && printf 'vm disk data' > /dev/ram0
+$S -v run $P -v /dev:/hostdev:dev $IMG -- /probe open /hostdev/ram0 r -- open /hostdev/null rw >/tmp/out 2>/tmp/err; rc=$?
+out=$(oneline /tmp/out)
+if [ "$rc:$out" = "0:open: EPERM|open: ok|" ] && grep -q "devices: device rules enforced by a cgroup2 BPF program" /tmp/err; then
+    pass device-program
+else
+    fail device-program "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"
+fi
+# --device with read-only access: read works, write is refused by the program.
+$S run $P --device /dev/ram0:/dev/xda:r $IMG -- sh -c 'head -c 12 /dev/xda; echo; /probe open /dev/xda w' >/tmp/out 2>/tmp/err; rc=$?
+out=$(oneline /tmp/out)
+if [ "$rc:$out" = "0:vm disk data|open: EPERM|" ]; then pass device-option; else fail device-option "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"; fi
+
+# Docker's seccomp profile on this kernel: no nested user namespace, no io_uring.
+$S run $P $IMG -- /probe clone-newuser -- clone3-newuser -- io_uring_setup -- fork >/tmp/out 2>/tmp/err; rc=$?
+out=$(oneline /tmp/out)
+if [ "$rc:$out" = "0:clone-newuser: EPERM|clone3-newuser: ENOSYS|io_uring_setup: EPERM|fork: ok|" ]; then
+    pass seccomp-vm
+else
+    fail seccomp-vm "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"
+fi
+
+# x32 syscalls (this boot has syscall.x32=y): they work without the filter (so x32 is really on) and
+# kill the process under it, a new user namespace included.
+$S run $P --security-opt seccomp=unconfined $IMG -- /probe x32-getpid >/tmp/out 2>/tmp/err; rc1=$?; out1=$(oneline /tmp/out)
+$S run $P $IMG -- /probe x32-unshare-newuser >/tmp/out 2>/tmp/err; rc2=$?; out2=$(oneline /tmp/out)
+$S run $P $IMG -- /probe x32-getpid >/tmp/out 2>/tmp/err; rc3=$?
+if [ "$rc1:$out1" = "0:x32-getpid: ok|" ] && [ "$rc2:$out2" = "0:x32-unshare-newuser: killed by signal 31|" ] && [ $rc3 = 159 ]; then
+    pass x32
+else
+    fail x32 "unconfined: exit $rc1 '$out1'; unshare: exit $rc2 '$out2'; getpid: exit $rc3"
+fi
+
+# The escapes of tests/tests/escapes.rs that depend most on the kernel's mount API, on this older
+# kernel: a disk node made in the container, a working directory through a leaked fd, a mask
+# redirected through a volume, a writable submount under a read-only volume.
+mkdir -p /tmp/devvol /tmp/rv/sub && ln -s /proc/sys/kernel/core_pattern /tmp/devvol/null && mount -t tmpfs none /tmp/rv/sub
+problems=
+out=$($S run $P $IMG -- /probe mknod-block /dev/disk 1 0 -- open /dev/disk r 2>&1 | tr '\n' '|')
+[ "$out" = "mknod-block: ok|open: EACCES|" ] || problems="$problems [mknod: $out]"
+$S run -w /dev/fd/5/../../../../../../tmp/vm-canary $IMG -- true 2>/dev/null; rc=$?
+{ [ $rc = 125 ] && [ ! -e /tmp/vm-canary ]; } || problems="$problems [workdir: exit $rc, canary $(ls -d /tmp/vm-canary 2>&1)]"
+out=$($S run -v /tmp/devvol:/dev $IMG -- stat -c '%F %t:%T' /proc/keys 2>&1)
+[ "$out" = "character special file 1:3" ] || problems="$problems [mask: $out]"
+out=$($S run -v /tmp/rv:/data:ro $IMG -- sh -c 'touch /data/sub/x 2>&1; echo $?' | tr '\n' '|')
+[ "$out" = "touch: /data/sub/x: Read-only file system|1|" ] || problems="$problems [ro: $out]"
+umount /tmp/rv/sub
+if [ -z "$problems" ]; then pass escapes-vm; else fail escapes-vm "$problems"; fi
+
 echo "DONE $fails failed"
 exit $fails
 "#;
 
-/// A kernel package extracted under target/vm: its vmlinuz and overlay module.
+/// A kernel package extracted under target/vm: its vmlinuz, and the overlay and brd (RAM disk)
+/// modules.
 struct Kernel {
     vmlinuz: PathBuf,
     overlay: PathBuf,
+    brd: PathBuf,
 }
 
 /// The kernel a meta package (`linux-image-amd64`, or `VM_KERNEL=linux-image-6.12-amd64`) depends
@@ -206,9 +266,12 @@ fn kernel(dir: &Path) -> Result<Kernel> {
         .ok_or_else(|| format!("apt-cache depends {meta} names no linux-image package"))?
         .to_string();
     let version = package.trim_start_matches("linux-image-").to_string();
-    let extracted = dir.join(&package);
+    // The modules the VM loads, by their place in the package (without the compression suffix).
+    let wanted = ["fs/overlayfs/overlay.ko", "drivers/block/brd.ko"];
+    // Named for what it holds: an extraction of an older set of modules is not reused.
+    let extracted = dir.join(format!("{package}-overlay-brd"));
     let vmlinuz = extracted.join(format!("boot/vmlinuz-{version}"));
-    let modules = extracted.join(format!("lib/modules/{version}/kernel/fs/overlayfs"));
+    let module_path = |m: &str| extracted.join(format!("lib/modules/{version}/kernel")).join(m);
     if !vmlinuz.exists() {
         std::fs::create_dir_all(dir)?;
         // Exactly this package: a glob would fetch every kernel version there is.
@@ -228,9 +291,15 @@ fn kernel(dir: &Path) -> Result<Kernel> {
         run(cmd("dpkg-deb").arg("-x").arg(&deb).arg(&tmp))?;
         // Keep only what the VM needs (the package holds ~400 MB of modules).
         let keep = tmp.join("keep");
-        for part in [format!("boot/vmlinuz-{version}"), format!("lib/modules/{version}/kernel/fs/overlayfs")]
-        {
+        let module_dirs = wanted.map(|m| {
+            let parent = Path::new(m).parent().unwrap_or(Path::new("")).display().to_string();
+            format!("lib/modules/{version}/kernel/{parent}")
+        });
+        for part in std::iter::once(format!("boot/vmlinuz-{version}")).chain(module_dirs) {
             let to = keep.join(&part);
+            if to.exists() {
+                continue;
+            }
             std::fs::create_dir_all(to.parent().ok_or("no parent")?)?;
             std::fs::rename(tmp.join(&part), &to)?;
         }
@@ -238,21 +307,26 @@ fn kernel(dir: &Path) -> Result<Kernel> {
         std::fs::remove_dir_all(&tmp)?;
         std::fs::remove_file(&deb)?;
     }
-    let overlay = modules.join("overlay.ko");
-    if !overlay.exists() {
-        // Compressed modules: busybox insmod may not read them, so decompress on the host.
-        for (ext, tool) in [("xz", "xz"), ("zst", "zstd")] {
-            let packed = modules.join(format!("overlay.ko.{ext}"));
-            if packed.exists() {
-                apt_install(&[if tool == "xz" { "xz-utils" } else { "zstd" }])?;
-                run(cmd(tool).args(["-d", "-k", "-q"]).arg(&packed))?;
+    let mut modules = Vec::new();
+    for m in wanted {
+        let module = module_path(m);
+        if !module.exists() {
+            // Compressed modules: busybox insmod may not read them, so decompress on the host.
+            for (ext, tool) in [("xz", "xz"), ("zst", "zstd")] {
+                let packed = PathBuf::from(format!("{}.{ext}", module.display()));
+                if packed.exists() {
+                    apt_install(&[if tool == "xz" { "xz-utils" } else { "zstd" }])?;
+                    run(cmd(tool).args(["-d", "-k", "-q"]).arg(&packed))?;
+                }
             }
         }
+        if !module.exists() {
+            return Err(format!("no module {} in {}", m, extracted.display()).into());
+        }
+        modules.push(module);
     }
-    if !overlay.exists() {
-        return Err(format!("no overlay module in {}", modules.display()).into());
-    }
-    Ok(Kernel { vmlinuz, overlay })
+    let [overlay, brd] = <[PathBuf; 2]>::try_from(modules).map_err(|_| "two modules")?;
+    Ok(Kernel { vmlinuz, overlay, brd })
 }
 
 /// The initramfs: init at /init, busybox, spawner, the overlay module, the image and the script.
@@ -270,6 +344,8 @@ fn initramfs(dir: &Path, dist: &crate::Dist, image: &Path, kernel: &Kernel) -> R
     copy(&dist.spawner, "bin/spawner")?;
     copy(Path::new("/bin/busybox"), "bin/busybox")?;
     copy(&kernel.overlay, "lib/overlay.ko")?;
+    copy(&kernel.brd, "lib/brd.ko")?;
+    copy(&dist.probe, "bin/probe")?;
     copy(image, "images/busybox-docker.tar")?;
     std::os::unix::fs::symlink("busybox", stage.join("bin/sh"))?;
     std::fs::write(stage.join("test.sh"), SCRIPT)?;
@@ -304,7 +380,8 @@ fn boot(
     init_args: &str,
     trigger: Option<(&str, &str)>,
 ) -> Result<Boot> {
-    let append = format!("console=ttyS0 quiet panic=-1 rdinit=/init -- {init_args}");
+    // syscall.x32=y: Debian builds x32 in but leaves it off; the x32 check needs it on.
+    let append = format!("console=ttyS0 quiet panic=-1 syscall.x32=y rdinit=/init -- {init_args}");
     let mut qemu = Command::new("qemu-system-x86_64");
     // TCG: a KVM guest hangs on this machine.
     qemu.args(["-machine", "q35", "-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-nic", "none"])
@@ -436,7 +513,9 @@ pub fn test(built: Option<(&crate::Dist, &PathBuf)>) -> Result<()> {
         (None, Some((dist, image))) => (dist, image.clone()),
         (test_dist, _) => {
             owned = match test_dist {
-                Some(d) => crate::Dist { init: d.join("init"), spawner: d.join("spawner") },
+                Some(d) => {
+                    crate::Dist { init: d.join("init"), spawner: d.join("spawner"), probe: d.join("probe") }
+                }
                 None => crate::dist()?,
             };
             (&owned, crate::images::busybox(&crate::images::build(false)?)?.clone())
