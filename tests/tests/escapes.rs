@@ -232,6 +232,15 @@ fn run_with_limit(mut cmd: Command, secs: u64) -> Output {
     wait_or_kill(cmd.spawn().unwrap(), Duration::from_secs(secs))
 }
 
+/// SIGKILLs a process this test started, when dropped.
+struct KillOnDrop(rustix::process::Pid);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(self.0, rustix::process::Signal::KILL);
+    }
+}
+
 /// Ctrl-C while the container is still being set up ends the run at once, leaving nothing. The
 /// container's first process is stopped (SIGSTOP) in the middle of its setup, which reads a 64 MB
 /// /etc/passwd, so that the setup cannot finish by itself.
@@ -266,6 +275,8 @@ fn ctrl_c_during_setup_ends_the_run() {
             eprintln!("attempt {attempt}: setup was already done");
             continue;
         }
+        // Should spawner not end it, the test does (a stopped process outlives a killed parent).
+        let _stopped = KillOnDrop(pid);
         send(&child, 2);
         let out = wait_or_kill(child, Duration::from_secs(10));
         assert_eq!(code(&out), 130, "{}", stderr(&out));
@@ -425,22 +436,7 @@ fn a_volume_source_swapped_during_start_is_not_followed() {
     std::fs::create_dir(&host.0).unwrap();
     std::fs::write(host.0.join("marker"), "host\n").unwrap();
     std::os::unix::fs::symlink(&host.0, parent.join("alt")).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let swapper = {
-        let (stop, parent) = (stop.clone(), parent.clone());
-        std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                rustix::fs::renameat_with(
-                    rustix::fs::CWD,
-                    parent.join("src"),
-                    rustix::fs::CWD,
-                    parent.join("alt"),
-                    rustix::fs::RenameFlags::EXCHANGE,
-                )
-                .unwrap();
-            }
-        })
-    };
+    let _swapper = Swapper::start(parent.join("src"), parent.join("alt"));
     let vol = format!("{}:/data", parent.join("src").display());
     let bb = busybox().display().to_string();
     let (mut volume, mut followed) = (0, 0);
@@ -463,9 +459,44 @@ fn a_volume_source_swapped_during_start_is_not_followed() {
             volume += 1;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    swapper.join().unwrap();
     eprintln!("{volume} runs saw the directory, {followed} the symlink, each consistently");
+}
+
+/// A thread exchanging two paths as fast as it can, until dropped (a failing test stops it too).
+struct Swapper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Swapper {
+    fn start(a: PathBuf, b: PathBuf) -> Swapper {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let swapped = rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &a,
+                    rustix::fs::CWD,
+                    &b,
+                    rustix::fs::RenameFlags::EXCHANGE,
+                );
+                if swapped.is_err() {
+                    return;
+                }
+            }
+        });
+        Swapper { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 #[test]
@@ -599,17 +630,21 @@ fn an_open_or_foreign_state_dir_is_refused() {
 fn stale_cleanup_never_follows_a_symlink() {
     let state = StateDir::new("esc-stale");
     let bb = busybox().display().to_string();
-    assert_eq!(code(&state.run(&["run", &bb, "--", "true"])), 0);
-    // A planted entry leading elsewhere, and a dead-looking run directory so that cleanup runs.
+    // A dead-looking run directory elsewhere, reached through `containers` and through an entry.
     let canary = Canary::new("stale");
-    std::fs::create_dir(&canary.0).unwrap();
-    std::fs::write(canary.0.join("keep"), "x").unwrap();
-    std::os::unix::fs::symlink(&canary.0, state.0.join("containers/planted")).unwrap();
+    std::fs::create_dir_all(canary.0.join("deadrun")).unwrap();
+    std::os::unix::fs::symlink(&canary.0, state.0.join("containers")).unwrap();
+    let out = state.run(&["run", &bb, "--", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(canary.0.join("deadrun").exists(), "cleanup followed `containers` and removed a run there");
+    std::fs::remove_file(state.0.join("containers")).unwrap();
+    assert_eq!(code(&state.run(&["run", &bb, "--", "true"])), 0);
+    std::os::unix::fs::symlink(canary.0.join("deadrun"), state.0.join("containers/planted")).unwrap();
     std::fs::create_dir(state.0.join("containers/deadrun")).unwrap();
     let out = state.run(&["-v", "run", &bb, "--", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("left by a spawner that died"), "{}", stderr(&out));
-    assert!(canary.0.join("keep").exists(), "cleanup removed what a symlink led to");
+    assert!(canary.0.join("deadrun").exists(), "cleanup removed what a symlink led to");
 }
 
 #[test]
