@@ -308,9 +308,11 @@ fn masked_paths() -> Vec<String> {
     let mut paths: Vec<String> = super::security::MASKED_PATHS.iter().map(|p| p.to_string()).collect();
     if let Ok(cpus) = std::fs::read_dir("/sys/devices/system/cpu") {
         for cpu in cpus.flatten() {
-            let throttle = cpu.path().join("thermal_throttle");
-            if throttle.exists() {
-                paths.push(throttle.display().to_string());
+            let name = cpu.file_name();
+            let number = name.to_str().and_then(|n| n.strip_prefix("cpu"));
+            // Masking skips a path that does not exist.
+            if number.is_some_and(|n| n.parse::<u32>().is_ok()) {
+                paths.push(cpu.path().join("thermal_throttle").display().to_string());
             }
         }
     }

@@ -120,10 +120,7 @@ fn open_node(host: &Path, container: &Path, access: &str) -> Result<DeviceMount,
     let tree =
         open_tree(rustix::fs::CWD, host, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
             .map_err(|e| err("open_tree", e))?;
-    let attrs =
-        rustix::mount::MountAttrFlags::MOUNT_ATTR_NOSUID | rustix::mount::MountAttrFlags::MOUNT_ATTR_NOEXEC;
-    rawsys::mount::mount_setattr(rustix::fd::AsFd::as_fd(&tree), u64::from(attrs.bits()), 0, false)
-        .map_err(|e| err("mount_setattr", e))?;
+    // The bind keeps the host mount's flags: nosuid and noexec would mean nothing on a device node.
     let st = rustix::fs::fstat(&tree).map_err(|e| err("fstat", e))?;
     let kind = match FileType::from_raw_mode(st.st_mode) {
         FileType::CharacterDevice => Kind::Char,

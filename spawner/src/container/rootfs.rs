@@ -366,10 +366,24 @@ pub fn populate_dev(root: BorrowedFd<'_>, devices: &[super::devices::DeviceMount
     let nosuid_noexec = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC;
     let hidden = nosuid_noexec | MountAttrFlags::MOUNT_ATTR_NODEV;
     mount_in_root(root, "/dev", "tmpfs", &[("mode", "755"), ("size", "65536k")], hidden)?;
-    for device in devices {
-        attach_in_root(root, &device.tree, &device.device.container, Target::File)?;
-    }
     let dev = open_in_root(root, Path::new("/dev"), Target::Dir)?;
+    for device in devices {
+        let target = &device.device.container;
+        match target.strip_prefix("/dev").ok().and_then(|p| p.to_str()).filter(|n| !n.contains('/')) {
+            // Directly in /dev, the fresh tmpfs of this container's own, where nothing of the image is
+            // yet: the mount point is made and the node attached by name, with no walk.
+            Some(name) if !name.is_empty() && name != ".." && name != "." => {
+                let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+                drop(
+                    fs::openat(&dev, name, flags, Mode::from_raw_mode(0o644))
+                        .context(|| format!("create {}", target.display()))?,
+                );
+                move_mount(&device.tree, "", &dev, name, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+                    .context(|| format!("move_mount {}", target.display()))?;
+            }
+            _ => attach_in_root(root, &device.tree, target, Target::File)?,
+        }
+    }
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -446,9 +460,8 @@ pub fn mask_paths(devnull: &OwnedFd, masked: &[String], readonly: &[&str]) -> Re
         });
     }
     for path in masked {
-        let Some(target) = pseudo_fs_target(root.as_fd(), path)? else { continue };
-        let st = fs::fstat(&target).context(|| format!("fstat {path}"))?;
-        let mnt = if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let Some((target, kind)) = pseudo_fs_target(root.as_fd(), path)? else { continue };
+        let mnt = if kind == FileType::Directory {
             new_fs("tmpfs", &[("size", "0")], MountAttrFlags::MOUNT_ATTR_RDONLY)?
         } else {
             open_tree(
@@ -463,7 +476,7 @@ pub fn mask_paths(devnull: &OwnedFd, masked: &[String], readonly: &[&str]) -> Re
         attach(&mnt, target.as_fd(), &format!("mask {path}"))?;
     }
     for path in readonly {
-        let Some(target) = pseudo_fs_target(root.as_fd(), path)? else { continue };
+        let Some((target, _)) = pseudo_fs_target(root.as_fd(), path)? else { continue };
         let tree = open_tree(
             &target,
             "",
@@ -485,8 +498,8 @@ pub fn mask_paths(devnull: &OwnedFd, masked: &[String], readonly: &[&str]) -> Re
 }
 
 /// `path` opened (O_PATH, not following a last symlink) inside `root`, checked to be on procfs or
-/// sysfs; None when it does not exist.
-fn pseudo_fs_target(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>> {
+/// sysfs, with its file type; None when it does not exist.
+fn pseudo_fs_target(root: BorrowedFd<'_>, path: &str) -> Result<Option<(OwnedFd, FileType)>> {
     let relative = path.trim_start_matches('/');
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let target = match fs::openat2(root, relative, flags, Mode::empty(), in_root_flags()) {
@@ -495,14 +508,12 @@ fn pseudo_fs_target(root: BorrowedFd<'_>, path: &str) -> Result<Option<OwnedFd>>
         Err(e) => return Err(MountError { what: format!("mask {path}: open"), errno: e }),
     };
     let fs_type = fs::fstatfs(&target).context(|| format!("mask {path}: fstatfs"))?.f_type as u64;
-    let st = fs::fstat(&target).context(|| format!("mask {path}: fstat"))?;
-    if (fs_type != PROC_SUPER_MAGIC && fs_type != SYSFS_MAGIC)
-        || FileType::from_raw_mode(st.st_mode) == FileType::Symlink
-    {
+    let kind = FileType::from_raw_mode(fs::fstat(&target).context(|| format!("mask {path}: fstat"))?.st_mode);
+    if (fs_type != PROC_SUPER_MAGIC && fs_type != SYSFS_MAGIC) || kind == FileType::Symlink {
         return Err(MountError {
             what: format!("mask {path}: not a procfs or sysfs entry (something is mounted over it)"),
             errno: Errno::XDEV,
         });
     }
-    Ok(Some(target))
+    Ok(Some((target, kind)))
 }
