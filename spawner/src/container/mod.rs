@@ -493,7 +493,18 @@ fn wait_for_setup(pid: i32, errors: &OwnedFd, signals: &OwnedFd) -> Result<Setup
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(RunError(format!("poll: {e}"))),
         }
-        let errors_ready = !fds[0].revents().is_empty();
+        // The error pipe first: once it is at EOF the process has exec'd, and a signal that came
+        // at the same time is for it (it stays in the signalfd, relayed by the caller), not a
+        // reason to kill it.
+        if !fds[0].revents().is_empty() {
+            match rustix::io::read(errors, &mut buf) {
+                Ok(0) => return Ok(Setup::Done { message, pending }),
+                Ok(n) => message.extend_from_slice(&buf[..n]),
+                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(RunError(format!("read the container's setup errors: {e}"))),
+            }
+            continue;
+        }
         while let Some(sig) = rawsys::read_signal(signals.as_fd()) {
             match sig {
                 1 | 2 | 3 | 15 => {
@@ -506,14 +517,6 @@ fn wait_for_setup(pid: i32, errors: &OwnedFd, signals: &OwnedFd) -> Result<Setup
                 }
                 SIGCHLD | SIGWINCH => {}
                 other => pending.push(other),
-            }
-        }
-        if errors_ready {
-            match rustix::io::read(errors, &mut buf) {
-                Ok(0) => return Ok(Setup::Done { message, pending }),
-                Ok(n) => message.extend_from_slice(&buf[..n]),
-                Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
-                Err(e) => return Err(RunError(format!("read the container's setup errors: {e}"))),
             }
         }
     }
