@@ -425,9 +425,11 @@ fn tty_gives_the_container_a_terminal_of_its_own() {
 #[test]
 fn hardening_is_on_by_default_and_visible_inside() {
     let state = StateDir::new("hardening");
-    let script = "grep -E '^(CapInh|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; ls /proc/$$/fd | tr '\\n' ' '; echo; \
+    let script = "grep -E '^(CapInh|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; sleep 10 & ls /proc/$!/fd | tr '\\n' ' '; kill $!; echo; \
                   ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/hostname || echo proc-sys-ro";
-    // fd 7, open in spawner, must not reach the container.
+    // fd 7, open in spawner, must not reach the container. The fds listed are those of a process the
+    // container's shell starts (sleep): the shell's own hold pipe ends and saved fds for a moment
+    // around the commands it runs.
     let mut cmd = state.spawner(&["run", &busybox(), "--", "sh", "-c", script]);
     let extra = std::fs::File::open("/etc/hostname").unwrap();
     let extra_fd = std::os::fd::AsRawFd::as_raw_fd(&extra);
