@@ -9,4 +9,5 @@ pub mod container;
 pub mod image;
 /// seccomp profiles (Docker's default, profile files) compiled into BPF filters.
 pub mod seccomp;
+pub mod spec;
 pub mod store;

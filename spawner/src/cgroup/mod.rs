@@ -171,6 +171,24 @@ pub struct Limits {
     /// Device access rules (OCI `linux.resources.devices`), later rules overriding earlier ones;
     /// Docker's are [`docker_default`]. Empty: no device control at all.
     pub devices: Vec<DeviceRule>,
+    /// OCI `memory.reservation`, Docker's `--memory-reservation`: a soft limit in bytes (v1
+    /// `memory.soft_limit_in_bytes`, v2 `memory.low`). Not applied yet.
+    pub memory_reservation: Option<u64>,
+    /// OCI `memory.swappiness` (0-100; v1 only). Not applied yet.
+    pub memory_swappiness: Option<u64>,
+    /// OCI `cpu.shares`, Docker's `--cpu-shares`. Not applied yet.
+    pub cpu_shares: Option<u64>,
+    /// OCI `cpu.quota` and `cpu.period`, in microseconds: the precise form of `cpus`. Not applied
+    /// yet.
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    /// OCI `cpu.cpus` / `cpu.mems`: cpuset lists such as `0-3,5`. Not applied yet.
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// OCI `blockIO.weight` (10-1000). Not applied yet.
+    pub block_io_weight: Option<u16>,
+    /// OCI `unified`: cgroup v2 files written as given (v2 only). Not applied yet.
+    pub unified: std::collections::BTreeMap<String, String>,
 }
 
 /// What the memory+swap limit resolves to once Docker's defaults are applied.

@@ -328,7 +328,7 @@ mod tests {
             memory_swap: Some(96 << 20),
             pids: Some(100),
             cpus: Some(0.5),
-            devices: vec![],
+            ..Limits::default()
         };
         apply_limits(dir.path(), &limits).unwrap();
         assert_eq!(contents(dir.path(), "memory.max"), "67108864");
