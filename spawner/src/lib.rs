@@ -1,11 +1,14 @@
-//! spawner: run a Docker/OCI image archive with nothing but the kernel.
+//! spawner: run a Docker/OCI image archive with nothing but the kernel, and be an OCI runtime.
 //!
-//! The path a container takes through this crate reads in order: parse the image (`image`), ensure its
-//! layers are in the store (`store`), build the rootfs, create the cgroup (`cgroup`), clone into
-//! namespaces, pivot, exec init, wait (`container`).
+//! The path a container takes through this crate reads in order: a front end makes the container's
+//! config (`docker`: an image and Docker's flags; an OCI bundle's config.json, checked by `spec`),
+//! the image's layers are in the store (`image`, `store`); the core (`container`) compiles the
+//! seccomp filter (`seccomp`), creates the cgroup (`cgroup`), clones into the namespaces, builds the
+//! rootfs from its mount plan, pivots, execs, and waits.
 
 pub mod cgroup;
 pub mod container;
+pub mod docker;
 pub mod image;
 /// seccomp profiles (Docker's default, profile files) compiled into BPF filters.
 pub mod seccomp;

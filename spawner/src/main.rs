@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use spawner::cgroup::{parse_size, Limits};
-use spawner::container::{self, process::Overrides, RunOptions};
+use spawner::docker::{self, process::Overrides, RunOptions};
 use spawner::store::LayerStore;
 use std::io::Write;
 use std::path::PathBuf;
@@ -160,10 +160,9 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         "none" => false,
         other => fail(format!("--net {other}: only none and host are supported")),
     };
-    let volumes =
-        args.volumes.iter().map(|v| container::parse_volume(v).unwrap_or_else(|e| fail(e))).collect();
+    let volumes = args.volumes.iter().map(|v| docker::parse_volume(v).unwrap_or_else(|e| fail(e))).collect();
     let devices =
-        args.devices.iter().map(|d| container::devices::parse(d).unwrap_or_else(|e| fail(e))).collect();
+        args.devices.iter().map(|d| docker::devices::parse(d).unwrap_or_else(|e| fail(e))).collect();
     RunOptions {
         archive,
         devices,
@@ -186,7 +185,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         name: args.name,
         tty: args.tty,
         max_image_bytes: size("max-image-size", &args.max_image_size),
-        security: spawner::container::security::Security::from_options(
+        security: spawner::docker::security::Security::from_options(
             args.privileged,
             &args.cap_add,
             &args.cap_drop,
@@ -215,11 +214,11 @@ fn main() {
             writeln!(buf, "[{:<5} {ms:7.3} ms] {}", record.level(), record.args())
         })
         .init();
-    let state_dir = cli.root.unwrap_or_else(container::default_state_dir);
+    let state_dir = cli.root.unwrap_or_else(docker::default_state_dir);
     match cli.command {
         Command::Run(args) => {
             let opts = run_options(*args, state_dir);
-            match container::run(&opts) {
+            match docker::run(&opts) {
                 Ok(code) => std::process::exit(code),
                 Err(e) => fail(e),
             }

@@ -1,70 +1,63 @@
-//! The container's first process, between clone and exec: it waits for the parent to put it into the
-//! cgroup, builds the rootfs in its new mount namespace, pivots into it, takes on the container's
-//! hostname and credentials, and execs init (the sealed memfd) as PID 1. A failure is written to the
-//! error pipe for the parent to report; success closes that pipe (close-on-exec) with nothing in it.
+//! The container's first process, between clone and exec: it waits for spawner to put it into the
+//! cgroup, joins the namespaces given by path, builds the root file system from the mount plan in
+//! its new mount namespace and pivots into it, closes every fd it inherited, takes on the process's
+//! hostname, credentials, capabilities, limits and seccomp filter, and execs the process (or our
+//! init, from its sealed memfd, with the process after `--`). A failure is written to the error
+//! pipe for spawner to report; success closes that pipe (close-on-exec) with nothing in it.
 
-use super::process::{get_env, set_env, ProcessSpec};
+use super::mount_plan::Plan;
 use super::rootfs::{self, Context};
 use super::user;
 use crate::cgroup::Version;
+use crate::spec::{Capabilities, Config, NamespaceKind, Process};
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountAttrFlags;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-/// A `-v HOST:CONTAINER[:OPTIONS]` bind mount, as the user gave it (the source is opened once, into
-/// a [`rootfs::VolumeTree`], before the container is made).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    pub host: PathBuf,
-    pub container: PathBuf,
-    pub read_only: bool,
-    /// `dev`: device nodes in the volume open (default: nodev, as the rest of the container).
-    pub devices: bool,
-    /// `suid`: setuid and setgid bits in the volume take effect (default: nosuid).
-    pub setuid: bool,
-    /// `noexec`: nothing in the volume can be executed.
-    pub noexec: bool,
-}
-
-/// Everything the child mounts, prepared by the parent before clone: consumed (and so closed) by
-/// [`build_rootfs`] before the container's own content is used.
-pub struct Mounts {
-    /// The root file system (layers, upper and work directories), mounted but not attached yet.
-    pub overlay: rootfs::Overlay,
-    /// Where the overlay goes (the container's directory, in the child's mount namespace).
-    pub merged: PathBuf,
-    /// A detached tmpfs with /etc/hostname, /etc/hosts and /etc/resolv.conf (`super::ETC_FILES`).
-    pub etc_files: OwnedFd,
-    /// The host's device nodes for /dev (the first is /dev/null, used again for masking).
-    pub devices: Vec<super::devices::DeviceMount>,
-    /// `-v` sources as detached trees, with where each goes.
-    pub volumes: Vec<(rootfs::VolumeTree, PathBuf)>,
-    pub read_only: bool,
-    /// Mask and make read-only the /proc and /sys paths Docker does.
-    pub mask_paths: bool,
+/// Everything the child needs, prepared by spawner before clone.
+pub struct ChildPlan<'a> {
+    pub config: &'a Config,
+    pub process: &'a Process,
+    /// The root file system as a detached mount to attach at `config.root.path` (the front end's
+    /// overlay, or the bundle's root bound onto itself).
+    pub root: Root,
+    pub mounts: Plan,
+    /// The plan's sources, opened by spawner (see `rootfs::open_sources`).
+    pub sources: Vec<OwnedFd>,
     pub cgroup_version: Version,
-}
-
-/// Everything the child needs, prepared by the parent before clone.
-pub struct ChildPlan {
-    pub mounts: Mounts,
-    /// The container's network namespace (made beforehand, loopback up), or None for `--net host`.
-    pub net: Option<OwnedFd>,
     /// What to write `0` into to join the container's cgroup (see `cgroup::join_self`).
     pub cgroup_join: Vec<PathBuf>,
-    pub spec: ProcessSpec,
-    pub security: super::security::Security,
+    /// Namespaces to join: those the config gives by path, opened by spawner, and those the front
+    /// end made (the network namespace): `setns` into each.
+    pub join: Vec<(NamespaceKind, OwnedFd)>,
+    /// Whether the container gets a cgroup namespace of its own (unshared once in its cgroup).
+    pub new_cgroup_namespace: bool,
     /// The compiled seccomp filter, when the container gets one.
     pub seccomp: Option<crate::seccomp::Filter>,
-    /// With `-t`: the socket over which the container's pty master goes to spawner.
-    pub tty: Option<OwnedFd>,
+    /// The socket over which the pty master goes to spawner (or to the console socket's owner).
+    pub console: Option<OwnedFd>,
+    /// Our init from its sealed memfd, as the container's first process (`docker run --init`):
+    /// the process's args follow its `--`.
+    pub init: Option<&'a OwnedFd>,
+    /// Docker's `User` (name, uid, `name:group`…), looked up in the image's /etc/passwd and
+    /// /etc/group inside the container: it replaces the process's user, sets HOME when the
+    /// environment has none, and leaves a non-root user no capabilities (Docker's rule).
+    pub image_user: Option<&'a str>,
+    /// The container dies with spawner (a foreground run): parent-death signal.
+    pub die_with_spawner: bool,
+}
+
+/// The root file system, ready to attach.
+pub enum Root {
+    Overlay(rootfs::Overlay),
+    Tree(OwnedFd),
 }
 
 /// Runs in the child after clone; never returns.
-pub fn run(plan: ChildPlan, go: OwnedFd, errors: OwnedFd, init: &OwnedFd) -> ! {
-    let err = match setup_and_exec(plan, go, &errors, init) {
+pub fn run(plan: ChildPlan<'_>, go: OwnedFd, errors: OwnedFd) -> ! {
+    let err = match setup_and_exec(plan, go, &errors) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -74,11 +67,13 @@ pub fn run(plan: ChildPlan, go: OwnedFd, errors: OwnedFd, init: &OwnedFd) -> ! {
 
 enum Never {}
 
-fn setup_and_exec(plan: ChildPlan, go: OwnedFd, errors: &OwnedFd, init: &OwnedFd) -> Result<Never, String> {
-    let die_with_parent =
-        || rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<Never, String> {
+    let die_with_parent = || match plan.die_with_spawner {
+        true => rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)),
+        false => Ok(()),
+    };
     die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
-    // The parent writes one byte right after clone: EOF means it died before the death signal was set.
+    // Spawner writes one byte once the container may go on: EOF means it died first.
     let mut byte = [0u8];
     if rustix::io::read(&go, &mut byte) != Ok(1) {
         rawsys::exit(125);
@@ -87,84 +82,102 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, errors: &OwnedFd, init: &OwnedFd
     crate::cgroup::join_self(&plan.cgroup_join)?;
     log::debug!("container: in its cgroup");
     // Before sysfs is mounted: /sys/class/net shows the network namespace of whoever mounts it.
-    if let Some(net) = &plan.net {
-        super::net::join(net)?;
+    for (kind, fd) in &plan.join {
+        super::namespaces::join(*kind, fd.as_fd())?;
     }
     // The container gets a session of its own: a keystroke's signal to the host terminal's foreground
-    // group does not also hit it (spawner relays signals once), and without -t it has no controlling
-    // terminal through which to push input into the host's (TIOCSTI).
+    // group does not also hit it (spawner relays signals once), and without a terminal it has no
+    // controlling one through which to push input into the host's (TIOCSTI).
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
-    let ChildPlan { mounts, net, cgroup_join, spec, security, seccomp, tty } = plan;
-    drop((net, cgroup_join));
-    build_rootfs(mounts).map_err(|e| e.to_string())?;
+    let ChildPlan {
+        config, process, root, mounts, sources, cgroup_version, console, init, image_user, ..
+    } = plan;
+    build_rootfs(config, root, &mounts, &sources, cgroup_version, plan.new_cgroup_namespace)
+        .map_err(|e| e.to_string())?;
+    drop(sources);
     log::debug!("container: root file system ready");
-    // From here on paths come from the image (WorkingDir, /etc/passwd): no host file or directory may
-    // be reachable through an open fd (/proc/self/fd/N/.. was runc's CVE-2024-21626). Every fd this
-    // process inherited from spawner is closed, bar the three it needs.
-    let keep = [errors.as_raw_fd(), init.as_raw_fd(), tty.as_ref().map_or(-1, |t| t.as_raw_fd())];
+    // From here on paths come from the image (the working directory, /etc/passwd): no host file or
+    // directory may be reachable through an open fd (/proc/self/fd/N/.. was runc's CVE-2024-21626).
+    // Every fd this process inherited from spawner is closed, bar the three it needs.
+    let keep = [
+        errors.as_raw_fd(),
+        init.map_or(-1, |i| i.as_raw_fd()),
+        console.as_ref().map_or(-1, |t| t.as_raw_fd()),
+    ];
     close_inherited(&keep)?;
-    if let Some(socket) = &tty {
-        super::tty::attach_in_container(socket)?;
+    if let Some(socket) = &console {
+        super::tty::attach_in_container(socket, process.console_size)?;
     }
-    rustix::system::sethostname(spec.hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
-    let root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Uts) {
+        if let Some(hostname) = &config.hostname {
+            rustix::system::sethostname(hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
+        }
+        if let Some(domainname) = &config.domainname {
+            rustix::system::setdomainname(domainname.as_bytes())
+                .map_err(|e| format!("setdomainname: {e}"))?;
+        }
+    }
+    let root_fd = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| format!("open /: {e}"))?;
-    let creds = {
-        let passwd = read_image_file(root.as_fd(), "/etc/passwd")?;
-        let group = read_image_file(root.as_fd(), "/etc/group")?;
-        user::resolve(&spec.user, &passwd, &group).map_err(|e| e.to_string())?
-    };
+    let mut creds = Credentials::of(process);
+    if let Some(spec) = image_user {
+        let passwd = read_image_file(root_fd.as_fd(), "/etc/passwd")?;
+        let group = read_image_file(root_fd.as_fd(), "/etc/group")?;
+        let found = user::resolve(spec, &passwd, &group).map_err(|e| e.to_string())?;
+        creds = Credentials {
+            uid: found.uid,
+            gid: found.gid,
+            groups: found.groups,
+            home: Some(found.home),
+            ..creds
+        };
+        // Docker's rule: a non-root user keeps none of the capabilities.
+        if creds.uid != 0 {
+            let none = rustix::thread::CapabilitySet::empty();
+            creds.capabilities =
+                Capabilities { effective: none, permitted: none, ambient: none, ..creds.capabilities };
+        }
+    }
     // A working directory through a file descriptor (/proc/self/fd/N) is refused by name, for a clear
     // message; the in-root lookup below could not follow it anyway.
-    if is_fd_path(&spec.cwd) {
+    if is_fd_path(&process.cwd) {
         return Err(format!(
             "working directory {} is not allowed (a path through a file descriptor)",
-            spec.cwd
+            process.cwd.display()
         ));
     }
-    // Docker creates a missing WorkingDir (as root, 0755, before dropping privileges): created and
-    // opened inside the root, so a symlink in the image resolves in the rootfs, never on the host.
-    let cwd = Path::new(&spec.cwd);
-    let cwd_fd = rootfs::open_in_root(root.as_fd(), cwd, rootfs::Target::Dir)
+    // A missing working directory is made (as root, 0755, before dropping privileges, as runc and
+    // Docker do): made and opened inside the root, so a symlink in the image resolves in the rootfs,
+    // never on the host.
+    let cwd = process.cwd.as_path();
+    let cwd_fd = rootfs::open_in_root(root_fd.as_fd(), cwd, rootfs::Target::Dir)
         .map_err(|e| format!("working directory {}: {e}", cwd.display()))?;
-    drop(root);
+    drop(root_fd);
     // As runc does: enter the working directory while still root (a user may run in a directory it
     // could not enter itself, such as Debian's /root under -u nobody), and again as the user below
     // only if root was refused.
     let entered_as_root = rustix::process::fchdir(&cwd_fd).is_ok();
-    // init must outlive an OOM kill in the container to report it: shield it (this needs
-    // CAP_SYS_RESOURCE, which not every host's bounding set has; then init takes its chances). init
-    // gives its own child the neutral score again.
-    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/proc/self/oom_score_adj") {
-        let _ = std::io::Write::write_all(&mut f, b"-1000");
+    set_oom_score_adj(process, init.is_some())?;
+    for limit in &process.rlimits {
+        set_rlimit(limit)?;
     }
     // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 survive the exec.
     rawsys::cloexec_from(3).map_err(|e| format!("close_range(CLOEXEC): {e}"))?;
-    let sec = &security;
-    super::security::limit_bounding_set(sec.capabilities)?;
-    super::security::clear_inheritable()?;
+    let caps = &creds.capabilities;
+    super::security::limit_bounding_set(caps.bounding)?;
     // The filter goes in as late as it can (so that the setup is not bound by it, as with runc),
     // but without no_new_privs only while CAP_SYS_ADMIN is still held: the kernel requires one of
-    // the two, and `no-new-privileges=false` must leave no_new_privs off.
+    // the two, and no_new_privs off must stay off.
     let seccomp_now = |filter: &Option<crate::seccomp::Filter>| match filter {
         Some(filter) => super::security::install_seccomp(filter),
         None => Ok(()),
     };
-    if !sec.no_new_privs {
+    let seccomp = plan.seccomp;
+    if !process.no_new_privileges {
         seccomp_now(&seccomp)?;
     }
-    let groups: Vec<rustix::process::Gid> =
-        creds.groups.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();
-    rustix::thread::set_thread_groups(&groups).map_err(|e| format!("setgroups: {e}"))?;
-    rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(creds.gid))
-        .map_err(|e| format!("setgid {}: {e}", creds.gid))?;
-    rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(creds.uid))
-        .map_err(|e| format!("setuid {}: {e}", creds.uid))?;
-    // A non-root user lost every capability with the uid change, as in Docker.
-    if creds.uid == 0 {
-        super::security::set_capabilities(sec.capabilities)?;
-    }
-    if sec.no_new_privs {
+    super::security::change_user(creds.uid, creds.gid, &creds.groups, caps)?;
+    if process.no_new_privileges {
         rustix::thread::set_no_new_privs(true).map_err(|e| format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"))?;
     }
     if !entered_as_root {
@@ -176,42 +189,161 @@ fn setup_and_exec(plan: ChildPlan, go: OwnedFd, errors: &OwnedFd, init: &OwnedFd
         Ok(dir) if dir.to_bytes().starts_with(b"/") => {}
         _ => return Err(format!("working directory {} is outside the container", cwd.display())),
     }
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let umask = creds.umask.unwrap_or(0o022);
+    rustix::process::umask(Mode::from_raw_mode(umask));
     // A credential change clears the parent-death signal: set it again.
     die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
 
-    let mut env = spec.env;
-    if get_env(&env, "HOME").is_none() {
-        set_env(&mut env, format!("HOME={}", creds.home));
+    let mut env = process.env.clone();
+    if let Some(home) = &creds.home {
+        if get_env(&env, "HOME").is_none() {
+            env.push(format!("HOME={home}"));
+        }
     }
-    if tty.is_some() && get_env(&env, "TERM").is_none() {
-        set_env(&mut env, "TERM=xterm".into());
+    if process.terminal && get_env(&env, "TERM").is_none() {
+        env.push("TERM=xterm".into());
     }
-    let argv: Vec<&str> = ["init", "--"].into_iter().chain(spec.argv.iter().map(String::as_str)).collect();
-    let argv = c_strings(&argv)?;
     let env = c_strings(&env.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let (argv_ptrs, env_ptrs) = (null_terminated(&argv), null_terminated(&env));
-    log::debug!("container: exec init");
-    if sec.no_new_privs {
-        seccomp_now(&seccomp)?;
+    let env_ptrs = null_terminated(&env);
+    match init {
+        Some(init) => {
+            let argv: Vec<&str> =
+                ["init", "--"].into_iter().chain(process.args.iter().map(String::as_str)).collect();
+            let argv = c_strings(&argv)?;
+            let argv_ptrs = null_terminated(&argv);
+            log::debug!("container: exec init");
+            if process.no_new_privileges {
+                seccomp_now(&seccomp)?;
+            }
+            // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
+            let errno =
+                unsafe { rawsys::execveat_fd(init.as_raw_fd(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+            Err(format!("exec init: {errno}"))
+        }
+        None => {
+            let program = find_program(&process.args[0], &process.env)?;
+            let argv = c_strings(&process.args.iter().map(String::as_str).collect::<Vec<_>>())?;
+            let argv_ptrs = null_terminated(&argv);
+            let path = CString::new(program.as_os_str().as_encoded_bytes())
+                .map_err(|_| format!("exec: {:?}: contains a NUL byte", process.args[0]))?;
+            // The process starts with no signal blocked and the default dispositions (spawner's Rust
+            // runtime ignores SIGPIPE; an ignored signal would survive the exec).
+            let _ = rawsys::reset_signal_disposition(13);
+            rawsys::set_signal_mask(0).map_err(|e| format!("sigprocmask: {e}"))?;
+            log::debug!("container: exec {}", program.display());
+            if process.no_new_privileges {
+                seccomp_now(&seccomp)?;
+            }
+            // SAFETY: `path` is NUL-terminated; both arrays are NULL-terminated and point into
+            // `argv`/`env`, which outlive the call.
+            let errno =
+                unsafe { rawsys::execve(path.as_ptr() as *const u8, argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+            Err(exec_error(&process.args[0], &program, errno))
+        }
     }
-    // SAFETY: both arrays are NULL-terminated and point into `argv`/`env`, which outlive the call.
-    let errno = unsafe { rawsys::execveat_fd(init.as_raw_fd(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
-    Err(format!("exec init: {errno}"))
 }
 
-/// `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/PID/fd/N` (and below them).
-fn is_fd_path(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    matches!(parts.as_slice(), ["proc", who, "fd", ..] if *who == "self" || *who == "thread-self" || who.parse::<u32>().is_ok())
+/// The process's credentials as they will be set.
+struct Credentials {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    umask: Option<u32>,
+    home: Option<String>,
+    capabilities: Capabilities,
 }
 
-fn c_strings(items: &[&str]) -> Result<Vec<CString>, String> {
-    items.iter().map(|s| CString::new(*s).map_err(|_| format!("{s:?} contains a NUL byte"))).collect()
+impl Credentials {
+    fn of(process: &Process) -> Credentials {
+        let user = &process.user;
+        let mut groups = vec![user.gid];
+        groups.extend(user.additional_gids.iter().filter(|g| **g != user.gid));
+        Credentials {
+            uid: user.uid,
+            gid: user.gid,
+            groups,
+            umask: user.umask,
+            home: None,
+            capabilities: process.capabilities.clone(),
+        }
+    }
 }
 
-fn null_terminated(items: &[CString]) -> Vec<*const u8> {
-    items.iter().map(|c| c.as_ptr() as *const u8).chain(std::iter::once(std::ptr::null())).collect()
+fn get_env<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
+    env.iter().find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `oomScoreAdj`. With our init as PID 1, init is shielded instead (-1000) so that it outlives an OOM
+/// kill in the container to report it; it gives its own child the neutral score again. That needs
+/// CAP_SYS_RESOURCE, which not every host's bounding set has: init then takes its chances.
+fn set_oom_score_adj(process: &Process, init: bool) -> Result<(), String> {
+    let value = match (init, process.oom_score_adj) {
+        (true, _) => -1000,
+        (false, Some(v)) => v,
+        (false, None) => return Ok(()),
+    };
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/oom_score_adj")
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value.to_string().as_bytes()));
+    match (written, init) {
+        (Ok(()), _) | (Err(_), true) => Ok(()),
+        (Err(e), false) => Err(format!("write oom_score_adj {value}: {e}")),
+    }
+}
+
+fn set_rlimit(limit: &crate::spec::Rlimit) -> Result<(), String> {
+    use rustix::process::{Resource, Rlimit};
+    let resource = match limit.resource {
+        0 => Resource::Cpu,
+        1 => Resource::Fsize,
+        2 => Resource::Data,
+        3 => Resource::Stack,
+        4 => Resource::Core,
+        5 => Resource::Rss,
+        6 => Resource::Nproc,
+        7 => Resource::Nofile,
+        8 => Resource::Memlock,
+        9 => Resource::As,
+        10 => Resource::Locks,
+        11 => Resource::Sigpending,
+        12 => Resource::Msgqueue,
+        13 => Resource::Nice,
+        14 => Resource::Rtprio,
+        15 => Resource::Rttime,
+        other => return Err(format!("setrlimit: unknown resource {other}")),
+    };
+    let value = |v: u64| (v != u64::MAX).then_some(v);
+    rustix::process::setrlimit(resource, Rlimit { current: value(limit.soft), maximum: value(limit.hard) })
+        .map_err(|e| format!("setrlimit {resource:?} to {}:{}: {e}", limit.soft, limit.hard))
+}
+
+/// args[0] as exec finds it: a path with a slash as it is, else the first executable file of that
+/// name in the process's PATH (runc's lookup; the default PATH when it has none).
+fn find_program(name: &str, env: &[String]) -> Result<PathBuf, String> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let path = get_env(env, "PATH").unwrap_or(crate::docker::process::DEFAULT_PATH);
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if rustix::fs::access(&candidate, rustix::fs::Access::EXEC_OK).is_ok()
+            && std::fs::metadata(&candidate).is_ok_and(|m| m.is_file())
+        {
+            return Ok(candidate);
+        }
+    }
+    Err(format!("exec: {name:?}: executable file not found in $PATH"))
+}
+
+/// runc's wording of an exec failure, which engines read to choose 127 or 126.
+fn exec_error(name: &str, program: &Path, errno: rustix::io::Errno) -> String {
+    let text = errno.to_string().to_lowercase();
+    if errno == rustix::io::Errno::NOENT {
+        format!("exec: {name:?}: stat {}: no such file or directory", program.display())
+    } else {
+        format!("exec: {name:?}: {text}")
+    }
 }
 
 /// Closes every fd from 3 up but those in `keep` (-1 entries ignored). The fds closed belong to
@@ -260,11 +392,35 @@ fn read_image_file(root: BorrowedFd<'_>, path: &str) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&text).into_owned())
 }
 
-fn build_rootfs(mounts: Mounts) -> rootfs::Result<()> {
-    // A cgroup namespace rooted at the container's cgroup (joined at the start).
-    // SAFETY: CLONE_NEWCGROUP changes no file descriptor table, and this process has one thread.
-    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
-        .context(|| "unshare(CLONE_NEWCGROUP)".into())?;
+/// `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/PID/fd/N` (and below them).
+fn is_fd_path(path: &Path) -> bool {
+    let parts: Vec<&str> =
+        path.to_str().unwrap_or("").split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    matches!(parts.as_slice(), ["proc", who, "fd", ..] if *who == "self" || *who == "thread-self" || who.parse::<u32>().is_ok())
+}
+
+fn c_strings(items: &[&str]) -> Result<Vec<CString>, String> {
+    items.iter().map(|s| CString::new(*s).map_err(|_| format!("{s:?} contains a NUL byte"))).collect()
+}
+
+fn null_terminated(items: &[CString]) -> Vec<*const u8> {
+    items.iter().map(|c| c.as_ptr() as *const u8).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+fn build_rootfs(
+    config: &Config,
+    root: Root,
+    plan: &Plan,
+    sources: &[OwnedFd],
+    cgroup_version: Version,
+    new_cgroup_namespace: bool,
+) -> rootfs::Result<()> {
+    if new_cgroup_namespace {
+        // A cgroup namespace rooted at the container's cgroup (joined at the start).
+        // SAFETY: CLONE_NEWCGROUP changes no file descriptor table, and this process has one thread.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
+            .context(|| "unshare(CLONE_NEWCGROUP)".into())?;
+    }
     // Nothing mounted from here on may propagate back to the host.
     rustix::mount::mount_change(
         "/",
@@ -272,49 +428,61 @@ fn build_rootfs(mounts: Mounts) -> rootfs::Result<()> {
     )
     .context(|| "make / private".into())?;
     rustix::process::umask(rustix::fs::Mode::empty());
-    rootfs::attach_overlay(&mounts.overlay, &mounts.merged)?;
-    let root =
-        rustix::fs::open(&mounts.merged, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .context(|| format!("open {}", mounts.merged.display()))?;
-    let root = root.as_fd();
-    let hidden = MountAttrFlags::MOUNT_ATTR_NOSUID
-        | MountAttrFlags::MOUNT_ATTR_NODEV
-        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
-    rootfs::mount_in_root(root, "/proc", "proc", &[], hidden)?;
-    rootfs::mount_in_root(root, "/sys", "sysfs", &[], hidden | MountAttrFlags::MOUNT_ATTR_RDONLY)?;
-    rootfs::mount_cgroups(root, mounts.cgroup_version)?;
-    rootfs::populate_dev(root, &mounts.devices)?;
-    rootfs::bind_etc_files(root, &mounts.etc_files, &super::ETC_FILES)?;
-    for (volume, target) in &mounts.volumes {
-        rootfs::attach_in_root(root, &volume.tree, target, volume.kind)?;
+    let root_path = &config.root.path;
+    match &root {
+        Root::Overlay(overlay) => rootfs::attach_overlay(overlay, root_path)?,
+        Root::Tree(tree) => rustix::mount::move_mount(
+            tree,
+            "",
+            rustix::fs::CWD,
+            root_path,
+            rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .context(|| format!("attach the root at {}", root_path.display()))?,
     }
-    rootfs::pivot_into(&mounts.merged)?;
-    if mounts.read_only {
-        // A bind remount replaces the mount's flags: `nodev` (the root's) must be given again.
-        use rustix::mount::MountFlags;
-        rustix::mount::mount_remount("/", MountFlags::BIND | MountFlags::RDONLY | MountFlags::NODEV, "")
-            .context(|| "remount / read-only".into())?;
+    let root_fd =
+        rustix::fs::open(root_path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .context(|| format!("open {}", root_path.display()))?;
+    rootfs::execute(root_fd.as_fd(), plan, sources, cgroup_version)?;
+    rootfs::pivot_into(root_path)?;
+    if let Some(propagation) = config.rootfs_propagation {
+        let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .context(|| "open /".into())?;
+        rootfs::set_propagation(slash.as_fd(), propagation).context(|| "rootfsPropagation".into())?;
     }
-    if mounts.mask_paths {
-        let devnull = &mounts.devices.first().expect("/dev/null is the first device").tree;
-        rootfs::mask_paths(devnull, &masked_paths(), &super::security::READONLY_PATHS)?;
+    if config.root.readonly {
+        // Only the flag: the root's other flags (nodev on an overlay of store layers) stay.
+        let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .context(|| "open /".into())?;
+        rawsys::mount::mount_setattr(
+            slash.as_fd(),
+            u64::from(MountAttrFlags::MOUNT_ATTR_RDONLY.bits()),
+            0,
+            false,
+        )
+        .context(|| "make / read-only".into())?;
+    }
+    // Before /proc/sys is made read-only below.
+    for (key, value) in &config.sysctl {
+        write_sysctl(key, value)?;
+    }
+    if !config.masked_paths.is_empty() || !config.readonly_paths.is_empty() {
+        rootfs::mask_paths(&sources[plan.devnull], &config.masked_paths, &config.readonly_paths)?;
     }
     Ok(())
 }
 
-/// Docker's masked paths, with `/sys/devices/system/cpu/*/thermal_throttle` expanded for this
-/// machine's CPUs.
-fn masked_paths() -> Vec<String> {
-    let mut paths: Vec<String> = super::security::MASKED_PATHS.iter().map(|p| p.to_string()).collect();
-    if let Ok(cpus) = std::fs::read_dir("/sys/devices/system/cpu") {
-        for cpu in cpus.flatten() {
-            let name = cpu.file_name();
-            let number = name.to_str().and_then(|n| n.strip_prefix("cpu"));
-            // Masking skips a path that does not exist.
-            if number.is_some_and(|n| n.parse::<u32>().is_ok()) {
-                paths.push(cpu.path().join("thermal_throttle").display().to_string());
-            }
-        }
-    }
-    paths
+/// Writes one `linux.sysctl` entry through the container's own /proc/sys.
+fn write_sysctl(key: &str, value: &str) -> rootfs::Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        &path,
+        OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        rustix::fs::ResolveFlags::NO_MAGICLINKS | rustix::fs::ResolveFlags::NO_SYMLINKS,
+    )
+    .context(|| format!("sysctl {key}: open {path}"))?;
+    rustix::io::write(&fd, value.as_bytes()).context(|| format!("sysctl {key}={value}"))?;
+    Ok(())
 }

@@ -1,25 +1,26 @@
-//! Running one container, in the order it happens: open the image, make sure its layers are in the
-//! store, prepare the container's directory and /etc files, create its cgroup, clone into new
-//! namespaces (the child builds the rootfs and execs init), then relay signals until it exits, report
-//! an OOM kill, and remove everything the run created.
+//! The container core: one container from one [`Config`] (an OCI runtime spec, checked), with
+//! what a front end adds beside it ([`Extras`]: a root made of store layers, our init as PID 1, an
+//! image user to look up, trees it prepared). In the order it happens: compile the seccomp filter,
+//! create the cgroup, open every mount source and namespace path once, clone into the new
+//! namespaces (the child builds the rootfs, pivots and execs), then relay signals until the
+//! process exits, and remove the cgroup.
 
 pub mod child;
-pub mod devices;
 mod init_binary;
-mod net;
-pub mod process;
+pub mod mount_plan;
+mod namespaces;
+pub mod net;
 pub mod rootfs;
 pub mod security;
-mod stale;
-mod state_dir;
-mod tty;
+pub mod tty;
 pub mod user;
 
-use crate::cgroup::{Cgroup, Limits};
-use crate::image::Archive;
-use crate::store::LayerStore;
-use child::{ChildPlan, Mounts, Volume};
-use process::Overrides;
+pub use init_binary::sealed_memfd;
+
+use crate::cgroup::Cgroup;
+use crate::spec::{Config, NamespaceKind};
+use child::ChildPlan;
+use mount_plan::FrontEndMounts;
 use rustix::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -42,236 +43,39 @@ macro_rules! from_error {
         }
     )*};
 }
-from_error!(
-    crate::image::ImageError,
-    crate::store::StoreError,
-    crate::cgroup::Error,
-    process::NoCommand,
-    rootfs::MountError,
-    devices::DeviceError
-);
+from_error!(crate::image::ImageError, crate::store::StoreError, crate::cgroup::Error, rootfs::MountError);
 
-#[derive(Debug, Default, Clone)]
-pub struct RunOptions {
-    pub archive: PathBuf,
-    pub image: Option<String>,
-    pub state_dir: PathBuf,
-    pub overrides: Overrides,
-    pub volumes: Vec<Volume>,
-    /// `--device HOST[:CONTAINER][:PERMS]`, as [`devices::parse`] gives them.
-    pub devices: Vec<(PathBuf, PathBuf, String)>,
-    pub read_only: bool,
-    pub net_host: bool,
-    pub limits: Limits,
-    pub cgroup_parent: Option<PathBuf>,
-    /// Keep the container's upper directory after it exits (implied by `name`).
-    pub keep: bool,
-    pub name: Option<String>,
-    pub tty: bool,
-    pub security: security::Security,
-    /// The most bytes an image's layers may unpack to (a decompression bomb stops there).
-    pub max_image_bytes: u64,
+/// What a front end gives the core beside the config.
+#[derive(Default)]
+pub struct Extras {
+    /// The container's name, for its cgroup when the config gives no `cgroupsPath`.
+    pub id: String,
+    /// The root file system as an overlay the front end prepared, attached at `config.root.path`;
+    /// None: `config.root.path` itself (bound onto itself, as runc does).
+    pub overlay: Option<rootfs::Overlay>,
+    /// Detached mounts the front end prepared, referred to by `mounts`.
+    pub trees: Vec<Option<OwnedFd>>,
+    pub mounts: FrontEndMounts,
+    /// Namespaces the front end made beforehand (the network namespace): joined like a path.
+    pub join: Vec<(NamespaceKind, OwnedFd)>,
+    /// Our init (a sealed memfd) as the container's first process, with the process's args after
+    /// its `--` (Docker's `--init`).
+    pub init: Option<OwnedFd>,
+    /// Docker's `User`, looked up in the image (see `child::ChildPlan::image_user`).
+    pub image_user: Option<String>,
 }
 
-/// Parses `-v HOST:CONTAINER[:OPTIONS]`; OPTIONS is a comma-separated list of `ro`/`rw` and, as
-/// podman takes them, `dev`/`nodev`, `suid`/`nosuid`, `exec`/`noexec`. A volume is `nodev,nosuid`
-/// unless it says otherwise. Only the syntax is checked here: the source is opened once, when the
-/// container is made.
-pub fn parse_volume(spec: &str) -> Result<Volume, RunError> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (host, container, options) = match parts.as_slice() {
-        [h, c] => (*h, *c, ""),
-        [h, c, o] => (*h, *c, *o),
-        _ => return Err(RunError(format!("invalid volume {spec:?}: expected HOST:CONTAINER[:OPTIONS]"))),
-    };
-    if !container.starts_with('/') || host.is_empty() {
-        return Err(RunError(format!(
-            "invalid volume {spec:?}: both paths must be given, the container path absolute"
-        )));
-    }
-    let mut volume = Volume {
-        host: std::path::absolute(host).map_err(|e| RunError(format!("volume source {host}: {e}")))?,
-        container: container.into(),
-        read_only: false,
-        devices: false,
-        setuid: false,
-        noexec: false,
-    };
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        match option {
-            "ro" => volume.read_only = true,
-            "rw" => volume.read_only = false,
-            "dev" => volume.devices = true,
-            "nodev" => volume.devices = false,
-            "suid" => volume.setuid = true,
-            "nosuid" => volume.setuid = false,
-            "exec" => volume.noexec = false,
-            "noexec" => volume.noexec = true,
-            other => {
-                return Err(RunError(format!(
-                    "invalid volume {spec:?}: unknown option {other:?} (ro, rw, dev, nodev, suid, nosuid, exec, noexec)"
-                )))
-            }
-        }
-    }
-    Ok(volume)
+/// How a container ended.
+pub struct Exit {
+    /// The exit status as a shell gives it: the code, or 128+N for signal N.
+    pub status: i32,
+    /// OOM kills in the container's cgroup (read only when it died of SIGKILL).
+    pub oom_kills: u64,
+    /// The memory limit the container had, for the OOM report.
+    pub memory_limit: Option<u64>,
+    /// The cgroup could not be removed (its processes, say): why.
+    pub cgroup_left: Option<crate::cgroup::Error>,
 }
-
-/// Opens each volume's source, once, into a detached tree with its flags set.
-fn open_volumes(volumes: &[Volume]) -> Result<Vec<(rootfs::VolumeTree, PathBuf)>, RunError> {
-    use rustix::mount::MountAttrFlags as A;
-    volumes
-        .iter()
-        .map(|v| {
-            let mut attrs = A::empty();
-            attrs.set(A::MOUNT_ATTR_RDONLY, v.read_only);
-            attrs.set(A::MOUNT_ATTR_NODEV, !v.devices);
-            attrs.set(A::MOUNT_ATTR_NOSUID, !v.setuid);
-            attrs.set(A::MOUNT_ATTR_NOEXEC, v.noexec);
-            let tree = rootfs::volume_tree(&v.host, attrs)?;
-            log::info!("volume {} on {} ({attrs:?})", tree.resolved.display(), v.container.display());
-            Ok((tree, v.container.clone()))
-        })
-        .collect()
-}
-
-fn random_id() -> String {
-    let mut bytes = [0u8; 6];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_err()
-    {
-        bytes = (std::process::id() as u64 ^ rawsys::now_ms()).to_le_bytes()[..6].try_into().unwrap();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The container's directory in the state dir: overlay upper/work dirs and its /etc files.
-struct ContainerDir {
-    path: PathBuf,
-    keep: bool,
-    /// This run's flock on the directory (see `stale`): released last, after the removal.
-    _lock: OwnedFd,
-}
-
-impl Drop for ContainerDir {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        // What an untouched run leaves, removed by name (each rmdir is a journaled ext4 update; no
-        // directory walk); anything else (files the container wrote) by a walk of what is left.
-        let _ = std::fs::remove_file(self.path.join("work/work/incompat/volatile/dirty"));
-        for leftover in ["work/work/incompat/volatile", "work/work/incompat", "work/work", "work", "upper"] {
-            let _ = std::fs::remove_dir(self.path.join(leftover));
-        }
-        if std::fs::remove_dir(&self.path).is_err() {
-            if let Err(e) = std::fs::remove_dir_all(&self.path) {
-                log::warn!("remove {}: {e}", self.path.display());
-            }
-        }
-    }
-}
-
-/// A read-only layer on top of every image holding the mount targets spawner needs (/proc, /sys,
-/// /dev, /etc/hostname, /etc/hosts, /etc/resolv.conf), as Docker's "init layer" does: with them there,
-/// bind-mounting the /etc files copies nothing up, so a run leaves its upper directory empty and
-/// creating and removing it stays cheap. Made once per state directory, atomically.
-fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
-    let path = state_dir.join("init-layer");
-    if path.is_dir() {
-        return Ok(path);
-    }
-    let tmp = state_dir.join(format!("init-layer.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let build = || -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        for (dir, mode) in [("", 0o755), ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("etc", 0o755)] {
-            let d = tmp.join(dir);
-            std::fs::create_dir_all(&d)?;
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))?;
-        }
-        for file in ETC_FILES {
-            std::fs::write(tmp.join("etc").join(file), "")?;
-        }
-        Ok(())
-    };
-    build().map_err(|e| RunError(format!("create {}: {e}", tmp.display())))?;
-    match std::fs::rename(&tmp, &path) {
-        Ok(()) => Ok(path),
-        // Another run made it first.
-        Err(_) if path.is_dir() => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Ok(path)
-        }
-        Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
-    }
-}
-
-/// Creates `containers/NAME` with its upper and work directories, locked for this run: made as
-/// `.ID.new`, locked, then renamed into place without replacing anything (a taken name is an error).
-fn create_container_dir(
-    containers: &Path,
-    name: &str,
-    id: &str,
-    keep: bool,
-) -> Result<ContainerDir, RunError> {
-    let path = containers.join(name);
-    let in_use = || RunError(format!("container name {name:?} is already in use ({})", path.display()));
-    if path.exists() {
-        return Err(in_use());
-    }
-    let tmp = containers.join(format!(".{id}.new"));
-    let io = |what: &str, p: &Path, e: std::io::Error| RunError(format!("{what} {}: {e}", p.display()));
-    // 0700: no other host user may reach the upper directory (setuid files the container wrote).
-    // The upper directory itself keeps 0755: it is the container's `/`.
-    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
-        .create(&tmp)
-        .map_err(|e| io("create", &tmp, e))?;
-    let prepare = || -> Result<OwnedFd, RunError> {
-        let lock = stale::claim(&tmp).map_err(|e| RunError(format!("lock {}: {e}", tmp.display())))?;
-        for d in ["upper", "work"] {
-            std::fs::create_dir(tmp.join(d)).map_err(|e| io("create", &tmp.join(d), e))?;
-        }
-        if keep {
-            std::fs::write(tmp.join(stale::KEEP_MARKER), "").map_err(|e| io("write", &tmp, e))?;
-        }
-        match rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            &tmp,
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::RenameFlags::NOREPLACE,
-        ) {
-            Ok(()) => Ok(lock),
-            Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => Err(in_use()),
-            Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
-        }
-    };
-    match prepare() {
-        Ok(lock) => Ok(ContainerDir { path, keep, _lock: lock }),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
-        }
-    }
-}
-
-/// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into a
-/// small detached tmpfs and bound over the image's by the child (no file on the host disk).
-fn etc_files(hostname: &str, net_host: bool) -> Vec<(&'static str, String)> {
-    let [hostname_file, hosts_file, resolv_file] = ETC_FILES;
-    let hosts = if net_host {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
-    };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    vec![(hostname_file, format!("{hostname}\n")), (hosts_file, hosts), (resolv_file, resolv)]
-}
-
-/// The files in /etc the container gets from spawner.
-const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
 const RELAYED: [i32; 6] = [1, 2, 3, 10, 12, 15]; // HUP INT QUIT USR1 USR2 TERM
 const SIGCHLD: i32 = 17;
@@ -281,161 +85,150 @@ fn signal_set(signals: &[i32]) -> rawsys::SigSet {
     signals.iter().fold(0, |set, s| set | 1 << (s - 1))
 }
 
-/// Runs the container; returns its exit status (128+N for a signal, 137 for an OOM kill).
-pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
-    // Docker's rule for names (it also keeps them valid as directory and cgroup names), checked
-    // before any work is done.
-    if let Some(name) = &opts.name {
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            && name.len() <= 128;
-        if !valid {
-            return Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
-        }
-    }
-    let containers = state_dir::prepare(&opts.state_dir)?;
-    // Host paths the user named are looked up now, once; the container gets what they were.
-    let volumes = open_volumes(&opts.volumes)?;
-    let devices = devices::open(&opts.devices)?;
+/// Runs the container in the foreground, spawner its parent: it dies with spawner, its terminal
+/// (if it has one) is spawner's, signals sent to spawner reach it. Returns how it ended.
+pub fn run(config: &Config, mut extras: Extras) -> Result<Exit, RunError> {
+    let process =
+        config.process.as_ref().ok_or_else(|| RunError("config.json: process: required to start".into()))?;
+    refuse_unsupported(config)?;
     // Compiled while spawner has one thread: the compiler's allocations map and unmap memory (musl),
-    // and an unmap in a process with other threads running costs a TLB shootdown on every CPU. On
-    // a thread of its own beside the work below it cost 1 ms of CPU per run here, before them 0.35.
-    let seccomp = security::seccomp_filter(&opts.security).map_err(RunError)?;
-    let net = (!opts.net_host).then(net::prepare_namespace);
-    let archive = Archive::open(&opts.archive)?;
-    let image = archive.select(opts.image.as_deref())?;
-    log::debug!("archive indexed");
-    log::info!(
-        "image {} from {}",
-        image.names.first().map(String::as_str).unwrap_or("(unnamed)"),
-        opts.archive.display()
-    );
-    let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
-    let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
-    let mut layers = store.ensure_image(&archive, &image)?;
-    layers.push(init_layer(&opts.state_dir)?);
-    log::info!("{} layers ready in {}", layers.len(), store.root().display());
-
-    let id = random_id();
-    let spec = process::resolve(&image.config, &opts.overrides, &id, |n| std::env::var(n).ok())?;
-    let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
-    let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
-    stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
-    let mut dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
-    let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
-    let etc_files = etc_files(&spec.hostname, opts.net_host);
-
-    // Docker's device allow-list, and each --device node after it (`--privileged`: no device rules;
-    // its /dev still has only the default nodes and those given with --device).
-    let mut limits = opts.limits.clone();
-    if !opts.security.privileged {
-        limits.devices = crate::cgroup::docker_default();
-        limits.devices.extend(devices.iter().map(|d| d.device.rule()));
-    }
-    let cgroup =
-        Cgroup::create(&format!("{cgroup_prefix}{dir_name}"), opts.cgroup_parent.as_deref(), &limits)?;
+    // and an unmap in a process with other threads running costs a TLB shootdown on every CPU.
+    let seccomp = config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError)?;
+    let (cgroup_name, cgroup_parent) = cgroup_place(config, &extras.id)?;
+    let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &config.resources)?;
     let cgroup_version = cgroup.version();
     log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
     log::info!("devices: {}", cgroup.device_control());
-    let init = init_binary::sealed_memfd().map_err(RunError)?;
-    // Mounts that need no namespace of the container's are made here, while the network namespace
-    // thread works; the container attaches them.
-    let overlay = rootfs::prepare_overlay(&layers, &upper, &work, !dir.keep)?;
-    let etc_files = rootfs::etc_files_fs(&etc_files)?;
-    // Joined before clone: spawner is single-threaded again when it forks.
-    let net = match net.map(|thread| thread.join()) {
-        Some(Ok(result)) => Some(result.map_err(RunError)?),
-        Some(Err(_)) => return Err(RunError("network namespace thread panicked".into())),
-        None => None,
-    };
-    let (tty_here, tty_there) = match opts.tty {
-        true => {
-            let (here, there) = tty::socket_pair().map_err(RunError)?;
-            (Some(here), Some(there))
-        }
-        false => (None, None),
-    };
-
-    let plan = ChildPlan {
-        mounts: Mounts {
-            overlay,
-            // The overlay is mounted over the container's own directory, in the child's mount
-            // namespace only: no separate mount point to create and remove.
-            merged: dir.path.clone(),
-            etc_files,
-            devices,
-            volumes,
-            read_only: opts.read_only,
-            mask_paths: opts.security.mask_paths,
-            cgroup_version,
-        },
-        net,
-        cgroup_join: cgroup.self_join_files(),
-        spec,
-        security: opts.security.clone(),
-        seccomp,
-        tty: tty_there,
-    };
-    let status = spawn_and_wait(plan, &init, tty_here)?;
-    // Only a SIGKILL (137) can be the OOM killer's: the counter is read for nothing otherwise.
-    let oom_kills = if status == 137 { cgroup.oom_kills().unwrap_or(0) } else { 0 };
-    let limit = cgroup.memory_limit();
-    match cgroup.remove() {
-        Ok(()) if dir.keep => {
-            let _ = std::fs::write(dir.path.join(stale::CGROUP_GONE_MARKER), "");
-        }
-        Ok(()) => {}
-        Err(e) => {
-            // The directory stays, unlocked once spawner exits: the next run takes it for a dead
-            // run's and tries the cgroup again (see `stale`).
-            log::warn!("{e}");
-            dir.keep = true;
-        }
-    }
-    drop(dir);
-    log::debug!("cleaned up");
-    if oom_kills > 0 {
-        match limit {
-            Some(l) => {
-                eprintln!("spawner: container was killed by the OOM killer (memory limit {})", human_size(l))
+    let status = (|| {
+        let plan = mount_plan::plan(config, &extras.mounts);
+        let sources = rootfs::open_sources(&plan, &mut extras.trees)?;
+        let root = match extras.overlay.take() {
+            Some(overlay) => child::Root::Overlay(overlay),
+            None => child::Root::Tree(rootfs::bind_root(&config.root.path)?),
+        };
+        let mut join = namespaces::open_paths(config).map_err(RunError)?;
+        join.append(&mut extras.join);
+        let (tty_here, tty_there) = match process.terminal {
+            true => {
+                let (here, there) = tty::socket_pair().map_err(RunError)?;
+                (Some(here), Some(there))
             }
-            None => eprintln!("spawner: container was killed by the OOM killer"),
-        }
-    }
-    Ok(status)
+            false => (None, None),
+        };
+        let plan = ChildPlan {
+            config,
+            process,
+            root,
+            mounts: plan,
+            sources,
+            cgroup_version,
+            cgroup_join: cgroup.self_join_files(),
+            join,
+            new_cgroup_namespace: config
+                .namespaces
+                .iter()
+                .any(|ns| ns.kind == NamespaceKind::Cgroup && ns.path.is_none()),
+            seccomp,
+            console: tty_there,
+            init: extras.init.as_ref(),
+            image_user: extras.image_user.as_deref(),
+            die_with_spawner: true,
+        };
+        spawn_and_wait(plan, mount_plan::clone_flags(config), tty_here)
+    })();
+    // Only a SIGKILL (137) can be the OOM killer's: the counter is read for nothing otherwise.
+    let oom_kills = match &status {
+        Ok(137) => cgroup.oom_kills().unwrap_or(0),
+        _ => 0,
+    };
+    let memory_limit = cgroup.memory_limit();
+    let cgroup_left = cgroup.remove().err();
+    Ok(Exit { status: status?, oom_kills, memory_limit, cgroup_left })
 }
 
-fn human_size(n: u64) -> String {
-    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
-            return format!("{} {unit}", n >> shift);
+/// What the core cannot do yet, refused by name rather than done wrong.
+fn refuse_unsupported(config: &Config) -> Result<(), RunError> {
+    let refuse = |what: &str| Err(RunError(format!("config.json: {what}: not supported by spawner yet")));
+    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User) {
+        return refuse("linux.namespaces: a user namespace");
+    }
+    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Time) {
+        return refuse("linux.namespaces: a time namespace");
+    }
+    if !config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Mount && ns.path.is_none()) {
+        return Err(RunError("config.json: linux.namespaces: spawner needs a new mount namespace".into()));
+    }
+    if config.personality.is_some_and(|p| p != 0) {
+        return refuse("linux.personality LINUX32");
+    }
+    if let Some(p) = &config.process {
+        if p.apparmor_profile.as_deref().is_some_and(|a| !a.is_empty() && a != "unconfined") {
+            return refuse("process.apparmorProfile");
+        }
+        if p.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
+            return refuse("process.selinuxLabel");
         }
     }
-    format!("{n} bytes")
+    let hooks = &config.hooks;
+    if [
+        &hooks.prestart,
+        &hooks.create_runtime,
+        &hooks.create_container,
+        &hooks.start_container,
+        &hooks.poststart,
+        &hooks.poststop,
+    ]
+    .iter()
+    .any(|h| !h.is_empty())
+    {
+        return refuse("hooks");
+    }
+    Ok(())
+}
+
+/// The cgroup's name and parent: `linux.cgroupsPath` (absolute: below the cgroup mount; one
+/// relative name: below spawner's own cgroup), else the container's id below spawner's cgroup.
+fn cgroup_place(config: &Config, id: &str) -> Result<(String, Option<PathBuf>), RunError> {
+    let Some(path) = &config.cgroups_path else { return Ok((id.to_string(), None)) };
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        RunError(format!("config.json: linux.cgroupsPath {}: no cgroup name", path.display()))
+    })?;
+    let parent = path.parent().filter(|p| *p != Path::new("") && *p != Path::new("/"));
+    match parent {
+        Some(p) if !p.is_absolute() => Err(RunError(format!(
+            "config.json: linux.cgroupsPath {}: a relative path with directories is not supported",
+            path.display()
+        ))),
+        _ => Ok((
+            name.to_string(),
+            parent.map(Path::to_path_buf).or(path.is_absolute().then(|| PathBuf::from("/"))),
+        )),
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
 }
 
-/// Clones the container's first process, lets it go once it is in the cgroup, and waits for it while
-/// relaying signals. Returns the exit status.
-fn spawn_and_wait(plan: ChildPlan, init: &OwnedFd, tty_socket: Option<OwnedFd>) -> Result<i32, RunError> {
-    use rustix::thread::UnshareFlags as F;
-    let flags = F::NEWNS | F::NEWPID | F::NEWUTS | F::NEWIPC;
+/// Clones the container's first process into its new namespaces, lets it go once it is in the
+/// cgroup, and waits for it while relaying signals. Returns the exit status.
+fn spawn_and_wait(
+    plan: ChildPlan<'_>,
+    clone_flags: u64,
+    tty_socket: Option<OwnedFd>,
+) -> Result<i32, RunError> {
     // Signals for the container wait in a signalfd from now on, none lost while it starts.
     let relayed = signal_set(&RELAYED) | signal_set(&[SIGCHLD, SIGWINCH]);
     rawsys::set_signal_mask(relayed).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
     let signals = rawsys::signalfd(relayed).map_err(|e| RunError(format!("signalfd: {e}")))?;
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
-    // SAFETY: spawner is single-threaded here (the network namespace thread, its only one, was joined
-    // before), so the child may allocate.
-    let pid =
-        unsafe { rawsys::clone_process(flags.bits() as u64) }.map_err(|e| RunError(format!("clone: {e}")))?;
+    // SAFETY: spawner is single-threaded here (the front end joined its threads before), so the
+    // child may allocate.
+    let pid = unsafe { rawsys::clone_process(clone_flags) }.map_err(|e| RunError(format!("clone: {e}")))?;
     if pid == 0 {
         drop((go_write, err_read, signals, tty_socket));
-        child::run(plan, go_read, err_write, init);
+        child::run(plan, go_read, err_write);
     }
     drop((go_read, err_write));
     // Only the container holds its end of the tty socket now: EOF there means its setup failed.
@@ -450,7 +243,8 @@ fn spawn_and_wait(plan: ChildPlan, init: &OwnedFd, tty_socket: Option<OwnedFd>) 
             return Ok(128 + sig);
         }
     };
-    // Signals that came during setup reach init now (they stay pending, blocked, until it reads them).
+    // Signals that came during setup reach the process now (they stay pending, blocked, until it
+    // reads them, or are delivered once it unblocks them).
     for sig in pending {
         let _ = rawsys::kill(pid, sig);
     }
@@ -590,9 +384,4 @@ fn wait_relaying(pid: i32, signals: &OwnedFd, master: Option<&OwnedFd>) -> Resul
             }
         }
     }
-}
-
-/// The default state directory: `SPAWNER_ROOT`, else /var/lib/spawner.
-pub fn default_state_dir() -> PathBuf {
-    std::env::var_os("SPAWNER_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/spawner"))
 }

@@ -1,7 +1,7 @@
 //! The container's network namespace: made on a short-lived thread while the main thread reads the
 //! image and creates the cgroup (creating a network namespace is the slowest part of a clone, about
 //! half a millisecond), with its loopback interface up (SIOCSIFFLAGS, as `ip link set lo up`). The
-//! container's first process joins it with setns.
+//! container's first process joins it with setns (see `namespaces`).
 
 use rustix::io::Errno;
 use rustix::net::{socket, AddressFamily, SocketType};
@@ -80,11 +80,4 @@ pub fn prepare_namespace() -> std::thread::JoinHandle<Result<rustix::fd::OwnedFd
         )
         .map_err(|e| format!("open /proc/thread-self/ns/net: {e}"))
     })
-}
-
-/// Moves the calling (single-threaded) process into the namespace `fd` names.
-pub fn join(fd: &rustix::fd::OwnedFd) -> Result<(), String> {
-    use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
-    move_into_link_name_space(rustix::fd::AsFd::as_fd(fd), Some(LinkNameSpaceType::Network))
-        .map_err(|e| format!("join the container's network namespace: {e}"))
 }

@@ -206,6 +206,17 @@ pub fn volume_tree(source: &Path, attrs: MountAttrFlags) -> Result<VolumeTree> {
     Ok(VolumeTree { tree, kind, resolved })
 }
 
+/// The bundle's root file system bound onto itself (with what is mounted below it), as runc does, to
+/// attach in the container's mount namespace: pivot_root needs a mount point.
+pub fn bind_root(path: &Path) -> Result<OwnedFd> {
+    open_tree(
+        CWD,
+        path,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .context(|| format!("root.path {}", path.display()))
+}
+
 /// Attaches a detached mount (a volume's tree, a device node) at `path` inside `root`, creating the
 /// target as `kind` where it is missing.
 pub fn attach_in_root(root: BorrowedFd<'_>, tree: &OwnedFd, path: &Path, kind: Target) -> Result<()> {
@@ -238,23 +249,24 @@ pub fn etc_files_fs(files: &[(&str, String)]) -> Result<OwnedFd> {
     Ok(tmpfs)
 }
 
-/// Binds each of `names` in `tmpfs` (from [`etc_files_fs`]) over /etc/NAME inside `root`.
-pub fn bind_etc_files(root: BorrowedFd<'_>, tmpfs: &OwnedFd, names: &[&str]) -> Result<()> {
+/// Binds files of the detached directory `tmpfs` (from [`etc_files_fs`]) over files of the
+/// container: `(name in tmpfs, target inside root)`.
+pub fn attach_files(root: BorrowedFd<'_>, tmpfs: &OwnedFd, files: &[(String, PathBuf)]) -> Result<()> {
     let clone = |dir: BorrowedFd<'_>, name: &str| {
         open_tree(dir, name, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
     };
     // Before Linux 6.15 a file cannot be cloned out of a detached mount (EINVAL): attach the tmpfs
     // inside the container's tree for as long as the binds take.
-    let staged = match names.first().map(|name| clone(tmpfs.as_fd(), name)) {
+    let staged = match files.first().map(|(name, _)| clone(tmpfs.as_fd(), name)) {
         Some(Err(Errno::INVAL)) => Some(stage_in_root(root, tmpfs)?),
         _ => None,
     };
     let dir = staged.as_ref().map_or(tmpfs.as_fd(), |d| d.as_fd());
     let mut result = Ok(());
-    for name in names {
-        result = open_in_root(root, &Path::new("/etc").join(name), Target::File).and_then(|target| {
-            let tree = clone(dir, name).context(|| format!("open_tree /etc/{name}"))?;
-            attach(&tree, target.as_fd(), &format!("/etc/{name}"))
+    for (name, target) in files {
+        result = open_in_root(root, target, Target::File).and_then(|target_fd| {
+            let tree = clone(dir, name).context(|| format!("open_tree {}", target.display()))?;
+            attach(&tree, target_fd.as_fd(), &target.display().to_string())
         });
         if result.is_err() {
             break;
@@ -360,70 +372,238 @@ fn overlay_fs(layers: &[PathBuf], upper: &Path, work: &Path, volatile: bool) -> 
     Ok(fs)
 }
 
-/// /dev as a `nodev` tmpfs (a node made in it at run time opens nowhere) with the host's own nodes
-/// for `devices` bound into it, devpts, shm and mqueue (never the host's /dev).
-pub fn populate_dev(root: BorrowedFd<'_>, devices: &[super::devices::DeviceMount]) -> Result<()> {
-    let nosuid_noexec = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC;
-    let hidden = nosuid_noexec | MountAttrFlags::MOUNT_ATTR_NODEV;
-    mount_in_root(root, "/dev", "tmpfs", &[("mode", "755"), ("size", "65536k")], hidden)?;
-    let dev = open_in_root(root, Path::new("/dev"), Target::Dir)?;
-    for device in devices {
-        let target = &device.device.container;
-        match target.strip_prefix("/dev").ok().and_then(|p| p.to_str()).filter(|n| !n.contains('/')) {
-            // Directly in /dev, the fresh tmpfs of this container's own, where nothing of the image is
-            // yet: the mount point is made and the node attached by name, with no walk.
-            Some(name) if !name.is_empty() && name != ".." && name != "." => {
-                let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-                drop(
-                    fs::openat(&dev, name, flags, Mode::from_raw_mode(0o644))
-                        .context(|| format!("create {}", target.display()))?,
-                );
-                move_mount(&device.tree, "", &dev, name, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-                    .context(|| format!("move_mount {}", target.display()))?;
+/// Runs the container's mount plan inside `root` (before pivot_root): each operation in order,
+/// with `sources` the plan's sources as spawner opened them (see [`open_sources`]).
+pub fn execute(
+    root: BorrowedFd<'_>,
+    plan: &super::mount_plan::Plan,
+    sources: &[OwnedFd],
+    cgroup_version: crate::cgroup::Version,
+) -> Result<()> {
+    use super::mount_plan::Op;
+    // The last tmpfs mounted, fresh and ours: nothing of the image is in it, so what goes directly
+    // in it is made by name there rather than by a walk from the root (the device nodes in /dev).
+    let mut fresh: Option<(PathBuf, OwnedFd)> = None;
+    for op in &plan.ops {
+        match op {
+            Op::NewFs { target, fstype, source: _, options, attrs } => {
+                let options: Vec<(&str, &str)> =
+                    options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let attrs = MountAttrFlags::from_bits_retain(*attrs as u32);
+                let mnt = new_fs(fstype, &options, attrs)?;
+                let dir = open_in_root(root, target, Target::Dir)?;
+                attach(&mnt, dir.as_fd(), &target.display().to_string())?;
+                fresh = (fstype == "tmpfs")
+                    .then(|| {
+                        fs::openat(
+                            &mnt,
+                            ".",
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )
+                    })
+                    .transpose()
+                    .context(|| format!("open {}", target.display()))?
+                    .map(|fd| (target.clone(), fd));
             }
-            _ => attach_in_root(root, &device.tree, target, Target::File)?,
+            Op::Cgroups { target, attrs } => {
+                mount_cgroups(root, target, cgroup_version, MountAttrFlags::from_bits_retain(*attrs as u32))?
+            }
+            Op::Attach { target, source, attrs, cleared, recursive_set, recursive_clear } => {
+                let tree = &sources[*source];
+                if attrs | cleared != 0 {
+                    rawsys::mount::mount_setattr(tree.as_fd(), *attrs, *cleared, false)
+                        .context(|| format!("{}: mount_setattr", target.display()))?;
+                }
+                if recursive_set | recursive_clear != 0 {
+                    rawsys::mount::mount_setattr(tree.as_fd(), *recursive_set, *recursive_clear, true)
+                        .context(|| format!("{}: mount_setattr", target.display()))?;
+                }
+                let st = fs::fstat(tree).context(|| format!("{}: fstat source", target.display()))?;
+                let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                match in_fresh(&fresh, target) {
+                    Some((dir, name)) if !is_dir => {
+                        let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+                        drop(
+                            fs::openat(dir, &name, flags, Mode::from_raw_mode(0o644))
+                                .context(|| format!("create {}", target.display()))?,
+                        );
+                        move_mount(tree, "", dir, &name, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+                            .context(|| format!("move_mount {}", target.display()))?;
+                    }
+                    _ => attach_in_root(root, tree, target, if is_dir { Target::Dir } else { Target::File })?,
+                }
+            }
+            Op::AttachFiles { source, files } => attach_files(root, &sources[*source], files)?,
+            Op::Mknod { target, kind, major, minor, mode, uid, gid } => {
+                let (parent, name) = parent_in_root(root, target)?;
+                let file_type = match kind {
+                    crate::spec::DeviceKind::Char => FileType::CharacterDevice,
+                    crate::spec::DeviceKind::Block => FileType::BlockDevice,
+                    crate::spec::DeviceKind::Fifo => FileType::Fifo,
+                };
+                match fs::mknodat(
+                    &parent,
+                    &name,
+                    file_type,
+                    Mode::from_raw_mode(*mode),
+                    fs::makedev(*major, *minor),
+                ) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(MountError { what: format!("mknod {}", target.display()), errno: e })
+                    }
+                }
+                fs::chmodat(&parent, &name, Mode::from_raw_mode(*mode), fs::AtFlags::empty())
+                    .context(|| format!("chmod {}", target.display()))?;
+                fs::chownat(
+                    &parent,
+                    &name,
+                    Some(rustix::fs::Uid::from_raw(*uid)),
+                    Some(rustix::fs::Gid::from_raw(*gid)),
+                    fs::AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .context(|| format!("chown {}", target.display()))?;
+            }
+            Op::Symlink { target, to } => {
+                let made = match in_fresh(&fresh, target) {
+                    Some((dir, name)) => fs::symlinkat(to.as_str(), dir, &name),
+                    None => parent_in_root(root, target)
+                        .and_then(|(parent, name)| {
+                            fs::symlinkat(to.as_str(), &parent, &name)
+                                .context(|| format!("symlink {}", target.display()))
+                        })
+                        .map_err(|e| e.errno),
+                };
+                match made {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(MountError { what: format!("symlink {}", target.display()), errno: e })
+                    }
+                }
+            }
+            Op::Propagate { target, propagation } => {
+                let fd = open_in_root(root, target, Target::Dir)?;
+                set_propagation(fd.as_fd(), *propagation)
+                    .context(|| format!("propagation of {}", target.display()))?;
+            }
         }
     }
-    for (link, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        fs::symlinkat(target, &dev, link).context(|| format!("symlink /dev/{link}"))?;
-    }
-    // devpts gives the container's own ptys: devpts cannot hold any other node (no mknod there).
-    mount_in_root(
-        root,
-        "/dev/pts",
-        "devpts",
-        &[("newinstance", ""), ("ptmxmode", "0666"), ("mode", "0620"), ("gid", "5")],
-        nosuid_noexec,
-    )?;
-    mount_in_root(root, "/dev/shm", "tmpfs", &[("mode", "1777"), ("size", "65536k")], hidden)?;
-    mount_in_root(root, "/dev/mqueue", "mqueue", &[], hidden)
+    Ok(())
 }
 
-/// /sys/fs/cgroup inside the container: the container's own cgroup as the root (the child has
-/// unshared its cgroup namespace already), read-only. init reads memory.events / memory.oom_control
-/// there to report OOM kills.
-pub fn mount_cgroups(root: BorrowedFd<'_>, version: crate::cgroup::Version) -> Result<()> {
-    let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID
+/// `target`'s name when it goes directly in `fresh` (see [`execute`]), with that directory.
+fn in_fresh<'a>(fresh: &'a Option<(PathBuf, OwnedFd)>, target: &Path) -> Option<(BorrowedFd<'a>, String)> {
+    let (dir, fd) = fresh.as_ref()?;
+    let name = target.strip_prefix(dir).ok()?.to_str()?;
+    (!name.is_empty() && !name.contains('/') && name != "..").then(|| (fd.as_fd(), name.to_string()))
+}
+
+/// Sets a mount's propagation (MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE; recursive or not).
+pub fn set_propagation(
+    mount: BorrowedFd<'_>,
+    propagation: crate::spec::Propagation,
+) -> std::result::Result<(), Errno> {
+    use crate::spec::Propagation as P;
+    use linux_raw_sys::general::{MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE};
+    let (flag, recursive) = match propagation {
+        P::Private { recursive } => (MS_PRIVATE, recursive),
+        P::Shared { recursive } => (MS_SHARED, recursive),
+        P::Slave { recursive } => (MS_SLAVE, recursive),
+        P::Unbindable { recursive } => (MS_UNBINDABLE, recursive),
+    };
+    rawsys::mount::mount_set_propagation(mount, u64::from(flag), recursive)
+}
+
+/// The directory that holds `path` inside `root` (made if missing) and the last component's name.
+fn parent_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<(OwnedFd, std::ffi::OsString)> {
+    let name = path
+        .file_name()
+        .ok_or(MountError { what: format!("{}: no file name", path.display()), errno: Errno::INVAL })?;
+    let parent = open_in_root(root, path.parent().unwrap_or(Path::new("/")), Target::Dir)?;
+    // O_PATH cannot make entries: reopen the directory itself.
+    let parent =
+        fs::openat(&parent, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .context(|| format!("open {}", path.parent().unwrap_or(Path::new("/")).display()))?;
+    Ok((parent, name.to_os_string()))
+}
+
+/// Opens the plan's sources, in spawner before the container exists: host paths cloned once
+/// (open_tree from an O_PATH fd), the host's default device nodes checked to be those devices, and
+/// the front end's prepared trees taken over.
+pub fn open_sources(
+    plan: &super::mount_plan::Plan,
+    prepared: &mut [Option<OwnedFd>],
+) -> Result<Vec<OwnedFd>> {
+    use super::mount_plan::Source;
+    let clone = |fd: BorrowedFd<'_>, recursive: bool| {
+        let mut flags =
+            OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH;
+        if recursive {
+            flags |= OpenTreeFlags::AT_RECURSIVE;
+        }
+        open_tree(fd, "", flags)
+    };
+    plan.sources
+        .iter()
+        .map(|source| match source {
+            Source::HostPath { path, recursive } => {
+                let fd = fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                    .context(|| format!("bind mount source {}", path.display()))?;
+                clone(fd.as_fd(), *recursive)
+                    .context(|| format!("bind mount source {}: open_tree", path.display()))
+            }
+            Source::HostDevice { name, major, minor } => {
+                let path = format!("/dev/{name}");
+                let fd = fs::open(&path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                    .context(|| format!("device {path}"))?;
+                let st = fs::fstat(&fd).context(|| format!("device {path}: fstat"))?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice
+                    || (fs::major(st.st_rdev), fs::minor(st.st_rdev)) != (*major, *minor)
+                {
+                    return Err(MountError {
+                        what: format!("host {path} is not the char device {major}:{minor}"),
+                        errno: Errno::NODEV,
+                    });
+                }
+                // The bind keeps the host mount's flags: nosuid and noexec would mean nothing on a
+                // device node.
+                clone(fd.as_fd(), false).context(|| format!("device {path}: open_tree"))
+            }
+            Source::Prepared(i) => prepared.get_mut(*i).and_then(Option::take).ok_or(MountError {
+                what: format!("prepared mount {i} missing or used twice"),
+                errno: Errno::INVAL,
+            }),
+        })
+        .collect()
+}
+
+/// /sys/fs/cgroup inside the container (OCI type `cgroup`): the container's own cgroup as the root
+/// (the child has unshared its cgroup namespace already), nosuid, nodev, noexec, and read-only
+/// unless `attrs` says otherwise. init reads memory.events / memory.oom_control there to report
+/// OOM kills. On v1, a tmpfs with the memory hierarchy in it (the one spawner uses).
+pub fn mount_cgroups(
+    root: BorrowedFd<'_>,
+    target: &Path,
+    version: crate::cgroup::Version,
+    attrs: MountAttrFlags,
+) -> Result<()> {
+    let attrs = attrs
+        | MountAttrFlags::MOUNT_ATTR_NOSUID
         | MountAttrFlags::MOUNT_ATTR_NODEV
-        | MountAttrFlags::MOUNT_ATTR_NOEXEC
-        | MountAttrFlags::MOUNT_ATTR_RDONLY;
+        | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+    let target_str = target.display().to_string();
     match version {
-        crate::cgroup::Version::V2 => mount_in_root(root, "/sys/fs/cgroup", "cgroup2", &[], attrs),
+        crate::cgroup::Version::V2 => mount_in_root(root, &target_str, "cgroup2", &[], attrs),
         crate::cgroup::Version::V1 => {
             mount_in_root(
                 root,
-                "/sys/fs/cgroup",
+                &target_str,
                 "tmpfs",
                 &[("mode", "755")],
                 attrs - MountAttrFlags::MOUNT_ATTR_RDONLY,
             )?;
-            mount_in_root(root, "/sys/fs/cgroup/memory", "cgroup", &[("memory", "")], attrs)
+            mount_in_root(root, &format!("{target_str}/memory"), "cgroup", &[("memory", "")], attrs)
         }
     }
 }
@@ -447,7 +627,7 @@ const SYSFS_MAGIC: u64 = 0x6265_6572;
 /// before any volume (checked to be 1:3 when it was opened), and each target is resolved inside the
 /// root and must be on procfs or sysfs, so a volume holding `null -> /proc/sys/…` or covering /proc
 /// cannot turn a mask into a writable host file. Paths the kernel does not have are skipped.
-pub fn mask_paths(devnull: &OwnedFd, masked: &[String], readonly: &[&str]) -> Result<()> {
+pub fn mask_paths(devnull: &OwnedFd, masked: &[PathBuf], readonly: &[PathBuf]) -> Result<()> {
     let root = fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .context(|| "open /".into())?;
     let null_st = fs::fstat(devnull).context(|| "fstat /dev/null".into())?;
@@ -471,9 +651,9 @@ pub fn mask_paths(devnull: &OwnedFd, masked: &[String], readonly: &[&str]) -> Re
                     | OpenTreeFlags::OPEN_TREE_CLOEXEC
                     | OpenTreeFlags::AT_EMPTY_PATH,
             )
-            .context(|| format!("mask {path}: open_tree /dev/null"))?
+            .context(|| format!("mask {}: open_tree /dev/null", path.display()))?
         };
-        attach(&mnt, target.as_fd(), &format!("mask {path}"))?;
+        attach(&mnt, target.as_fd(), &format!("mask {}", path.display()))?;
     }
     for path in readonly {
         let Some((target, _)) = pseudo_fs_target(root.as_fd(), path)? else { continue };
@@ -485,33 +665,35 @@ pub fn mask_paths(devnull: &OwnedFd, masked: &[String], readonly: &[&str]) -> Re
                 | OpenTreeFlags::AT_EMPTY_PATH
                 | OpenTreeFlags::AT_RECURSIVE,
         )
-        .context(|| format!("bind {path}"))?;
+        .context(|| format!("bind {}", path.display()))?;
         let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
             | MountAttrFlags::MOUNT_ATTR_NOSUID
             | MountAttrFlags::MOUNT_ATTR_NODEV
             | MountAttrFlags::MOUNT_ATTR_NOEXEC;
         rawsys::mount::mount_setattr(tree.as_fd(), u64::from(attrs.bits()), 0, true)
-            .context(|| format!("make {path} read-only"))?;
-        attach(&tree, target.as_fd(), path)?;
+            .context(|| format!("make {} read-only", path.display()))?;
+        attach(&tree, target.as_fd(), &path.display().to_string())?;
     }
     Ok(())
 }
 
 /// `path` opened (O_PATH, not following a last symlink) inside `root`, checked to be on procfs or
 /// sysfs, with its file type; None when it does not exist.
-fn pseudo_fs_target(root: BorrowedFd<'_>, path: &str) -> Result<Option<(OwnedFd, FileType)>> {
-    let relative = path.trim_start_matches('/');
+fn pseudo_fs_target(root: BorrowedFd<'_>, path: &Path) -> Result<Option<(OwnedFd, FileType)>> {
+    let relative = path.strip_prefix("/").unwrap_or(path);
     let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let shown = path.display();
     let target = match fs::openat2(root, relative, flags, Mode::empty(), in_root_flags()) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(MountError { what: format!("mask {path}: open"), errno: e }),
+        Err(e) => return Err(MountError { what: format!("mask {shown}: open"), errno: e }),
     };
-    let fs_type = fs::fstatfs(&target).context(|| format!("mask {path}: fstatfs"))?.f_type as u64;
-    let kind = FileType::from_raw_mode(fs::fstat(&target).context(|| format!("mask {path}: fstat"))?.st_mode);
+    let fs_type = fs::fstatfs(&target).context(|| format!("mask {shown}: fstatfs"))?.f_type as u64;
+    let kind =
+        FileType::from_raw_mode(fs::fstat(&target).context(|| format!("mask {shown}: fstat"))?.st_mode);
     if (fs_type != PROC_SUPER_MAGIC && fs_type != SYSFS_MAGIC) || kind == FileType::Symlink {
         return Err(MountError {
-            what: format!("mask {path}: not a procfs or sysfs entry (something is mounted over it)"),
+            what: format!("mask {shown}: not a procfs or sysfs entry (something is mounted over it)"),
             errno: Errno::XDEV,
         });
     }

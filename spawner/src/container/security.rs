@@ -1,12 +1,10 @@
-//! The container's defences, on by default as in Docker: capabilities cut to Docker's default set
-//! (bounding and ambient sets included), no_new_privs, Docker's default seccomp profile (or the one
-//! `--security-opt seccomp=FILE` gives), and /proc and /sys paths masked or made read-only.
-//! `--privileged`, `--cap-add/--cap-drop` and `--security-opt` relax them.
+//! Capabilities and the seccomp filter as the container's first process applies them: the bounding
+//! set cut, the user and groups changed with the capabilities the process keeps, and the filter
+//! installed without setting no_new_privs itself.
 
-use crate::seccomp::docker::{self, ProfileTemplate};
-use crate::seccomp::{Filter, KernelVersion};
+use crate::seccomp::Filter;
+use crate::spec::Capabilities;
 use rustix::thread::CapabilitySet;
-use std::path::PathBuf;
 
 /// Capability names by number (`CAP_` prefix left off), as in linux/capability.h.
 const CAP_NAMES: [&str; 41] = [
@@ -53,91 +51,6 @@ const CAP_NAMES: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
-/// Docker's default capability set.
-const DOCKER_DEFAULT: [&str; 14] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FSETID",
-    "FOWNER",
-    "MKNOD",
-    "NET_RAW",
-    "SETGID",
-    "SETUID",
-    "SETFCAP",
-    "SETPCAP",
-    "NET_BIND_SERVICE",
-    "SYS_CHROOT",
-    "KILL",
-    "AUDIT_WRITE",
-];
-
-/// Paths Docker hides from containers (files get /dev/null bound over them, directories an empty
-/// read-only tmpfs) and paths it makes read-only.
-pub const MASKED_PATHS: [&str; 12] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-pub const READONLY_PATHS: [&str; 5] =
-    ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Security {
-    pub capabilities: CapabilitySet,
-    pub no_new_privs: bool,
-    pub seccomp: Seccomp,
-    pub mask_paths: bool,
-    /// `--privileged` (which also means: no device rules).
-    pub privileged: bool,
-}
-
-/// The container's seccomp profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seccomp {
-    /// Docker's default profile.
-    DockerDefault,
-    /// No filter (`seccomp=unconfined`, `--privileged`).
-    Unconfined,
-    /// `seccomp=FILE`, read and checked when the options were (still to be resolved for the
-    /// container's capabilities and the kernel).
-    File { path: PathBuf, profile: ProfileTemplate },
-}
-
-impl Seccomp {
-    /// `seccomp=FILE`: reads and checks the profile now, so that a bad file fails before anything
-    /// of the container exists.
-    fn from_file(path: &str) -> Result<Seccomp, String> {
-        let fail = |e: &dyn std::fmt::Display| format!("seccomp profile {path}: {e}");
-        let text = std::fs::read_to_string(path).map_err(|e| fail(&e))?;
-        let profile = crate::seccomp::json::parse(&text).map_err(|e| fail(&e))?;
-        Ok(Seccomp::File { path: path.into(), profile })
-    }
-}
-
-impl Default for Security {
-    fn default() -> Self {
-        Security {
-            capabilities: DOCKER_DEFAULT
-                .iter()
-                .map(|n| parse_capability(n).unwrap())
-                .fold(CapabilitySet::empty(), |a, b| a | b),
-            no_new_privs: true,
-            seccomp: Seccomp::DockerDefault,
-            mask_paths: true,
-            privileged: false,
-        }
-    }
-}
-
 /// `NET_ADMIN`, `CAP_NET_ADMIN` or `net_admin`.
 pub fn parse_capability(name: &str) -> Option<CapabilitySet> {
     let upper = name.to_ascii_uppercase();
@@ -145,58 +58,9 @@ pub fn parse_capability(name: &str) -> Option<CapabilitySet> {
     CAP_NAMES.iter().position(|n| *n == bare).map(|bit| CapabilitySet::from_bits_retain(1 << bit))
 }
 
-fn all_capabilities() -> CapabilitySet {
+/// Every capability this table knows.
+pub fn all_capabilities() -> CapabilitySet {
     CapabilitySet::from_bits_retain((1u64 << CAP_NAMES.len()) - 1)
-}
-
-impl Security {
-    /// Applies `--privileged`, `--cap-add`, `--cap-drop` and `--security-opt` the way Docker does.
-    pub fn from_options(
-        privileged: bool,
-        cap_add: &[String],
-        cap_drop: &[String],
-        opts: &[String],
-    ) -> Result<Security, String> {
-        let mut s = Security::default();
-        if privileged {
-            s = Security {
-                capabilities: all_capabilities(),
-                no_new_privs: false,
-                seccomp: Seccomp::Unconfined,
-                mask_paths: false,
-                privileged: true,
-            };
-        }
-        let caps = |names: &[String]| -> Result<CapabilitySet, String> {
-            names.iter().try_fold(CapabilitySet::empty(), |set, n| {
-                if n.eq_ignore_ascii_case("ALL") {
-                    return Ok(set | all_capabilities());
-                }
-                parse_capability(n).map(|c| set | c).ok_or_else(|| format!("unknown capability {n:?}"))
-            })
-        };
-        s.capabilities = (s.capabilities - caps(cap_drop)?) | caps(cap_add)?;
-        for opt in opts {
-            let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt, ""));
-            match (key, value) {
-                ("seccomp", "unconfined") => s.seccomp = Seccomp::Unconfined,
-                ("seccomp", path) if !path.is_empty() => s.seccomp = Seccomp::from_file(path)?,
-                ("no-new-privileges", "" | "true") => s.no_new_privs = true,
-                ("no-new-privileges", "false") => s.no_new_privs = false,
-                _ => {
-                    return Err(format!(
-                        "unsupported --security-opt {opt:?} (supported: seccomp=unconfined|FILE, \
-                         no-new-privileges=true|false)"
-                    ))
-                }
-            }
-        }
-        // As in Docker, --privileged runs without a filter whatever the options say.
-        if privileged {
-            s.seccomp = Seccomp::Unconfined;
-        }
-        Ok(s)
-    }
 }
 
 /// Drops every capability outside `keep` from the bounding set and clears the ambient set. Runs as
@@ -219,133 +83,53 @@ pub fn limit_bounding_set(keep: CapabilitySet) -> Result<(), String> {
     rustix::thread::clear_ambient_capability_set().map_err(|e| format!("clear ambient capabilities: {e}"))
 }
 
-/// Clears the inheritable set, which a change of uid keeps (CVE-2022-29162: an inheritable
-/// capability lets a program with file capabilities gain it across exec, even as a non-root
-/// user). Runs as root, before the credentials change.
-pub fn clear_inheritable() -> Result<(), String> {
-    let mut sets = rustix::thread::capabilities(None).map_err(|e| format!("capget: {e}"))?;
-    sets.inheritable = CapabilitySet::empty();
-    rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))
-}
-
-/// Sets the effective and permitted sets to `keep`, the inheritable set empty (for a root container
-/// process; a non-root one lost them all when its uid changed, as with Docker).
-pub fn set_capabilities(keep: CapabilitySet) -> Result<(), String> {
-    // Never more than this process holds (a host may lack some, e.g. CAP_SYS_RESOURCE under a
-    // restricted bounding set; --privileged then means "all we have").
+/// Changes to `uid`, `gid` and `groups` and leaves the process `caps`' effective, permitted,
+/// inheritable and ambient sets (runc's order: keep the capabilities across the uid change, then
+/// set them). Never more than this process holds: a host may lack some (CAP_SYS_RESOURCE under a
+/// restricted bounding set; `--privileged` then means "all there is").
+pub fn change_user(uid: u32, gid: u32, groups: &[u32], caps: &Capabilities) -> Result<(), String> {
     let held = rustix::thread::capabilities(None).map_err(|e| format!("capget: {e}"))?.permitted;
-    let keep = keep & held;
-    let inheritable = CapabilitySet::empty();
-    let sets = rustix::thread::CapabilitySets { effective: keep, permitted: keep, inheritable };
-    rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))
+    let keep_any = !(caps.permitted & held).is_empty();
+    if uid != 0 && keep_any {
+        rustix::thread::set_keep_capabilities(true).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+    }
+    let groups: Vec<rustix::process::Gid> =
+        groups.iter().map(|&g| rustix::process::Gid::from_raw(g)).collect();
+    rustix::thread::set_thread_groups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+    rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(gid))
+        .map_err(|e| format!("setgid {gid}: {e}"))?;
+    rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(uid))
+        .map_err(|e| format!("setuid {uid}: {e}"))?;
+    if uid != 0 && keep_any {
+        rustix::thread::set_keep_capabilities(false).map_err(|e| format!("prctl(PR_SET_KEEPCAPS): {e}"))?;
+    }
+    // Inheritable too as given (Docker: empty; CVE-2022-29162: an inheritable capability lets a
+    // program with file capabilities gain it across exec, even as a non-root user).
+    let sets = rustix::thread::CapabilitySets {
+        effective: caps.effective & held,
+        permitted: caps.permitted & held,
+        inheritable: caps.inheritable & held,
+    };
+    rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))?;
+    for (bit, name) in CAP_NAMES.iter().enumerate() {
+        let cap = CapabilitySet::from_bits_retain(1 << bit);
+        if caps.ambient.contains(cap) && (sets.permitted & sets.inheritable).contains(cap) {
+            rustix::thread::configure_capability_in_ambient_set(cap, true)
+                .map_err(|e| format!("raise ambient capability {name}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
-/// The seccomp filter for `sec`, compiled before clone: its profile resolved for the container's
-/// final capabilities (the bounding set it gets) and the running kernel. None when unconfined.
-pub fn seccomp_filter(sec: &Security) -> Result<Option<Filter>, String> {
-    let template = match &sec.seccomp {
-        Seccomp::Unconfined => return Ok(None),
-        Seccomp::DockerDefault => None,
-        Seccomp::File { profile, .. } => Some(profile),
-    };
-    let kernel = KernelVersion::running().map_err(|e| format!("seccomp: {e}"))?;
-    let profile = match template {
-        None => docker::default_profile(sec.capabilities, kernel),
-        Some(template) => template.resolve(sec.capabilities, kernel),
-    };
-    let filter = profile.compile().map_err(|e| match &sec.seccomp {
-        Seccomp::File { path, .. } => format!("seccomp profile {}: {e}", path.display()),
-        _ => format!("seccomp: {e}"),
-    })?;
+/// Compiles the config's seccomp profile (before clone).
+pub fn compile_seccomp(profile: &crate::seccomp::Profile) -> Result<Filter, String> {
+    let filter = profile.compile().map_err(|e| format!("linux.seccomp: {e}"))?;
     log::debug!("seccomp filter: {} instructions", filter.instructions().len());
-    Ok(Some(filter))
+    Ok(filter)
 }
 
 /// Installs `filter` on the calling thread. It does not set no_new_privs: while the process still
 /// has CAP_SYS_ADMIN the kernel takes the filter without it.
 pub fn install_seccomp(filter: &Filter) -> Result<(), String> {
     filter.install().map_err(|e| format!("install seccomp filter: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn docker_default_capabilities() {
-        assert_eq!(Security::default().capabilities.bits(), 0xa80425fb);
-        assert_eq!(parse_capability("cap_net_admin"), Some(CapabilitySet::NET_ADMIN));
-        let s = Security::from_options(false, &["NET_ADMIN".into()], &["CHOWN".into()], &[]).unwrap();
-        assert!(
-            s.capabilities.contains(CapabilitySet::NET_ADMIN)
-                && !s.capabilities.contains(CapabilitySet::CHOWN)
-        );
-        let s = Security::from_options(
-            false,
-            &[],
-            &["ALL".into()],
-            &["seccomp=unconfined".into(), "no-new-privileges:false".into()],
-        )
-        .unwrap();
-        assert!(s.capabilities.is_empty() && s.seccomp == Seccomp::Unconfined && !s.no_new_privs);
-        let s = Security::from_options(true, &[], &[], &[]).unwrap();
-        assert!(s.capabilities.contains(CapabilitySet::SYS_ADMIN) && !s.mask_paths && s.privileged);
-        assert!(Security::from_options(false, &["NOPE".into()], &[], &[]).is_err());
-        assert!(Security::from_options(false, &[], &[], &["apparmor=x".into()]).is_err());
-    }
-
-    #[test]
-    fn seccomp_options() {
-        let opts = |o: &[&str]| {
-            Security::from_options(false, &[], &[], &o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        };
-        assert_eq!(opts(&[]).unwrap().seccomp, Seccomp::DockerDefault);
-        assert_eq!(opts(&["seccomp:unconfined"]).unwrap().seccomp, Seccomp::Unconfined);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("profile.json");
-        let profile = r#"{"defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}"#;
-        std::fs::write(&path, profile).unwrap();
-        let s = opts(&[&format!("seccomp={}", path.display())]).unwrap();
-        assert!(matches!(&s.seccomp, Seccomp::File { path: p, .. } if *p == path));
-        let filter = seccomp_filter(&s).unwrap().unwrap();
-        assert!(!filter.instructions().is_empty());
-        // --privileged wins over a profile, as in Docker.
-        let p = Security::from_options(true, &[], &[], &[format!("seccomp={}", path.display())]).unwrap();
-        assert_eq!(p.seccomp, Seccomp::Unconfined);
-        assert_eq!(seccomp_filter(&p).unwrap(), None);
-        // A bad file fails when the options are read, naming the file and the problem.
-        std::fs::write(&path, r#"{"defaultAction": "SCMP_ACT_ERRNO", "sycalls": []}"#).unwrap();
-        let err = opts(&[&format!("seccomp={}", path.display())]).unwrap_err();
-        assert!(
-            err.starts_with(&format!("seccomp profile {}: unknown field `sycalls`", path.display())),
-            "{err}"
-        );
-        let err = opts(&["seccomp=/nonexistent/profile.json"]).unwrap_err();
-        assert!(err.starts_with("seccomp profile /nonexistent/profile.json: "), "{err}");
-        assert!(opts(&["seccomp="]).is_err());
-    }
-
-    #[test]
-    fn the_default_filter_follows_the_final_capabilities() {
-        let data = |name: &str, arg0| crate::seccomp::bpf::interpreter::SeccompData {
-            nr: crate::seccomp::syscalls::number(name).unwrap(),
-            arch: crate::seccomp::native::AUDIT_ARCH,
-            args: [arg0, 0, 0, 0, 0, 0],
-            ..Default::default()
-        };
-        let ret = |s: &Security, name, arg0| {
-            let filter = seccomp_filter(s).unwrap().unwrap();
-            crate::seccomp::bpf::interpreter::run(filter.instructions(), &data(name, arg0)).0
-        };
-        let allow = crate::seccomp::Action::Allow.ret();
-        let plain = Security::default();
-        assert_ne!(ret(&plain, "mount", 0), allow);
-        let admin = Security::from_options(false, &["SYS_ADMIN".into()], &[], &[]).unwrap();
-        assert_eq!(ret(&admin, "mount", 0), allow);
-        // Dropped by --cap-drop: the filter follows.
-        let no_chroot = Security::from_options(false, &[], &["SYS_CHROOT".into()], &[]).unwrap();
-        assert_eq!(ret(&plain, "chroot", 0), allow);
-        assert_ne!(ret(&no_chroot, "chroot", 0), allow);
-    }
 }

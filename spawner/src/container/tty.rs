@@ -16,9 +16,13 @@ pub fn socket_pair() -> Result<(OwnedFd, OwnedFd), String> {
 
 /// In the container (after pivot_root): opens a pty from /dev/ptmx, makes the slave the controlling
 /// terminal and stdio of this process (already a session leader), and sends the master to spawner.
-pub fn attach_in_container(socket: &OwnedFd) -> Result<(), String> {
+pub fn attach_in_container(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), String> {
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
         .map_err(|e| format!("open /dev/ptmx: {e}"))?;
+    if let Some((rows, cols)) = size {
+        let size = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        tcsetwinsize(&master, size).map_err(|e| format!("set the console size: {e}"))?;
+    }
     grantpt(&master).map_err(|e| format!("grantpt: {e}"))?;
     unlockpt(&master).map_err(|e| format!("unlockpt: {e}"))?;
     let name = ptsname(&master, Vec::new()).map_err(|e| format!("ptsname: {e}"))?;

@@ -283,7 +283,7 @@ mod tests {
 
     /// Docker's default capability set.
     fn docker_caps() -> CapabilitySet {
-        crate::container::security::Security::default().capabilities
+        crate::docker::security::Security::default().capabilities
     }
 
     fn filter(caps: CapabilitySet, kernel: KernelVersion) -> Filter {

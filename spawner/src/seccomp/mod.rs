@@ -394,7 +394,7 @@ mod tests {
     /// filter). Either way the kernel, not the test interpreter, decides.
     #[test]
     fn the_kernel_applies_the_installed_filter() {
-        let caps = crate::container::security::Security::default().capabilities;
+        let caps = crate::docker::security::Security::default().capabilities;
         let filter = docker::default_profile(caps, KernelVersion::running().unwrap()).compile().unwrap();
         let root = rustix::process::geteuid().is_root();
         // SAFETY: the child makes syscalls only (no allocation, no lock another thread of the test

@@ -1,9 +1,9 @@
-//! The device nodes a container gets: Docker's default set (null, zero, full, random, urandom, tty)
-//! and each `--device HOST[:CONTAINER][:PERMS]`. The container's /dev is a `nodev` tmpfs, so a node
-//! made at run time (container root keeps CAP_MKNOD, as in Docker) opens nowhere; the nodes it may
-//! use are the host's own, bind-mounted one by one (runc's way inside a user namespace). spawner
-//! opens each as a detached mount before the container exists, checked to be the device it should
-//! be, and the container attaches them: no path is looked up again once the container has content.
+//! `--device HOST[:CONTAINER][:PERMS]`: a host device node for the container. Its /dev is a `nodev`
+//! tmpfs, so a node made at run time (container root keeps CAP_MKNOD, as in Docker) opens nowhere;
+//! the nodes it may use are the host's own, bind-mounted one by one (runc's way inside a user
+//! namespace; the core binds the default ones). spawner opens each as a detached mount before the
+//! container exists, checked to be a device, and the container attaches it; its cgroup rule goes
+//! after Docker's allow-list.
 
 use rustix::fd::OwnedFd;
 use rustix::fs::FileType;
@@ -43,11 +43,6 @@ impl Device {
     }
 }
 
-/// Docker's default nodes, with the numbers the host's must have (checked: a host whose /dev/null
-/// were something else must not hand that to a container).
-const DEFAULTS: [(&str, u32, u32); 6] =
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
-
 /// A device node ready to attach: a detached mount of the host's node.
 pub struct DeviceMount {
     pub tree: OwnedFd,
@@ -86,30 +81,9 @@ pub fn parse(spec: &str) -> Result<(PathBuf, PathBuf, String), DeviceError> {
     Ok((host.into(), container.into(), perms.into()))
 }
 
-/// Opens Docker's default nodes (/dev/null first) and the `requested` ones (from [`parse`]) as
-/// detached mounts.
+/// Opens the `requested` nodes (from [`parse`]) as detached mounts.
 pub fn open(requested: &[(PathBuf, PathBuf, String)]) -> Result<Vec<DeviceMount>, DeviceError> {
-    let mut mounts = Vec::with_capacity(DEFAULTS.len() + requested.len());
-    for (name, major, minor) in DEFAULTS {
-        let path = PathBuf::from(format!("/dev/{name}"));
-        let mount = open_node(&path, &path, "rwm")?;
-        let d = &mount.device;
-        if (d.kind, d.major, d.minor) != (Kind::Char, major, minor) {
-            return Err(DeviceError(format!(
-                "host {} is device {}:{}, not the char device {major}:{minor}",
-                path.display(),
-                d.major,
-                d.minor
-            )));
-        }
-        mounts.push(mount);
-    }
-    // A requested node at a default's place is bound over it; the default stays first in the list
-    // (masking clones the /dev/null mount: it must be the host's 1:3).
-    for (host, container, perms) in requested {
-        mounts.push(open_node(host, container, perms)?);
-    }
-    Ok(mounts)
+    requested.iter().map(|(host, container, perms)| open_node(host, container, perms)).collect()
 }
 
 fn open_node(host: &Path, container: &Path, access: &str) -> Result<DeviceMount, DeviceError> {

@@ -1,0 +1,522 @@
+//! `spawner run`: Docker's front end on the container core. It turns an image archive, the image's
+//! config and Docker's flags into a container [`Config`] (what an OCI runtime spec says) plus what a
+//! spec cannot say ([`Extras`]: the root as an overlay of store layers, our init as PID 1 as `docker
+//! run --init` has it, the image user to look up, the /etc files and volumes it prepared), runs it,
+//! and cleans up after it. Docker's semantics live here: Entrypoint/Cmd/Env (`process`), volumes,
+//! `--device`, `--security-opt` (`security`), the init layer, the /etc files, container names and
+//! the state directory (`state_dir`, `stale`).
+
+pub mod devices;
+pub mod process;
+pub mod security;
+mod stale;
+mod state_dir;
+
+use crate::cgroup::Limits;
+use crate::container::mount_plan::FrontEndMounts;
+use crate::container::{self, net, rootfs, Extras, RunError};
+use crate::image::Archive;
+use crate::spec::{self, Config, Mount, MountKind, NamespaceKind};
+use crate::store::LayerStore;
+use process::Overrides;
+use rustix::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// A `-v HOST:CONTAINER[:OPTIONS]` bind mount, as the user gave it (the source is opened once, into
+/// a [`rootfs::VolumeTree`], before the container is made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub container: PathBuf,
+    pub read_only: bool,
+    /// `dev`: device nodes in the volume open (default: nodev, as the rest of the container).
+    pub devices: bool,
+    /// `suid`: setuid and setgid bits in the volume take effect (default: nosuid).
+    pub setuid: bool,
+    /// `noexec`: nothing in the volume can be executed.
+    pub noexec: bool,
+}
+
+macro_rules! from_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RunError {
+            fn from(e: $t) -> Self {
+                RunError(e.to_string())
+            }
+        }
+    )*};
+}
+from_error!(process::NoCommand, devices::DeviceError);
+
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    pub archive: PathBuf,
+    pub image: Option<String>,
+    pub state_dir: PathBuf,
+    pub overrides: Overrides,
+    pub volumes: Vec<Volume>,
+    /// `--device HOST[:CONTAINER][:PERMS]`, as [`devices::parse`] gives them.
+    pub devices: Vec<(PathBuf, PathBuf, String)>,
+    pub read_only: bool,
+    pub net_host: bool,
+    pub limits: Limits,
+    pub cgroup_parent: Option<PathBuf>,
+    /// Keep the container's upper directory after it exits (implied by `name`).
+    pub keep: bool,
+    pub name: Option<String>,
+    pub tty: bool,
+    pub security: security::Security,
+    /// The most bytes an image's layers may unpack to (a decompression bomb stops there).
+    pub max_image_bytes: u64,
+}
+
+/// Parses `-v HOST:CONTAINER[:OPTIONS]`; OPTIONS is a comma-separated list of `ro`/`rw` and, as
+/// podman takes them, `dev`/`nodev`, `suid`/`nosuid`, `exec`/`noexec`. A volume is `nodev,nosuid`
+/// unless it says otherwise. Only the syntax is checked here: the source is opened once, when the
+/// container is made.
+pub fn parse_volume(spec: &str) -> Result<Volume, RunError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, container, options) = match parts.as_slice() {
+        [h, c] => (*h, *c, ""),
+        [h, c, o] => (*h, *c, *o),
+        _ => return Err(RunError(format!("invalid volume {spec:?}: expected HOST:CONTAINER[:OPTIONS]"))),
+    };
+    if !container.starts_with('/') || host.is_empty() {
+        return Err(RunError(format!(
+            "invalid volume {spec:?}: both paths must be given, the container path absolute"
+        )));
+    }
+    let mut volume = Volume {
+        host: std::path::absolute(host).map_err(|e| RunError(format!("volume source {host}: {e}")))?,
+        container: container.into(),
+        read_only: false,
+        devices: false,
+        setuid: false,
+        noexec: false,
+    };
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        match option {
+            "ro" => volume.read_only = true,
+            "rw" => volume.read_only = false,
+            "dev" => volume.devices = true,
+            "nodev" => volume.devices = false,
+            "suid" => volume.setuid = true,
+            "nosuid" => volume.setuid = false,
+            "exec" => volume.noexec = false,
+            "noexec" => volume.noexec = true,
+            other => {
+                return Err(RunError(format!(
+                    "invalid volume {spec:?}: unknown option {other:?} (ro, rw, dev, nodev, suid, nosuid, exec, noexec)"
+                )))
+            }
+        }
+    }
+    Ok(volume)
+}
+
+/// Opens each volume's source, once, into a detached tree with its flags set.
+fn open_volumes(volumes: &[Volume]) -> Result<Vec<(rootfs::VolumeTree, PathBuf)>, RunError> {
+    use rustix::mount::MountAttrFlags as A;
+    volumes
+        .iter()
+        .map(|v| {
+            let mut attrs = A::empty();
+            attrs.set(A::MOUNT_ATTR_RDONLY, v.read_only);
+            attrs.set(A::MOUNT_ATTR_NODEV, !v.devices);
+            attrs.set(A::MOUNT_ATTR_NOSUID, !v.setuid);
+            attrs.set(A::MOUNT_ATTR_NOEXEC, v.noexec);
+            let tree = rootfs::volume_tree(&v.host, attrs)?;
+            log::info!("volume {} on {} ({attrs:?})", tree.resolved.display(), v.container.display());
+            Ok((tree, v.container.clone()))
+        })
+        .collect()
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 6];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        bytes = (std::process::id() as u64 ^ rawsys::now_ms()).to_le_bytes()[..6].try_into().unwrap();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The container's directory in the state dir: overlay upper/work dirs and its /etc files.
+struct ContainerDir {
+    path: PathBuf,
+    keep: bool,
+    /// This run's flock on the directory (see `stale`): released last, after the removal.
+    _lock: OwnedFd,
+}
+
+impl Drop for ContainerDir {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        // What an untouched run leaves, removed by name (each rmdir is a journaled ext4 update; no
+        // directory walk); anything else (files the container wrote) by a walk of what is left.
+        let _ = std::fs::remove_file(self.path.join("work/work/incompat/volatile/dirty"));
+        for leftover in ["work/work/incompat/volatile", "work/work/incompat", "work/work", "work", "upper"] {
+            let _ = std::fs::remove_dir(self.path.join(leftover));
+        }
+        if std::fs::remove_dir(&self.path).is_err() {
+            if let Err(e) = std::fs::remove_dir_all(&self.path) {
+                log::warn!("remove {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// A read-only layer on top of every image holding the mount targets spawner needs (/proc, /sys,
+/// /dev, /etc/hostname, /etc/hosts, /etc/resolv.conf), as Docker's "init layer" does: with them there,
+/// bind-mounting the /etc files copies nothing up, so a run leaves its upper directory empty and
+/// creating and removing it stays cheap. Made once per state directory, atomically.
+fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
+    let path = state_dir.join("init-layer");
+    if path.is_dir() {
+        return Ok(path);
+    }
+    let tmp = state_dir.join(format!("init-layer.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let build = || -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for (dir, mode) in [("", 0o755), ("proc", 0o555), ("sys", 0o555), ("dev", 0o755), ("etc", 0o755)] {
+            let d = tmp.join(dir);
+            std::fs::create_dir_all(&d)?;
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))?;
+        }
+        for file in ETC_FILES {
+            std::fs::write(tmp.join("etc").join(file), "")?;
+        }
+        Ok(())
+    };
+    build().map_err(|e| RunError(format!("create {}: {e}", tmp.display())))?;
+    match std::fs::rename(&tmp, &path) {
+        Ok(()) => Ok(path),
+        // Another run made it first.
+        Err(_) if path.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(path)
+        }
+        Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
+    }
+}
+
+/// Creates `containers/NAME` with its upper and work directories, locked for this run: made as
+/// `.ID.new`, locked, then renamed into place without replacing anything (a taken name is an error).
+fn create_container_dir(
+    containers: &Path,
+    name: &str,
+    id: &str,
+    keep: bool,
+) -> Result<ContainerDir, RunError> {
+    let path = containers.join(name);
+    let in_use = || RunError(format!("container name {name:?} is already in use ({})", path.display()));
+    if path.exists() {
+        return Err(in_use());
+    }
+    let tmp = containers.join(format!(".{id}.new"));
+    let io = |what: &str, p: &Path, e: std::io::Error| RunError(format!("{what} {}: {e}", p.display()));
+    // 0700: no other host user may reach the upper directory (setuid files the container wrote).
+    // The upper directory itself keeps 0755: it is the container's `/`.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&tmp)
+        .map_err(|e| io("create", &tmp, e))?;
+    let prepare = || -> Result<OwnedFd, RunError> {
+        let lock = stale::claim(&tmp).map_err(|e| RunError(format!("lock {}: {e}", tmp.display())))?;
+        for d in ["upper", "work"] {
+            std::fs::create_dir(tmp.join(d)).map_err(|e| io("create", &tmp.join(d), e))?;
+        }
+        if keep {
+            std::fs::write(tmp.join(stale::KEEP_MARKER), "").map_err(|e| io("write", &tmp, e))?;
+        }
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => Ok(lock),
+            Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => Err(in_use()),
+            Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
+        }
+    };
+    match prepare() {
+        Ok(lock) => Ok(ContainerDir { path, keep, _lock: lock }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into a
+/// small detached tmpfs and bound over the image's by the child (no file on the host disk).
+fn etc_files(hostname: &str, net_host: bool) -> Vec<(&'static str, String)> {
+    let [hostname_file, hosts_file, resolv_file] = ETC_FILES;
+    let hosts = if net_host {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    vec![(hostname_file, format!("{hostname}\n")), (hosts_file, hosts), (resolv_file, resolv)]
+}
+
+/// The files in /etc the container gets from spawner.
+const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
+
+fn human_size(n: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// The default state directory: `SPAWNER_ROOT`, else /var/lib/spawner.
+pub fn default_state_dir() -> PathBuf {
+    std::env::var_os("SPAWNER_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/spawner"))
+}
+
+/// Runs the container `opts` describes; returns its exit status (128+N for a signal, 137 for an
+/// OOM kill).
+pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
+    // Docker's rule for names (it also keeps them valid as directory and cgroup names), checked
+    // before any work is done.
+    if let Some(name) = &opts.name {
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            && name.len() <= 128;
+        if !valid {
+            return Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
+        }
+    }
+    let containers = state_dir::prepare(&opts.state_dir)?;
+    // Host paths the user named are looked up now, once; the container gets what they were.
+    let volumes = open_volumes(&opts.volumes)?;
+    let devices = devices::open(&opts.devices)?;
+    // Resolved (and compiled by the core) while spawner has one thread; see `container::run`.
+    let seccomp = security::seccomp_profile(&opts.security).map_err(RunError)?;
+    let net = (!opts.net_host).then(net::prepare_namespace);
+    let archive = Archive::open(&opts.archive)?;
+    let image = archive.select(opts.image.as_deref())?;
+    log::debug!("archive indexed");
+    log::info!(
+        "image {} from {}",
+        image.names.first().map(String::as_str).unwrap_or("(unnamed)"),
+        opts.archive.display()
+    );
+    let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
+    let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
+    let mut layers = store.ensure_image(&archive, &image)?;
+    layers.push(init_layer(&opts.state_dir)?);
+    log::info!("{} layers ready in {}", layers.len(), store.root().display());
+
+    let id = random_id();
+    let process = process::resolve(&image.config, &opts.overrides, &id, |n| std::env::var(n).ok())?;
+    let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
+    let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
+    stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
+    let mut dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
+    let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
+
+    // Mounts that need no namespace of the container's are made here, while the network namespace
+    // thread works; the container attaches them.
+    let overlay = rootfs::prepare_overlay(&layers, &upper, &work, !dir.keep)?;
+    let etc_files = rootfs::etc_files_fs(&etc_files(&process.hostname, opts.net_host))?;
+    let mut trees: Vec<Option<OwnedFd>> = vec![Some(etc_files)];
+    let mut mounts = FrontEndMounts {
+        etc_files: Some((0, ETC_FILES.iter().map(|f| f.to_string()).collect())),
+        ..Default::default()
+    };
+    for (volume, target) in volumes {
+        mounts.volumes.push((trees.len(), target));
+        trees.push(Some(volume.tree));
+    }
+    let mut limits = opts.limits.clone();
+    // Docker's device allow-list, and each --device node after it (`--privileged`: no device rules;
+    // its /dev still has only the default nodes and those given with --device).
+    if !opts.security.privileged {
+        limits.devices = crate::cgroup::docker_default();
+        limits.devices.extend(devices.iter().map(|d| d.device.rule()));
+    }
+    for device in devices {
+        mounts.devices.push((trees.len(), device.device.container.clone()));
+        trees.push(Some(device.tree));
+    }
+    let cgroup_name = format!("{cgroup_prefix}{dir_name}");
+    let cgroups_path = match &opts.cgroup_parent {
+        Some(parent) => Path::new("/").join(parent).join(&cgroup_name),
+        None => PathBuf::from(&cgroup_name),
+    };
+    let config = container_config(opts, process, dir.path.clone(), limits, cgroups_path, seccomp);
+    // Joined before the core clones: spawner is single-threaded again when it forks.
+    let mut join = Vec::new();
+    match net.map(|thread| thread.join()) {
+        Some(Ok(result)) => join.push((NamespaceKind::Network, result.map_err(RunError)?)),
+        Some(Err(_)) => return Err(RunError("network namespace thread panicked".into())),
+        None => {}
+    }
+    let extras = Extras {
+        id: dir_name,
+        overlay: Some(overlay),
+        trees,
+        mounts,
+        join,
+        init: Some(container::sealed_memfd().map_err(RunError)?),
+        image_user: Some(opts_user(opts, &image.config)),
+    };
+    let exit = container::run(&config, extras)?;
+    match exit.cgroup_left {
+        None if dir.keep => {
+            let _ = std::fs::write(dir.path.join(stale::CGROUP_GONE_MARKER), "");
+        }
+        None => {}
+        Some(e) => {
+            // The directory stays, unlocked once spawner exits: the next run takes it for a dead
+            // run's and tries the cgroup again (see `stale`).
+            log::warn!("{e}");
+            dir.keep = true;
+        }
+    }
+    drop(dir);
+    log::debug!("cleaned up");
+    if exit.oom_kills > 0 {
+        match exit.memory_limit {
+            Some(l) => {
+                eprintln!("spawner: container was killed by the OOM killer (memory limit {})", human_size(l))
+            }
+            None => eprintln!("spawner: container was killed by the OOM killer"),
+        }
+    }
+    Ok(exit.status)
+}
+
+/// Docker's `User` for the container: `-u`, else the image's (empty: root).
+fn opts_user(opts: &RunOptions, image: &crate::image::ImageConfig) -> String {
+    opts.overrides.user.clone().unwrap_or_else(|| image.config.user.clone())
+}
+
+/// The mounts every Docker container has, in Docker's order, made `nodev` where Docker's are not
+/// (/dev: nodes come only from the host, bound in).
+fn docker_mounts() -> Vec<Mount> {
+    use linux_raw_sys::general::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY};
+    let hidden = u64::from(MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    let fs = |destination: &str, fstype: &str, flags: u64, data: &str| Mount {
+        destination: destination.into(),
+        kind: MountKind::Fs { fstype: fstype.into(), source: fstype.into() },
+        flags,
+        cleared_flags: 0,
+        recursive_set: 0,
+        recursive_clear: 0,
+        propagation: Vec::new(),
+        data: data.into(),
+    };
+    vec![
+        fs("/proc", "proc", hidden, ""),
+        fs("/sys", "sysfs", hidden | u64::from(MS_RDONLY), ""),
+        fs("/sys/fs/cgroup", "cgroup", hidden | u64::from(MS_RDONLY), ""),
+        fs("/dev", "tmpfs", hidden, "mode=755,size=65536k"),
+        fs(
+            "/dev/pts",
+            "devpts",
+            u64::from(MS_NOSUID | MS_NOEXEC),
+            "newinstance,ptmxmode=0666,mode=0620,gid=5",
+        ),
+        fs("/dev/shm", "tmpfs", hidden, "mode=1777,size=65536k"),
+        fs("/dev/mqueue", "mqueue", hidden, ""),
+    ]
+}
+
+/// Docker's masked paths, with `/sys/devices/system/cpu/*/thermal_throttle` expanded for this
+/// machine's CPUs (masking skips what does not exist).
+fn masked_paths() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = security::MASKED_PATHS.iter().map(PathBuf::from).collect();
+    if let Ok(cpus) = std::fs::read_dir("/sys/devices/system/cpu") {
+        for cpu in cpus.flatten() {
+            let name = cpu.file_name();
+            let number = name.to_str().and_then(|n| n.strip_prefix("cpu"));
+            if number.is_some_and(|n| n.parse::<u32>().is_ok()) {
+                paths.push(cpu.path().join("thermal_throttle"));
+            }
+        }
+    }
+    paths
+}
+
+/// The container as a spec would describe it.
+fn container_config(
+    opts: &RunOptions,
+    process: process::ProcessSpec,
+    root: PathBuf,
+    limits: Limits,
+    cgroups_path: PathBuf,
+    seccomp: Option<crate::seccomp::Profile>,
+) -> Config {
+    let sec = &opts.security;
+    let caps = sec.capabilities;
+    let none = rustix::thread::CapabilitySet::empty();
+    let mut namespaces: Vec<spec::Namespace> = [
+        NamespaceKind::Mount,
+        NamespaceKind::Pid,
+        NamespaceKind::Uts,
+        NamespaceKind::Ipc,
+        NamespaceKind::Cgroup,
+    ]
+    .into_iter()
+    .map(|kind| spec::Namespace { kind, path: None })
+    .collect();
+    namespaces.sort_by_key(|ns| ns.kind);
+    Config {
+        oci_version: "1.2.0".into(),
+        root: spec::Root { path: root, readonly: opts.read_only },
+        mounts: docker_mounts(),
+        process: Some(spec::Process {
+            args: process.argv,
+            env: process.env,
+            cwd: PathBuf::from(process.cwd),
+            // Looked up in the image by the core (`Extras::image_user`).
+            user: spec::User { uid: 0, gid: 0, umask: None, additional_gids: Vec::new() },
+            terminal: opts.tty,
+            console_size: None,
+            capabilities: spec::Capabilities {
+                bounding: caps,
+                effective: caps,
+                permitted: caps,
+                inheritable: none,
+                ambient: none,
+            },
+            rlimits: Vec::new(),
+            no_new_privileges: sec.no_new_privs,
+            oom_score_adj: None,
+            apparmor_profile: None,
+            selinux_label: None,
+        }),
+        hostname: Some(process.hostname),
+        domainname: None,
+        namespaces,
+        uid_mappings: Vec::new(),
+        gid_mappings: Vec::new(),
+        sysctl: Default::default(),
+        resources: limits,
+        cgroups_path: Some(cgroups_path),
+        devices: Vec::new(),
+        seccomp,
+        rootfs_propagation: None,
+        masked_paths: if sec.mask_paths { masked_paths() } else { Vec::new() },
+        readonly_paths: if sec.mask_paths {
+            security::READONLY_PATHS.iter().map(PathBuf::from).collect()
+        } else {
+            Vec::new()
+        },
+        personality: None,
+        hooks: Default::default(),
+        annotations: Default::default(),
+    }
+}
