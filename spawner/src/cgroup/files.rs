@@ -118,15 +118,25 @@ pub(crate) fn read_procs(dir: &Path) -> Result<Vec<i32>> {
         .collect()
 }
 
-/// Every pid in the cgroups `dirs` and below them, except our own process and pid 0 (a
-/// process outside our pid namespace, which we could not signal anyway).
+/// Every pid in the cgroup `dir` and the cgroups below it, sorted, without pid 0 (a process
+/// outside our pid namespace, which has no number here).
+pub(crate) fn pids_below(dir: &Path) -> Result<Vec<i32>> {
+    let mut pids = Vec::new();
+    for d in subtree(dir)? {
+        pids.extend(read_procs(&d)?.into_iter().filter(|&p| p > 0));
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+/// Every pid in the cgroups `dirs` and below them, except our own process and pid 0 (which we
+/// could not signal anyway).
 fn procs_in(dirs: &[&Path]) -> Result<Vec<i32>> {
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let mut pids = Vec::new();
     for dir in dirs {
-        for d in subtree(dir)? {
-            pids.extend(read_procs(&d)?.into_iter().filter(|&p| p > 0 && p != me));
-        }
+        pids.extend(pids_below(dir)?.into_iter().filter(|&p| p != me));
     }
     pids.sort_unstable();
     pids.dedup();

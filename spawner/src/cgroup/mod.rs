@@ -20,6 +20,12 @@
 //! directory of ours below the `unified` mount can carry the BPF program instead. Where neither
 //! exists the container runs without device control, and [`Cgroup::device_control`] says why.
 //!
+//! For an OCI runtime's commands: [`Cgroup::update`] changes limits of a running container,
+//! [`Cgroup::freeze`] and [`Cgroup::thaw`] pause and resume it ([`freezer`]), [`Cgroup::pids`]
+//! lists its processes, and [`Cgroup::location`] / [`Cgroup::reopen`] let a later process (runc's
+//! command line runs one per verb) find the cgroup again ([`location`]). [`limits`] holds what the
+//! limits mean and how they are checked.
+//!
 //! Leftovers: a spawner that is SIGKILLed cannot remove its cgroup. Name container cgroups with a
 //! common prefix (e.g. `spawner-<pid>-<n>`) and call [`remove_stale`] on start-up with a predicate
 //! that says whether the owner of a name is still alive.
@@ -27,6 +33,9 @@
 mod device_bpf;
 pub mod devices;
 mod files;
+mod freezer;
+mod limits;
+pub mod location;
 pub mod v1;
 pub mod v2;
 
@@ -36,25 +45,21 @@ mod root_tests;
 use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
 
 pub use devices::{docker_default, Access, DeviceKind, DeviceRule};
+pub use freezer::FreezerState;
+pub(crate) use limits::SwapTotal;
+pub use limits::{parse_size, Limits, CPU_PERIOD_US, MIN_MEMORY};
+pub use location::{CgroupLocation, SavedDir};
 
 /// Where the cgroup filesystem (v2) or the tmpfs holding the v1 hierarchies is mounted.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// `CGROUP2_SUPER_MAGIC` from `linux/magic.h`: the `f_type` statfs reports for cgroup2.
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
-
-/// The cpu period written with every cpu quota (v1 `cpu.cfs_period_us`, second field of v2
-/// `cpu.max`). 100 ms is the kernel default and what Docker uses for `--cpus`.
-pub const CPU_PERIOD_US: u64 = 100_000;
-
-/// The kernel rejects quotas below 1 ms; with a 100 ms period that is `--cpus 0.01`, which is
-/// also Docker's documented minimum.
-const MIN_CPU_QUOTA_US: u64 = 1_000;
-
-/// Docker refuses memory limits below 6 MiB: a container cannot even start its init below that.
-pub const MIN_MEMORY: u64 = 6 << 20;
 
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -71,6 +76,8 @@ pub enum Error {
     Invalid(String),
     /// Processes were still in the cgroup after killing them for a while.
     StillPopulated { path: PathBuf, pids: Vec<i32> },
+    /// The kernel did not get to a state in time (a freeze that did not finish).
+    Timeout { op: &'static str, path: PathBuf, what: String },
 }
 
 impl Error {
@@ -98,6 +105,7 @@ impl fmt::Display for Error {
             Error::StillPopulated { path, pids } => {
                 write!(f, "cgroup: kill {}: processes {pids:?} still there after SIGKILL", path.display())
             }
+            Error::Timeout { op, path, what } => write!(f, "cgroup: {op} {}: {what}", path.display()),
         }
     }
 }
@@ -122,7 +130,8 @@ fn errno_text(e: &io::Error) -> String {
 }
 
 /// The cgroup version this module drives on this host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Version {
     /// Legacy or hybrid host: limits through the v1 hierarchies.
     V1,
@@ -152,166 +161,6 @@ pub fn detect() -> Result<Version> {
     #[allow(clippy::unnecessary_cast)]
     let fs_type = st.f_type as u64 & 0xffff_ffff;
     Ok(if fs_type == CGROUP2_SUPER_MAGIC { Version::V2 } else { Version::V1 })
-}
-
-/// Resource limits with Docker's meaning. `None` (and the "unlimited" values noted per field)
-/// leave the kernel default, which is unlimited.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Limits {
-    /// `--memory`: bytes of RAM. `Some(0)` means no limit, as in Docker.
-    pub memory: Option<u64>,
-    /// `--memory-swap`: memory *plus* swap, in bytes; `-1` is unlimited swap, `0` is "not set".
-    /// Not set while `memory` is set gives memory+swap = 2 x memory (swap as large as memory),
-    /// Docker's default. Setting it equal to `memory` disables swap. Needs `memory`.
-    pub memory_swap: Option<i64>,
-    /// `--pids-limit`: maximum number of tasks. `0` or negative means unlimited, as in Docker.
-    pub pids: Option<i64>,
-    /// `--cpus`: CPU time as a number of CPUs, `0.5` is half of one CPU. `0` means no limit.
-    pub cpus: Option<f64>,
-    /// Device access rules (OCI `linux.resources.devices`), later rules overriding earlier ones;
-    /// Docker's are [`docker_default`]. Empty: no device control at all.
-    pub devices: Vec<DeviceRule>,
-    /// OCI `memory.reservation`, Docker's `--memory-reservation`: a soft limit in bytes (v1
-    /// `memory.soft_limit_in_bytes`, v2 `memory.low`). Not applied yet.
-    pub memory_reservation: Option<u64>,
-    /// OCI `memory.swappiness` (0-100; v1 only). Not applied yet.
-    pub memory_swappiness: Option<u64>,
-    /// OCI `cpu.shares`, Docker's `--cpu-shares`. Not applied yet.
-    pub cpu_shares: Option<u64>,
-    /// OCI `cpu.quota` and `cpu.period`, in microseconds: the precise form of `cpus`. Not applied
-    /// yet.
-    pub cpu_quota: Option<i64>,
-    pub cpu_period: Option<u64>,
-    /// OCI `cpu.cpus` / `cpu.mems`: cpuset lists such as `0-3,5`. Not applied yet.
-    pub cpuset_cpus: Option<String>,
-    pub cpuset_mems: Option<String>,
-    /// OCI `blockIO.weight` (10-1000). Not applied yet.
-    pub block_io_weight: Option<u16>,
-    /// OCI `unified`: cgroup v2 files written as given (v2 only). Not applied yet.
-    pub unified: std::collections::BTreeMap<String, String>,
-}
-
-/// What the memory+swap limit resolves to once Docker's defaults are applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SwapTotal {
-    Unlimited,
-    /// memory + swap, in bytes.
-    Bytes(u64),
-}
-
-impl Limits {
-    /// Check the limits the way `docker run` does, before anything is created.
-    pub fn validate(&self) -> Result<()> {
-        let memory = self.memory_max();
-        if let Some(m) = memory {
-            if m < MIN_MEMORY {
-                return Err(Error::Invalid(format!(
-                    "memory limit {m} is below the minimum of {MIN_MEMORY} bytes (6 MiB)"
-                )));
-            }
-        }
-        match (self.memory_swap, memory) {
-            (None | Some(0), _) => {}
-            (Some(_), None) => {
-                return Err(Error::Invalid("a memory-swap limit needs a memory limit too".into()))
-            }
-            (Some(-1), Some(_)) => {}
-            (Some(s), Some(m)) if s < 0 || (s as u64) < m => {
-                return Err(Error::Invalid(format!(
-                    "memory-swap limit {s} must be -1 (unlimited) or at least the memory limit \
-                     {m}: it is memory plus swap"
-                )))
-            }
-            (Some(_), Some(_)) => {}
-        }
-        if let Some(c) = self.cpus {
-            if !c.is_finite() || c < 0.0 {
-                return Err(Error::Invalid(format!("cpus {c} must be a non-negative number")));
-            }
-            if c > 0.0 && cpu_quota_us(c) < MIN_CPU_QUOTA_US {
-                return Err(Error::Invalid(format!("cpus {c} is below the minimum of 0.01")));
-            }
-        }
-        self.devices.iter().try_for_each(DeviceRule::validate)
-    }
-
-    /// The memory limit to write, if any.
-    pub(crate) fn memory_max(&self) -> Option<u64> {
-        self.memory.filter(|&m| m > 0)
-    }
-
-    /// Memory plus swap, with Docker's default of twice the memory when only memory is set.
-    pub(crate) fn swap_total(&self) -> Option<SwapTotal> {
-        let memory = self.memory_max()?;
-        Some(match self.memory_swap {
-            None | Some(0) => SwapTotal::Bytes(memory.saturating_mul(2)),
-            Some(s) if s < 0 => SwapTotal::Unlimited,
-            Some(s) => SwapTotal::Bytes(s as u64),
-        })
-    }
-
-    /// The pids limit to write, if any.
-    pub(crate) fn pids_max(&self) -> Option<u64> {
-        self.pids.filter(|&p| p > 0).map(|p| p as u64)
-    }
-
-    /// The cpu quota per [`CPU_PERIOD_US`] to write, if any.
-    pub(crate) fn cpu_quota(&self) -> Option<u64> {
-        self.cpus.filter(|&c| c > 0.0).map(cpu_quota_us)
-    }
-}
-
-fn cpu_quota_us(cpus: f64) -> u64 {
-    (cpus * CPU_PERIOD_US as f64).round() as u64
-}
-
-/// The v2 `cpu.max` line for a number of CPUs: `"<quota> <period>"`.
-pub(crate) fn cpu_max_line(quota_us: u64) -> String {
-    format!("{quota_us} {CPU_PERIOD_US}")
-}
-
-/// Parse a size the way Docker does for `--memory` (go-units `RAMInBytes`): a decimal number,
-/// optionally with a fraction, an optional space, and an optional binary unit `b`, `k`, `m`,
-/// `g`, `t`, `p` (any case, 1024-based) optionally followed by `i` and/or `b`: `100`, `512k`,
-/// `64m`, `64MB`, `64MiB`, `1.5g`. Fractions are truncated to whole bytes.
-pub fn parse_size(s: &str) -> Result<u64> {
-    let invalid = || Error::Invalid(format!("invalid size {s:?}"));
-    let digits_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (number, suffix) = s.split_at(digits_end);
-    let suffix = suffix.strip_prefix(' ').unwrap_or(suffix).to_ascii_lowercase();
-    let shift = match suffix.as_str() {
-        "" | "b" => 0,
-        _ => {
-            let mut chars = suffix.chars();
-            let shift = match chars.next() {
-                Some('k') => 10,
-                Some('m') => 20,
-                Some('g') => 30,
-                Some('t') => 40,
-                Some('p') => 50,
-                _ => return Err(invalid()),
-            };
-            match chars.as_str() {
-                "" | "b" | "i" | "ib" => shift,
-                _ => return Err(invalid()),
-            }
-        }
-    };
-    let (int, frac) = match number.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (number, None),
-    };
-    if int.is_empty() || frac.is_some_and(|f| f.is_empty() || f.contains('.')) {
-        return Err(invalid());
-    }
-    let whole: u64 = int.parse().map_err(|_| invalid())?;
-    let mut bytes = whole.checked_mul(1u64 << shift).ok_or_else(invalid)?;
-    if let Some(frac) = frac {
-        // Only the fraction goes through f64, so whole numbers stay exact.
-        let f: f64 = format!("0.{frac}").parse().map_err(|_| invalid())?;
-        bytes = bytes.checked_add((f * (1u64 << shift) as f64) as u64).ok_or_else(invalid)?;
-    }
-    Ok(bytes)
 }
 
 /// One line of `/proc/<pid>/cgroup`: `hierarchy-ID:controller-list:cgroup-path`.
@@ -458,7 +307,8 @@ fn validate_name(name: &str) -> Result<()> {
 }
 
 /// What enforces a container's device rules on this host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceControl {
     /// A BPF program attached to the container's cgroup2 directory.
     Bpf,
@@ -492,14 +342,18 @@ enum Backend {
 
 /// One container's cgroup, in every hierarchy that is used on this host.
 ///
-/// Dropping it without [`Cgroup::remove`] still kills what is inside and removes it, best effort,
-/// logging failures: a container's cgroup must not outlive the spawner that created it.
+/// Dropping the handle that [`Cgroup::create`] returned, without [`Cgroup::remove`] or
+/// [`Cgroup::into_location`], still kills what is inside and removes the cgroup, best effort,
+/// logging failures: a container's cgroup must not outlive the spawner that created it unless it
+/// is handed on. A handle from [`Cgroup::reopen`] removes nothing when dropped.
 pub struct Cgroup {
     name: String,
     backend: Backend,
-    memory_limit: Option<u64>,
+    /// Bytes, 0 for none; atomic so that [`Cgroup::update`] can change it through `&self`.
+    memory_limit: AtomicU64,
     device_control: DeviceControl,
-    removed: bool,
+    /// Whether dropping this handle removes the cgroup.
+    remove_on_drop: bool,
 }
 
 impl Cgroup {
@@ -531,10 +385,75 @@ impl Cgroup {
         Ok(Cgroup {
             name: name.to_owned(),
             backend,
-            memory_limit: limits.memory_max(),
+            memory_limit: AtomicU64::new(limits.memory_max().unwrap_or(0)),
             device_control,
-            removed: false,
+            remove_on_drop: true,
         })
+    }
+
+    /// The cgroup a [`Cgroup::location`] describes, from another process (runc's `start`, `kill`,
+    /// `pause`, `delete` after `create`). The location must describe a container cgroup of this
+    /// host's cgroup version (see [`location`]); directories already gone are fine. Dropping the
+    /// handle leaves the cgroup alone; [`Cgroup::remove`] removes it.
+    pub fn reopen(saved: &CgroupLocation) -> Result<Cgroup> {
+        saved.check_shape()?;
+        let host = detect()?;
+        if saved.version != host {
+            return Err(Error::Invalid(format!(
+                "saved cgroup {:?} is {:?}, and this host uses {host:?}",
+                saved.name, saved.version
+            )));
+        }
+        saved.check_dirs()?;
+        let backend = match saved.version {
+            Version::V1 => Backend::V1(v1::CgroupV1::reopen(
+                &saved.dirs,
+                saved.device_control.clone(),
+                saved.freezer_unavailable.clone(),
+            )?),
+            Version::V2 => Backend::V2(v2::CgroupV2::reopen(saved.dirs[0].path.clone())),
+        };
+        Ok(Cgroup {
+            name: saved.name.clone(),
+            backend,
+            memory_limit: AtomicU64::new(saved.memory_limit.unwrap_or(0)),
+            device_control: saved.device_control.clone(),
+            remove_on_drop: false,
+        })
+    }
+
+    /// Where this cgroup is, to save in the container's state and [`Cgroup::reopen`] later.
+    pub fn location(&self) -> CgroupLocation {
+        let (version, dirs, freezer_unavailable) = match &self.backend {
+            Backend::V1(c) => (
+                Version::V1,
+                c.dirs()
+                    .iter()
+                    .map(|d| SavedDir { controller: d.controller.into(), path: d.path.clone() })
+                    .collect(),
+                c.freezer_unavailable().map(str::to_owned),
+            ),
+            Backend::V2(c) => (
+                Version::V2,
+                vec![SavedDir { controller: v1::UNIFIED.into(), path: c.dir().to_path_buf() }],
+                None,
+            ),
+        };
+        CgroupLocation {
+            name: self.name.clone(),
+            version,
+            dirs,
+            device_control: self.device_control.clone(),
+            memory_limit: self.memory_limit(),
+            freezer_unavailable,
+        }
+    }
+
+    /// Hand the cgroup on: the location is returned and dropping no longer removes it (runc's
+    /// `create` exits while the container lives on).
+    pub fn into_location(mut self) -> CgroupLocation {
+        self.remove_on_drop = false;
+        self.location()
     }
 
     /// What enforces the device rules given to [`Cgroup::create`], or why nothing does.
@@ -586,6 +505,67 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The processes in the cgroup and the cgroups below it, sorted (runc's `ps`, `kill --all`).
+    /// Processes outside our pid namespace have no number here and are left out.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        match &self.backend {
+            Backend::V1(c) => c.pids(),
+            Backend::V2(c) => c.pids(),
+        }
+    }
+
+    /// Change the limits of the running container (runc's `update`): the fields that are set are
+    /// validated as for [`Cgroup::create`] and written, "no limit" values (`Some(0)` memory,
+    /// pids `<= 0`, cpus `0`, cpu quota `-1`) lifting a limit set before; `None` and empty fields
+    /// are left as they are. Docker's default swap (twice the memory) is not applied: memory+swap
+    /// changes only when given. Device rules stay as created, as with runc's `update`.
+    pub fn update(&self, limits: &Limits) -> Result<()> {
+        limits.validate()?;
+        if !limits.devices.is_empty() {
+            log::debug!("cgroup {}: update leaves the device rules as they were created", self.name);
+        }
+        match &self.backend {
+            Backend::V1(c) => c.update(limits)?,
+            Backend::V2(c) => c.update(limits)?,
+        }
+        if let Some(memory) = limits.memory {
+            self.memory_limit.store(memory, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Stop every process in the cgroup (runc's `pause`), waiting until all have stopped, at most
+    /// about ten seconds (then the cgroup is thawed again and it is an error). v2 `cgroup.freeze`;
+    /// on v1 the freezer hierarchy, which must have been usable when the cgroup was created
+    /// (delegated to us, or below an explicit parent): otherwise [`Error::Unavailable`] with why.
+    pub fn freeze(&self) -> Result<()> {
+        match &self.backend {
+            Backend::V1(c) => c.freeze(),
+            Backend::V2(c) => c.freeze(),
+        }
+    }
+
+    /// Let the processes run again (runc's `resume`).
+    pub fn thaw(&self) -> Result<()> {
+        match &self.backend {
+            Backend::V1(c) => c.thaw(),
+            Backend::V2(c) => c.thaw(),
+        }
+    }
+
+    /// Whether the cgroup is frozen by [`Cgroup::freeze`], being frozen, or running.
+    pub fn freezer_state(&self) -> Result<FreezerState> {
+        match &self.backend {
+            Backend::V1(c) => c.freezer_state(),
+            Backend::V2(c) => c.freezer_state(),
+        }
+    }
+
+    /// runc's `state` says "paused" exactly when this is true.
+    pub fn is_frozen(&self) -> Result<bool> {
+        Ok(self.freezer_state()? == FreezerState::Frozen)
+    }
+
     /// How many processes the kernel OOM killer has killed in this cgroup.
     pub fn oom_kills(&self) -> Result<u64> {
         match &self.backend {
@@ -594,10 +574,10 @@ impl Cgroup {
         }
     }
 
-    /// The memory limit that was applied, in bytes (as requested; the kernel rounds it down to
-    /// whole pages).
+    /// The memory limit in force, in bytes (as requested; the kernel rounds it down to whole
+    /// pages).
     pub fn memory_limit(&self) -> Option<u64> {
-        self.memory_limit
+        Some(self.memory_limit.load(Ordering::Relaxed)).filter(|&m| m > 0)
     }
 
     /// SIGKILL every process in the cgroup (and cgroups below it) and wait until they are gone
@@ -611,7 +591,7 @@ impl Cgroup {
 
     /// Kill everything inside, then remove the cgroup from every hierarchy.
     pub fn remove(mut self) -> Result<()> {
-        self.removed = true;
+        self.remove_on_drop = false;
         self.remove_now()
     }
 
@@ -629,7 +609,7 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        if !self.removed {
+        if self.remove_on_drop {
             if let Err(e) = self.remove_now() {
                 log::warn!("dropping cgroup {}: {e}", self.name);
             }
@@ -642,7 +622,7 @@ impl fmt::Debug for Cgroup {
         f.debug_struct("Cgroup")
             .field("name", &self.name)
             .field("paths", &self.paths())
-            .field("memory_limit", &self.memory_limit)
+            .field("memory_limit", &self.memory_limit())
             .field("device_control", &self.device_control)
             .finish_non_exhaustive()
     }
@@ -682,9 +662,9 @@ pub fn remove_stale(
         let cgroup = Cgroup {
             name: name.clone(),
             backend,
-            memory_limit: None,
+            memory_limit: AtomicU64::new(0),
             device_control: DeviceControl::not_asked(),
-            removed: false,
+            remove_on_drop: true,
         };
         match cgroup.remove() {
             Ok(()) => removed.push(name),
@@ -697,65 +677,6 @@ pub fn remove_stale(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_like_docker() {
-        assert_eq!(parse_size("100").unwrap(), 100);
-        assert_eq!(parse_size("100b").unwrap(), 100);
-        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
-        assert_eq!(parse_size("64m").unwrap(), 64 << 20);
-        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
-        assert_eq!(parse_size("64MB").unwrap(), 64 << 20);
-        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
-        assert_eq!(parse_size("64 mb").unwrap(), 64 << 20);
-        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
-        assert_eq!(parse_size("2t").unwrap(), 2 << 40);
-        assert_eq!(parse_size("0").unwrap(), 0);
-        for bad in ["", "m", "-1", "1x", "1.m", ".5m", "1.2.3m", "1mm", "1  m", "1e3", "99999999p"] {
-            assert!(parse_size(bad).is_err(), "{bad:?} should not parse");
-        }
-        assert_eq!(parse_size("12q").unwrap_err().to_string(), "cgroup: invalid size \"12q\"");
-    }
-
-    #[test]
-    fn swap_follows_docker() {
-        let m = 64 << 20;
-        let only_memory = Limits { memory: Some(m), ..Limits::default() };
-        assert_eq!(only_memory.swap_total(), Some(SwapTotal::Bytes(2 * m)));
-        let unlimited = Limits { memory_swap: Some(-1), ..only_memory.clone() };
-        assert_eq!(unlimited.swap_total(), Some(SwapTotal::Unlimited));
-        let no_swap = Limits { memory_swap: Some(m as i64), ..only_memory.clone() };
-        assert_eq!(no_swap.swap_total(), Some(SwapTotal::Bytes(m)));
-        assert_eq!(Limits::default().swap_total(), None);
-
-        assert!(only_memory.validate().is_ok());
-        assert!(unlimited.validate().is_ok());
-        let swap_without_memory = Limits { memory_swap: Some(1 << 30), ..Limits::default() };
-        assert!(swap_without_memory.validate().is_err());
-        let swap_below_memory = Limits { memory_swap: Some(m as i64 - 1), ..only_memory.clone() };
-        assert!(swap_below_memory.validate().is_err());
-        let tiny = Limits { memory: Some(1 << 20), ..Limits::default() };
-        assert!(tiny.validate().is_err());
-    }
-
-    #[test]
-    fn pids_and_cpus() {
-        let l = Limits { pids: Some(0), cpus: Some(0.0), ..Limits::default() };
-        assert_eq!((l.pids_max(), l.cpu_quota()), (None, None));
-        let l = Limits { pids: Some(-1), cpus: Some(1.5), ..Limits::default() };
-        assert_eq!((l.pids_max(), l.cpu_quota()), (None, Some(150_000)));
-        assert_eq!(cpu_max_line(l.cpu_quota().unwrap()), "150000 100000");
-        let half = Limits { cpus: Some(0.5), pids: Some(100), ..Limits::default() };
-        assert_eq!(half.pids_max(), Some(100));
-        assert_eq!(cpu_max_line(half.cpu_quota().unwrap()), "50000 100000");
-        assert_eq!(cpu_quota_us(0.01), 1000);
-        assert_eq!(cpu_quota_us(2.0), 200_000);
-        for bad in [f64::NAN, f64::INFINITY, -1.0, 0.001] {
-            let l = Limits { cpus: Some(bad), ..Limits::default() };
-            assert!(l.validate().is_err(), "cpus {bad}");
-        }
-    }
 
     const HYBRID_PROC_CGROUP: &str = "\
 9:name=systemd:/
