@@ -47,6 +47,11 @@ pub struct ChildPlan<'a> {
     pub image_user: Option<&'a str>,
     /// The container dies with spawner (a foreground run): parent-death signal.
     pub die_with_spawner: bool,
+    /// runc's create: set up, the process says so (one 0 byte on the error pipe) and waits until
+    /// `start` opens this FIFO (an O_PATH fd), right before exec.
+    pub exec_fifo: Option<OwnedFd>,
+    /// `--preserve-fds N`: fds 3 to 3+N-1 stay open for the process.
+    pub preserve_fds: u32,
 }
 
 /// The root file system, ready to attach.
@@ -57,12 +62,23 @@ pub enum Root {
 
 /// Runs in the child after clone; never returns.
 pub fn run(plan: ChildPlan<'_>, go: OwnedFd, errors: OwnedFd) -> ! {
+    let held = plan.exec_fifo.is_some();
     let err = match setup_and_exec(plan, go, &errors) {
         Ok(never) => match never {},
         Err(e) => e,
     };
+    if held {
+        // `create` may be gone: the message goes to the container's stderr as well (and a write to
+        // a pipe nobody reads must not kill us before that).
+        let _ = rawsys::reset_signal_disposition(13);
+        let _ = rustix::io::write(rustix::stdio::stderr(), format!("spawner: {err}\n").as_bytes());
+    }
     let _ = rustix::io::write(&errors, err.as_bytes());
-    rawsys::exit(125)
+    rawsys::exit(if err.contains("executable file not found") || err.contains("no such file or directory") {
+        127
+    } else {
+        125
+    })
 }
 
 enum Never {}
@@ -90,7 +106,18 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     // controlling one through which to push input into the host's (TIOCSTI).
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     let ChildPlan {
-        config, process, root, mounts, sources, cgroup_version, console, init, image_user, ..
+        config,
+        process,
+        root,
+        mounts,
+        sources,
+        cgroup_version,
+        console,
+        init,
+        image_user,
+        exec_fifo,
+        preserve_fds,
+        ..
     } = plan;
     build_rootfs(config, root, &mounts, &sources, cgroup_version, plan.new_cgroup_namespace)
         .map_err(|e| e.to_string())?;
@@ -99,11 +126,13 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     // From here on paths come from the image (the working directory, /etc/passwd): no host file or
     // directory may be reachable through an open fd (/proc/self/fd/N/.. was runc's CVE-2024-21626).
     // Every fd this process inherited from spawner is closed, bar the three it needs.
-    let keep = [
+    let mut keep = vec![
         errors.as_raw_fd(),
         init.map_or(-1, |i| i.as_raw_fd()),
         console.as_ref().map_or(-1, |t| t.as_raw_fd()),
+        exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
     ];
+    keep.extend((3..3 + preserve_fds).map(|fd| fd as i32));
     close_inherited(&keep)?;
     if let Some(socket) = &console {
         super::tty::attach_in_container(socket, process.console_size)?;
@@ -153,6 +182,15 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     let cwd_fd = rootfs::open_in_root(root_fd.as_fd(), cwd, rootfs::Target::Dir)
         .map_err(|e| format!("working directory {}: {e}", cwd.display()))?;
     drop(root_fd);
+    // Read-only once the working directory is made (as runc: a missing one is made first).
+    if config.root.readonly {
+        let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| format!("open /: {e}"))?;
+        // Only the flag: the root's other flags (nodev on an overlay of store layers) stay.
+        let rdonly = u64::from(MountAttrFlags::MOUNT_ATTR_RDONLY.bits());
+        rawsys::mount::mount_setattr(slash.as_fd(), rdonly, 0, false)
+            .map_err(|e| format!("make / read-only: {e}"))?;
+    }
     // As runc does: enter the working directory while still root (a user may run in a directory it
     // could not enter itself, such as Debian's /root under -u nobody), and again as the user below
     // only if root was refused.
@@ -161,8 +199,9 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     for limit in &process.rlimits {
         set_rlimit(limit)?;
     }
-    // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 survive the exec.
-    rawsys::cloexec_from(3).map_err(|e| format!("close_range(CLOEXEC): {e}"))?;
+    // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 (and the fds to
+    // preserve) survive the exec.
+    rawsys::cloexec_from(3 + preserve_fds).map_err(|e| format!("close_range(CLOEXEC): {e}"))?;
     let caps = &creds.capabilities;
     super::security::limit_bounding_set(caps.bounding)?;
     // The filter goes in as late as it can (so that the setup is not bound by it, as with runc),
@@ -205,6 +244,14 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     }
     let env = c_strings(&env.iter().map(String::as_str).collect::<Vec<_>>())?;
     let env_ptrs = null_terminated(&env);
+    // A program that is not there fails create, as with runc, not start.
+    let program = match init {
+        Some(_) => None,
+        None => Some(find_program(&process.args[0], &process.env)?),
+    };
+    if let Some(fifo) = &exec_fifo {
+        wait_for_start(errors, fifo)?;
+    }
     match init {
         Some(init) => {
             let argv: Vec<&str> =
@@ -221,7 +268,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
             Err(format!("exec init: {errno}"))
         }
         None => {
-            let program = find_program(&process.args[0], &process.env)?;
+            let program = program.expect("looked up above");
             let argv = c_strings(&process.args.iter().map(String::as_str).collect::<Vec<_>>())?;
             let argv_ptrs = null_terminated(&argv);
             let path = CString::new(program.as_os_str().as_encoded_bytes())
@@ -241,6 +288,19 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
             Err(exec_error(&process.args[0], &program, errno))
         }
     }
+}
+
+/// runc's exec FIFO: tells `create` the container is ready (a 0 byte on the error pipe), then blocks
+/// opening the FIFO for writing until `start` opens it for reading, and writes it one byte. A
+/// failure after this point is the container's own: it goes to its stderr too, since `create` has
+/// stopped reading the error pipe.
+fn wait_for_start(errors: &OwnedFd, fifo: &OwnedFd) -> Result<(), String> {
+    rustix::io::write(errors, &[0]).map_err(|e| format!("report ready: {e}"))?;
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let fifo = rustix::fs::open(path.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("open the exec FIFO: {e}"))?;
+    rustix::io::write(&fifo, b"0").map_err(|e| format!("write the exec FIFO: {e}"))?;
+    Ok(())
 }
 
 /// The process's credentials as they will be set.
@@ -322,7 +382,10 @@ fn set_rlimit(limit: &crate::spec::Rlimit) -> Result<(), String> {
 /// name in the process's PATH (runc's lookup; the default PATH when it has none).
 fn find_program(name: &str, env: &[String]) -> Result<PathBuf, String> {
     if name.contains('/') {
-        return Ok(PathBuf::from(name));
+        return match std::fs::metadata(name) {
+            Ok(_) => Ok(PathBuf::from(name)),
+            Err(e) => Err(format!("exec: {name:?}: stat {name}: {}", exec_error_text(e.raw_os_error()))),
+        };
     }
     let path = get_env(env, "PATH").unwrap_or(crate::docker::process::DEFAULT_PATH);
     for dir in path.split(':').filter(|d| !d.is_empty()) {
@@ -336,13 +399,24 @@ fn find_program(name: &str, env: &[String]) -> Result<PathBuf, String> {
     Err(format!("exec: {name:?}: executable file not found in $PATH"))
 }
 
-/// runc's wording of an exec failure, which engines read to choose 127 or 126.
+/// runc's wording of an exec failure, which engines read to choose 127 or 126 (Go's lower-case
+/// errno texts: `no such file or directory`, `permission denied`).
 fn exec_error(name: &str, program: &Path, errno: rustix::io::Errno) -> String {
-    let text = errno.to_string().to_lowercase();
+    let text = exec_error_text(Some(errno.raw_os_error()));
     if errno == rustix::io::Errno::NOENT {
-        format!("exec: {name:?}: stat {}: no such file or directory", program.display())
+        format!("exec: {name:?}: stat {}: {text}", program.display())
     } else {
         format!("exec: {name:?}: {text}")
+    }
+}
+
+fn exec_error_text(errno: Option<i32>) -> String {
+    match errno.map(rustix::io::Errno::from_raw_os_error) {
+        Some(rustix::io::Errno::NOENT) => "no such file or directory".into(),
+        Some(rustix::io::Errno::ACCESS) => "permission denied".into(),
+        Some(rustix::io::Errno::NOEXEC) => "exec format error".into(),
+        Some(e) => e.to_string().to_lowercase(),
+        None => "unknown error".into(),
     }
 }
 
@@ -449,18 +523,6 @@ fn build_rootfs(
         let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .context(|| "open /".into())?;
         rootfs::set_propagation(slash.as_fd(), propagation).context(|| "rootfsPropagation".into())?;
-    }
-    if config.root.readonly {
-        // Only the flag: the root's other flags (nodev on an overlay of store layers) stay.
-        let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-            .context(|| "open /".into())?;
-        rawsys::mount::mount_setattr(
-            slash.as_fd(),
-            u64::from(MountAttrFlags::MOUNT_ATTR_RDONLY.bits()),
-            0,
-            false,
-        )
-        .context(|| "make / read-only".into())?;
     }
     // Before /proc/sys is made read-only below.
     for (key, value) in &config.sysctl {

@@ -63,6 +63,9 @@ pub struct Extras {
     pub init: Option<OwnedFd>,
     /// Docker's `User`, looked up in the image (see `child::ChildPlan::image_user`).
     pub image_user: Option<String>,
+    /// No cgroup of the container's own (crun's `--cgroup-manager disabled`, which podman's
+    /// `--cgroups=disabled` asks for): its processes stay in spawner's cgroup, and limits are refused.
+    pub no_cgroup: bool,
 }
 
 /// How a container ended.
@@ -87,55 +90,22 @@ fn signal_set(signals: &[i32]) -> rawsys::SigSet {
 
 /// Runs the container in the foreground, spawner its parent: it dies with spawner, its terminal
 /// (if it has one) is spawner's, signals sent to spawner reach it. Returns how it ended.
-pub fn run(config: &Config, mut extras: Extras) -> Result<Exit, RunError> {
-    let process =
-        config.process.as_ref().ok_or_else(|| RunError("config.json: process: required to start".into()))?;
-    refuse_unsupported(config)?;
-    // Compiled while spawner has one thread: the compiler's allocations map and unmap memory (musl),
-    // and an unmap in a process with other threads running costs a TLB shootdown on every CPU.
-    let seccomp = config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError)?;
-    let (cgroup_name, cgroup_parent) = cgroup_place(config, &extras.id)?;
-    let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &config.resources)?;
-    let cgroup_version = cgroup.version();
-    log::info!("cgroup {:?} ({cgroup_version:?})", cgroup.paths());
-    log::info!("devices: {}", cgroup.device_control());
+pub fn run(config: &Config, extras: Extras) -> Result<Exit, RunError> {
+    let mut prepared = prepare(config, extras)?;
     let status = (|| {
-        let plan = mount_plan::plan(config, &extras.mounts);
-        let sources = rootfs::open_sources(&plan, &mut extras.trees)?;
-        let root = match extras.overlay.take() {
-            Some(overlay) => child::Root::Overlay(overlay),
-            None => child::Root::Tree(rootfs::bind_root(&config.root.path)?),
-        };
-        let mut join = namespaces::open_paths(config).map_err(RunError)?;
-        join.append(&mut extras.join);
-        let (tty_here, tty_there) = match process.terminal {
+        let (tty_here, tty_there) = match prepared.process.terminal {
             true => {
                 let (here, there) = tty::socket_pair().map_err(RunError)?;
                 (Some(here), Some(there))
             }
             false => (None, None),
         };
-        let plan = ChildPlan {
-            config,
-            process,
-            root,
-            mounts: plan,
-            sources,
-            cgroup_version,
-            cgroup_join: cgroup.self_join_files(),
-            join,
-            new_cgroup_namespace: config
-                .namespaces
-                .iter()
-                .any(|ns| ns.kind == NamespaceKind::Cgroup && ns.path.is_none()),
-            seccomp,
-            console: tty_there,
-            init: extras.init.as_ref(),
-            image_user: extras.image_user.as_deref(),
-            die_with_spawner: true,
-        };
+        let plan = prepared.child_plan(config, tty_there, None, 0, true)?;
         spawn_and_wait(plan, mount_plan::clone_flags(config), tty_here)
     })();
+    let Some(cgroup) = prepared.cgroup else {
+        return Ok(Exit { status: status?, oom_kills: 0, memory_limit: None, cgroup_left: None });
+    };
     // Only a SIGKILL (137) can be the OOM killer's: the counter is read for nothing otherwise.
     let oom_kills = match &status {
         Ok(137) => cgroup.oom_kills().unwrap_or(0),
@@ -144,6 +114,172 @@ pub fn run(config: &Config, mut extras: Extras) -> Result<Exit, RunError> {
     let memory_limit = cgroup.memory_limit();
     let cgroup_left = cgroup.remove().err();
     Ok(Exit { status: status?, oom_kills, memory_limit, cgroup_left })
+}
+
+/// How `create` holds a container before it starts.
+pub struct Held {
+    /// The FIFO `start` opens: the container's process, set up, waits on it right before exec.
+    pub exec_fifo: PathBuf,
+    /// `--console-socket`: where the pty master goes when the process has a terminal.
+    pub console_socket: Option<OwnedFd>,
+    /// `--preserve-fds N`: the caller's fds 3 to 3+N-1 are the process's too.
+    pub preserve_fds: u32,
+}
+
+/// A container made by [`create`]: its first process is set up and waits for `start`.
+pub struct Created {
+    pub pid: i32,
+    /// None with `Extras::no_cgroup`.
+    pub cgroup: Option<Cgroup>,
+}
+
+/// Makes the container and returns once its first process is set up and waiting on the exec FIFO
+/// (runc's create): nothing of it depends on spawner from then on, and when spawner exits the
+/// process is the orphan of whoever reaps orphans there (the engine's shim or conmon).
+pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, RunError> {
+    let mut prepared = prepare(config, extras)?;
+    let pid = (|| {
+        let fifo = rustix::fs::open(
+            &held.exec_fifo,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| RunError(format!("open {}: {e}", held.exec_fifo.display())))?;
+        let console = if prepared.process.terminal {
+            Some(held.console_socket.ok_or_else(|| {
+                RunError("process.terminal is set: a --console-socket is needed to pass the terminal".into())
+            })?)
+        } else {
+            None
+        };
+        let plan = prepared.child_plan(config, console, Some(fifo), held.preserve_fds, false)?;
+        spawn_held(plan, mount_plan::clone_flags(config))
+    })();
+    match pid {
+        Ok(pid) => Ok(Created { pid, cgroup: prepared.cgroup }),
+        Err(e) => {
+            if let Some(cgroup) = prepared.cgroup {
+                let _ = cgroup.remove();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What both ways of starting share: the filter compiled, the cgroup made, the mount sources, root
+/// and namespace paths opened.
+struct Prepared<'a> {
+    process: &'a crate::spec::Process,
+    seccomp: Option<crate::seccomp::Filter>,
+    cgroup: Option<Cgroup>,
+    extras: Extras,
+}
+
+fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
+    let process =
+        config.process.as_ref().ok_or_else(|| RunError("config.json: process: required to start".into()))?;
+    refuse_unsupported(config)?;
+    // Compiled while spawner has one thread: the compiler's allocations map and unmap memory (musl),
+    // and an unmap in a process with other threads running costs a TLB shootdown on every CPU.
+    let seccomp = config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError)?;
+    let cgroup = match extras.no_cgroup {
+        true if config.resources != crate::cgroup::Limits::default() => {
+            return Err(RunError(
+                "linux.resources: limits need a cgroup, and the cgroup manager is disabled".into(),
+            ))
+        }
+        true => None,
+        false => {
+            let (cgroup_name, cgroup_parent) = cgroup_place(config, &extras.id)?;
+            let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &config.resources)?;
+            log::info!("cgroup {:?} ({:?})", cgroup.paths(), cgroup.version());
+            log::info!("devices: {}", cgroup.device_control());
+            Some(cgroup)
+        }
+    };
+    Ok(Prepared { process, seccomp, cgroup, extras })
+}
+
+impl<'a> Prepared<'a> {
+    fn child_plan<'b>(
+        &'b mut self,
+        config: &'b Config,
+        console: Option<OwnedFd>,
+        exec_fifo: Option<OwnedFd>,
+        preserve_fds: u32,
+        foreground: bool,
+    ) -> Result<ChildPlan<'b>, RunError> {
+        let extras = &mut self.extras;
+        let plan = mount_plan::plan(config, &extras.mounts);
+        let sources = rootfs::open_sources(&plan, &mut extras.trees)?;
+        let root = match extras.overlay.take() {
+            Some(overlay) => child::Root::Overlay(overlay),
+            None => child::Root::Tree(rootfs::bind_root(&config.root.path)?),
+        };
+        let mut join = namespaces::open_paths(config).map_err(RunError)?;
+        join.append(&mut extras.join);
+        Ok(ChildPlan {
+            config,
+            process: self.process,
+            root,
+            mounts: plan,
+            sources,
+            cgroup_version: match &self.cgroup {
+                Some(cgroup) => cgroup.version(),
+                None => crate::cgroup::detect()?,
+            },
+            cgroup_join: self.cgroup.as_ref().map(Cgroup::self_join_files).unwrap_or_default(),
+            join,
+            new_cgroup_namespace: config
+                .namespaces
+                .iter()
+                .any(|ns| ns.kind == NamespaceKind::Cgroup && ns.path.is_none()),
+            seccomp: self.seccomp.take(),
+            console,
+            init: extras.init.as_ref(),
+            image_user: extras.image_user.as_deref(),
+            die_with_spawner: foreground,
+            exec_fifo,
+            preserve_fds,
+        })
+    }
+}
+
+/// Clones the container's first process and returns once it is set up and waiting on its exec
+/// FIFO (it writes one 0 byte to the error pipe then), or with the error it wrote.
+fn spawn_held(plan: ChildPlan<'_>, clone_flags: u64) -> Result<i32, RunError> {
+    let (go_read, go_write) = pipe()?;
+    let (err_read, err_write) = pipe()?;
+    // SAFETY: spawner is single-threaded here, so the child may allocate.
+    let pid = unsafe { rawsys::clone_process(clone_flags) }.map_err(|e| RunError(format!("clone: {e}")))?;
+    if pid == 0 {
+        drop((go_write, err_read));
+        child::run(plan, go_read, err_write);
+    }
+    drop((go_read, err_write, plan));
+    log::info!("container process {pid}");
+    rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
+    drop(go_write);
+    let mut message = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match rustix::io::read(&err_read, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => message.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(RunError(format!("read the container's setup errors: {e}"))),
+        }
+        if message == [0] {
+            return Ok(pid);
+        }
+    }
+    // Failed: the process is gone (or going); reap it, its parent is still spawner.
+    let _ =
+        rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+    Err(RunError(match message.is_empty() {
+        true => "the container's process ended during setup".into(),
+        false => String::from_utf8_lossy(&message).into_owned(),
+    }))
 }
 
 /// What the core cannot do yet, refused by name rather than done wrong.

@@ -58,6 +58,11 @@ pub fn parse_capability(name: &str) -> Option<CapabilitySet> {
     CAP_NAMES.iter().position(|n| *n == bare).map(|bit| CapabilitySet::from_bits_retain(1 << bit))
 }
 
+/// Every capability name this table knows, as the OCI spec writes them (`CAP_CHOWN`…).
+pub fn capability_names() -> Vec<String> {
+    CAP_NAMES.iter().map(|n| format!("CAP_{n}")).collect()
+}
+
 /// Every capability this table knows.
 pub fn all_capabilities() -> CapabilitySet {
     CapabilitySet::from_bits_retain((1u64 << CAP_NAMES.len()) - 1)
@@ -108,7 +113,8 @@ pub fn change_user(uid: u32, gid: u32, groups: &[u32], caps: &Capabilities) -> R
     let sets = rustix::thread::CapabilitySets {
         effective: caps.effective & held,
         permitted: caps.permitted & held,
-        inheritable: caps.inheritable & held,
+        // The kernel takes no inheritable capability outside the bounding set cut above.
+        inheritable: caps.inheritable & held & caps.bounding,
     };
     rustix::thread::set_capabilities(None, sets).map_err(|e| format!("capset: {e}"))?;
     for (bit, name) in CAP_NAMES.iter().enumerate() {

@@ -371,6 +371,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         join,
         init: Some(container::sealed_memfd().map_err(RunError)?),
         image_user: Some(opts_user(opts, &image.config)),
+        no_cgroup: false,
     };
     let exit = container::run(&config, extras)?;
     match exit.cgroup_left {
