@@ -196,6 +196,13 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
 }
 
 fn main() {
+    // Called as `spawner-runc` (a link to this binary, for engines' runtime settings): runc's
+    // command line, whose `run` takes a bundle and an id, not an image.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = args.first().map(std::path::Path::new).and_then(|p| p.file_name()).unwrap_or_default();
+    if name.to_string_lossy().ends_with("runc") {
+        spawner::runc::main(args);
+    }
     let cli = Cli::try_parse().unwrap_or_else(|e| {
         let code = if e.use_stderr() { 125 } else { 0 };
         let _ = e.print();

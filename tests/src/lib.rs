@@ -101,6 +101,41 @@ pub fn spawner_bin() -> PathBuf {
     dist_bin("SPAWNER_BIN", "spawner")
 }
 
+/// spawner with runc's command line (`target/dist/spawner-runc`, a link to spawner).
+pub fn runc_bin() -> PathBuf {
+    dist_bin("SPAWNER_RUNC_BIN", "spawner-runc")
+}
+
+/// An OCI bundle in `dir`: the busybox test image's layers extracted into `dir/rootfs`, and
+/// `config.json` as `spawner-runc spec` writes it, then changed by `edit` (a JSON value).
+pub fn busybox_bundle(dir: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(image("busybox-docker.tar")).unwrap());
+    let mut members = std::collections::HashMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        members.insert(name, data);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    for layer in manifest[0]["Layers"].as_array().unwrap() {
+        let mut layer = tar::Archive::new(&members[layer.as_str().unwrap()][..]);
+        layer.set_preserve_permissions(true);
+        layer.unpack(&rootfs).unwrap();
+    }
+    let out = Command::new(runc_bin()).arg("spec").arg("--bundle").arg(dir).output().unwrap();
+    assert!(out.status.success(), "spawner-runc spec: {}", String::from_utf8_lossy(&out.stderr));
+    let config = dir.join("config.json");
+    let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    value["process"]["terminal"] = false.into();
+    edit(&mut value);
+    std::fs::write(&config, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    dir.to_path_buf()
+}
+
 /// The static attack probe that `cargo xtask dist` built (or `PROBE_BIN`): bind it into a container
 /// with [`probe_volume`] and run `/probe NAME [ARG...]`.
 pub fn probe_bin() -> PathBuf {

@@ -127,6 +127,10 @@ pub fn dist() -> Result<Dist> {
         "--target-dir",
         "target",
     ]))?;
+    // runc's command line is spawner called as spawner-runc (engines' runtime path points at it).
+    let runc = dist.join("spawner-runc");
+    let _ = std::fs::remove_file(&runc);
+    std::os::unix::fs::symlink("spawner", &runc)?;
     let probe = dist.join("probe");
     util::copy(&root.join(format!("target/{MUSL}/release/probe")), &probe)?;
     for bin in [&init, &spawner] {

@@ -1,0 +1,471 @@
+//! spawner as an OCI runtime, with runc's command line (`spawner-runc`, a link to spawner): the
+//! front end engines drive (podman through conmon, containerd's runc shim, and so Docker and
+//! Kubernetes). A bundle's config.json is checked (`spec::load`) and run by the same core as
+//! `spawner run`; the container's state lives in `--root` between commands (`state`).
+//!
+//! `create` returns once the container's process is set up and waiting on its exec FIFO, reparented
+//! to whoever reaps orphans for the caller (the shim, conmon); `start` opens the FIFO and the process
+//! execs. Errors go to stderr and, with `--log`, to that file (`--log-format json`: the
+//! `{"level":"error","msg":…,"time":…}` lines engines read), worded as runc's where engines match
+//! them: `container does not exist`, `container with id exists`, exec errors (126/127).
+
+mod cli;
+pub mod state;
+
+use crate::container::{self, Extras, Held};
+use clap::Parser;
+use cli::{Cli, Command, CreateArgs};
+use state::{ContainerState, Saved, Status};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The runc command line's entry point: `args` as given (argv[0] first). Never returns.
+pub fn main(args: Vec<std::ffi::OsString>) -> ! {
+    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| {
+        let code = if e.use_stderr() { 1 } else { 0 };
+        let _ = e.print();
+        std::process::exit(code)
+    });
+    let log = Log { path: cli.log.clone(), json: cli.log_format == "json" };
+    let level = if cli.debug { "debug" } else { "warn" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    match dispatch(&cli) {
+        Ok(code) => std::process::exit(code),
+        Err(message) => {
+            log.error(&message);
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Where errors go besides stderr.
+struct Log {
+    path: Option<PathBuf>,
+    json: bool,
+}
+
+impl Log {
+    fn error(&self, message: &str) {
+        eprintln!("spawner: {message}");
+        let Some(path) = &self.path else { return };
+        let line = match self.json {
+            true => format!(
+                "{}\n",
+                serde_json::json!({"level": "error", "msg": message, "time": state::now_rfc3339()})
+            ),
+            false => format!("time=\"{}\" level=error msg={message:?}\n", state::now_rfc3339()),
+        };
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32, String> {
+    if cli.systemd_cgroup || cli.cgroup_manager.as_deref() == Some("systemd") {
+        return Err("the systemd cgroup manager is not supported: use cgroupfs".into());
+    }
+    let no_cgroup = cli.cgroup_manager.as_deref() == Some("disabled");
+    let root = &cli.root;
+    match &cli.command {
+        Command::Create(c) => create(root, &c.id, &c.common, no_cgroup).map(|_| 0),
+        Command::Start { id } => start(root, id).map(|()| 0),
+        Command::State { id } => {
+            let state = ContainerState::load(root, id)?;
+            println!("{}", serde_json::to_string_pretty(&state.oci_state()).unwrap_or_default());
+            Ok(0)
+        }
+        Command::Kill { all, id, signal } => {
+            kill(root, id, signal.as_deref().unwrap_or("TERM"), *all).map(|()| 0)
+        }
+        Command::Delete { force, id } => delete(root, id, *force).map(|()| 0),
+        Command::Run(r) => run(root, &r.id, &r.common, r.detach, no_cgroup),
+        Command::List { format, quiet } => list(root, format, *quiet).map(|()| 0),
+        Command::Ps { format, id, .. } => ps(root, id, format).map(|()| 0),
+        Command::Pause { id } => freeze(root, id, true).map(|()| 0),
+        Command::Resume { id } => freeze(root, id, false).map(|()| 0),
+        Command::Spec { bundle, rootless } => spec(bundle.as_deref(), *rootless).map(|()| 0),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&features()).unwrap_or_default());
+            Ok(0)
+        }
+    }
+}
+
+fn bundle_dir(bundle: Option<&Path>) -> Result<PathBuf, String> {
+    let dir = bundle.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    std::path::absolute(&dir).map_err(|e| format!("bundle {}: {e}", dir.display()))
+}
+
+/// `create`: the container set up, its process waiting on `ROOT/ID/exec.fifo`.
+fn create(root: &Path, id: &str, args: &CreateArgs, no_cgroup: bool) -> Result<ContainerState, String> {
+    state::check_id(id)?;
+    let bundle = bundle_dir(args.bundle.as_deref())?;
+    let config = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(root)
+        .map_err(|e| format!("create {}: {e}", root.display()))?;
+    let dir = root.join(id);
+    match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(format!("container with id exists: {id}"))
+        }
+        Err(e) => return Err(format!("create {}: {e}", dir.display())),
+    }
+    let made = (|| {
+        let fifo = dir.join(state::EXEC_FIFO);
+        // 0622, as runc: the process may open it after changing to a non-root user.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o622),
+            0,
+        )
+        .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
+        rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622))
+            .map_err(|e| format!("chmod {}: {e}", fifo.display()))?;
+        let console_socket = args.console_socket.as_deref().map(connect_console).transpose()?;
+        let extras = Extras { id: id.to_string(), no_cgroup, ..Default::default() };
+        let held = Held { exec_fifo: fifo, console_socket, preserve_fds: args.preserve_fds };
+        let created = container::create(&config, extras, held).map_err(|e| e.0)?;
+        // The cgroup outlives this command now: its handle must not remove it when dropped.
+        let cgroup = created.cgroup.map(crate::cgroup::Cgroup::into_location);
+        let start_time = match state::start_time(created.pid) {
+            Some(t) => t,
+            None => {
+                remove_cgroup(cgroup.as_ref());
+                return Err("the container's process is gone".into());
+            }
+        };
+        let state = ContainerState {
+            dir: dir.clone(),
+            saved: Saved {
+                oci_version: config.oci_version.clone(),
+                id: id.to_string(),
+                pid: created.pid,
+                start_time,
+                bundle: bundle.clone(),
+                rootfs: config.root.path.clone(),
+                created: state::now_rfc3339(),
+                owner: String::new(),
+                annotations: config.annotations.clone(),
+                cgroup,
+            },
+        };
+        if let Err(e) = state.store() {
+            let _ = rawsys::kill(created.pid, 9);
+            remove_cgroup(state.saved.cgroup.as_ref());
+            return Err(e);
+        }
+        if let Some(pid_file) = &args.pid_file {
+            write_pid_file(pid_file, created.pid)?;
+        }
+        Ok(state)
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    made
+}
+
+/// Removes a cgroup `create` made, when it fails after making it.
+fn remove_cgroup(location: Option<&crate::cgroup::CgroupLocation>) {
+    if let Some(cgroup) = location.and_then(|l| crate::cgroup::Cgroup::reopen(l).ok()) {
+        let _ = cgroup.remove();
+    }
+}
+
+/// `--pid-file`: the decimal pid, no newline, written to a temporary file and renamed into place.
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), String> {
+    let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tmp =
+        path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
+    std::fs::write(&tmp, pid.to_string()).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| format!("rename {}: {e}", path.display()))
+}
+
+/// Connects to `--console-socket`.
+fn connect_console(path: &Path) -> Result<rustix::fd::OwnedFd, String> {
+    use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let socket = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .map_err(|e| format!("console socket: {e}"))?;
+    let addr = SocketAddrUnix::new(path).map_err(|e| format!("console socket {}: {e}", path.display()))?;
+    connect(&socket, &addr).map_err(|e| format!("connect to the console socket {}: {e}", path.display()))?;
+    Ok(socket)
+}
+
+/// `start`: opens the exec FIFO, which lets the waiting process exec.
+fn start(root: &Path, id: &str) -> Result<(), String> {
+    let state = ContainerState::load(root, id)?;
+    match state.status() {
+        Status::Created => {}
+        Status::Stopped => return Err("cannot start a container that has stopped".into()),
+        _ => return Err("cannot start an already running container".into()),
+    }
+    let fifo_path = state.dir.join(state::EXEC_FIFO);
+    use rustix::fs::{Mode, OFlags};
+    // Not blocking: the process may die before it opens its end.
+    let fifo =
+        rustix::fs::open(&fifo_path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| format!("open {}: {e}", fifo_path.display()))?;
+    let mut byte = [0u8];
+    loop {
+        match rustix::io::read(&fifo, &mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(rustix::io::Errno::AGAIN) => {
+                if !state.alive() {
+                    let _ = std::fs::remove_file(&fifo_path);
+                    return Err("the container's process exited before it could start".into());
+                }
+                let mut fds = [rustix::event::PollFd::new(&fifo, rustix::event::PollFlags::IN)];
+                let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
+                let _ = rustix::event::poll(&mut fds, Some(&timeout));
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("read {}: {e}", fifo_path.display())),
+        }
+    }
+    std::fs::remove_file(&fifo_path).map_err(|e| format!("remove {}: {e}", fifo_path.display()))
+}
+
+/// A signal by number or name (`9`, `KILL`, `SIGKILL`), as engines and runtime-tools send them.
+fn parse_signal(text: &str) -> Result<i32, String> {
+    if let Ok(n) = text.parse::<i32>() {
+        return if (1..=64).contains(&n) { Ok(n) } else { Err(format!("invalid signal: {text}")) };
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    const NAMES: [&str; 31] = [
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
+        "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
+        "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    ];
+    if name == "IOT" {
+        return Ok(6);
+    }
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| i as i32 + 1)
+        .ok_or_else(|| format!("invalid signal: {text}"))
+}
+
+fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), String> {
+    let state = ContainerState::load(root, id)?;
+    let sig = parse_signal(signal)?;
+    if all {
+        for pid in pids(&state)? {
+            let _ = rawsys::kill(pid, sig);
+        }
+        return Ok(());
+    }
+    if state.status() == Status::Stopped {
+        return Err("container not running".into());
+    }
+    rawsys::kill(state.saved.pid, sig).map_err(|e| format!("kill {}: {e}", state.saved.pid))
+}
+
+/// `delete`: a stopped (or never started) container's cgroup and state removed; with --force a
+/// running one is killed first; an unknown one is fine with --force, as engines expect.
+fn delete(root: &Path, id: &str, force: bool) -> Result<(), String> {
+    let state = match ContainerState::load(root, id) {
+        Ok(state) => state,
+        Err(e) if force && e == "container does not exist" => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match state.status() {
+        Status::Stopped => {}
+        Status::Created => kill_and_wait(&state),
+        status if force => {
+            if status == Status::Paused {
+                let _ = freeze(root, id, false);
+            }
+            kill_and_wait(&state)
+        }
+        status => return Err(format!("cannot delete container {id} that is not stopped: {}", status.name())),
+    }
+    if let Some(location) = &state.saved.cgroup {
+        let cgroup = crate::cgroup::Cgroup::reopen(location).map_err(|e| e.to_string())?;
+        cgroup.remove().map_err(|e| e.to_string())?;
+    }
+    std::fs::remove_dir_all(&state.dir).map_err(|e| format!("remove {}: {e}", state.dir.display()))
+}
+
+/// SIGKILLs the container's process and waits (up to 10 s) until it is gone or a zombie its parent
+/// has yet to reap.
+fn kill_and_wait(state: &ContainerState) {
+    let pid = state.saved.pid;
+    let _ = rawsys::kill(pid, 9);
+    for _ in 0..1000 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat.rfind(')').is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
+        if !state.alive() || zombie {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// `run`: create and start; without --detach wait for the process (spawner is its parent) and
+/// delete the container, exiting with its status.
+fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, no_cgroup: bool) -> Result<i32, String> {
+    let state = create(root, id, args, no_cgroup)?;
+    start(root, id)?;
+    if detach {
+        return Ok(0);
+    }
+    let pid = rustix::process::Pid::from_raw(state.saved.pid).ok_or("no pid")?;
+    let status = loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, s))) => {
+                break match (s.exit_status(), s.terminating_signal()) {
+                    (Some(code), _) => code,
+                    (_, Some(sig)) => 128 + sig,
+                    _ => 1,
+                }
+            }
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(format!("waitpid: {e}")),
+        }
+    };
+    delete(root, id, true)?;
+    Ok(status)
+}
+
+fn list(root: &Path, format: &str, quiet: bool) -> Result<(), String> {
+    let mut states = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(state) = ContainerState::load(root, &name) {
+                states.push(state);
+            }
+        }
+    }
+    states.sort_by(|a, b| a.saved.id.cmp(&b.saved.id));
+    if quiet {
+        for s in &states {
+            println!("{}", s.saved.id);
+        }
+    } else if format == "json" {
+        let all: Vec<serde_json::Value> = states.iter().map(ContainerState::oci_state).collect();
+        println!("{}", serde_json::Value::Array(all));
+    } else {
+        println!("{:<24} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+        for s in &states {
+            let status = s.status();
+            let pid = if status == Status::Stopped { 0 } else { s.saved.pid };
+            println!(
+                "{:<24} {:<8} {:<10} {:<40} {:<32} {}",
+                s.saved.id,
+                pid,
+                status.name(),
+                s.saved.bundle.display(),
+                s.saved.created,
+                if s.saved.owner.is_empty() { "root" } else { &s.saved.owner }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `ps`: the container's processes from its cgroup (host pids).
+fn ps(root: &Path, id: &str, format: &str) -> Result<(), String> {
+    let state = ContainerState::load(root, id)?;
+    let pids = pids(&state)?;
+    if format == "json" {
+        println!("{}", serde_json::json!(pids));
+    } else {
+        println!("PID   CMD");
+        for pid in pids {
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            println!("{pid:<5} {}", cmd.trim_end());
+        }
+    }
+    Ok(())
+}
+
+/// The container's processes: its cgroup's, or without one its first process alone.
+fn pids(state: &ContainerState) -> Result<Vec<i32>, String> {
+    match &state.saved.cgroup {
+        Some(location) => {
+            crate::cgroup::Cgroup::reopen(location).and_then(|c| c.pids()).map_err(|e| e.to_string())
+        }
+        None if state.alive() => Ok(vec![state.saved.pid]),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn freeze(root: &Path, id: &str, frozen: bool) -> Result<(), String> {
+    let state = ContainerState::load(root, id)?;
+    match (state.status(), frozen) {
+        (Status::Running, true) | (Status::Paused, false) => {}
+        (Status::Paused, true) => return Err("container already paused".into()),
+        (_, true) => return Err("container not running".into()),
+        (_, false) => return Err("container not paused".into()),
+    }
+    let location = state.saved.cgroup.as_ref().ok_or("the container has no cgroup to freeze")?;
+    let cgroup = crate::cgroup::Cgroup::reopen(location).map_err(|e| e.to_string())?;
+    match frozen {
+        true => cgroup.freeze(),
+        false => cgroup.thaw(),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// `spec`: runc's default config.json (a busybox-style `sh` on a terminal), into the bundle.
+fn spec(bundle: Option<&Path>, rootless: bool) -> Result<(), String> {
+    let dir = bundle_dir(bundle)?;
+    let path = dir.join("config.json");
+    if path.exists() {
+        return Err(format!("File {} exists. Remove it first", path.display()));
+    }
+    let spec = match rootless {
+        true => oci_spec::runtime::Spec::rootless(
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
+        ),
+        false => oci_spec::runtime::Spec::default(),
+    };
+    let json = serde_json::to_string_pretty(&spec).map_err(|e| format!("config.json: {e}"))?;
+    std::fs::write(&path, json + "\n").map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// The OCI features document: what this runtime takes.
+fn features() -> serde_json::Value {
+    serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": [],
+        "mountOptions": [
+            "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
+            "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
+            "strictatime", "nostrictatime", "lazytime", "nolazytime", "bind", "rbind", "private", "rprivate",
+            "shared", "rshared", "slave", "rslave", "unbindable", "runbindable", "rro", "rrw", "rnosuid", "rsuid",
+            "rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime", "rnodiratime", "rdiratime", "rrelatime",
+            "rnorelatime", "rstrictatime", "nosymfollow", "rnosymfollow"
+        ],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "capabilities": crate::container::security::capability_names(),
+            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "seccomp": {
+                "enabled": true,
+                "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+                              "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"]
+            },
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {"org.opencontainers.runc.version": "spawner"}
+    })
+}
+
+use std::os::unix::fs::DirBuilderExt;

@@ -1,0 +1,202 @@
+//! A container's state between runc commands: `ROOT/ID/state.json` (what `create` learned: the
+//! process, its start time, the bundle, the cgroup, the hooks to run at delete) and `ROOT/ID/exec.fifo`
+//! (present until `start`). Each command reads it again; the status is never stored, it is worked out
+//! from the process (its pid and its start time, so that a recycled pid is never taken for it), the
+//! FIFO and the cgroup's freezer.
+
+use crate::cgroup::CgroupLocation;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What `state.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Saved {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    /// Field 22 of /proc/PID/stat when the process was made.
+    pub start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339, UTC.
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// None when the container has no cgroup of its own (`--cgroup-manager disabled`).
+    pub cgroup: Option<CgroupLocation>,
+}
+
+/// runc's status names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// The state directory of one container.
+pub struct ContainerState {
+    pub dir: PathBuf,
+    pub saved: Saved,
+}
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// runc's rule for IDs: letters, digits, `_`, `+`, `-`, `.`, not `.` or `..`.
+pub fn check_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid container id format: {id}"))
+    }
+}
+
+impl ContainerState {
+    /// Reads `ROOT/ID/state.json`; `container does not exist` (runc's words, which engines match)
+    /// when there is none.
+    pub fn load(root: &Path, id: &str) -> Result<ContainerState, String> {
+        check_id(id)?;
+        let dir = root.join(id);
+        let text = match std::fs::read(dir.join(STATE_FILE)) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err("container does not exist".into())
+            }
+            Err(e) => return Err(format!("{}: {e}", dir.join(STATE_FILE).display())),
+        };
+        let saved =
+            serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", dir.join(STATE_FILE).display()))?;
+        Ok(ContainerState { dir, saved })
+    }
+
+    /// Writes `state.json` atomically (a temporary file renamed over it).
+    pub fn store(&self) -> Result<(), String> {
+        let tmp = self.dir.join(".state.json.tmp");
+        let json = serde_json::to_vec(&self.saved).map_err(|e| format!("state.json: {e}"))?;
+        std::fs::write(&tmp, json).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, self.dir.join(STATE_FILE)).map_err(|e| format!("{}: {e}", self.dir.display()))
+    }
+
+    /// Whether the process `create` made is still the one at its pid.
+    pub fn alive(&self) -> bool {
+        self.saved.pid > 0 && start_time(self.saved.pid) == Some(self.saved.start_time)
+    }
+
+    pub fn status(&self) -> Status {
+        if !self.alive() {
+            return Status::Stopped;
+        }
+        if self.dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        let frozen =
+            self.saved.cgroup.as_ref().is_some_and(|l| {
+                crate::cgroup::Cgroup::reopen(l).and_then(|c| c.is_frozen()).unwrap_or(false)
+            });
+        if frozen {
+            Status::Paused
+        } else {
+            Status::Running
+        }
+    }
+
+    /// The OCI state as runc prints it (`pid` 0 once stopped).
+    pub fn oci_state(&self) -> serde_json::Value {
+        let status = self.status();
+        let mut state = serde_json::json!({
+            "ociVersion": self.saved.oci_version,
+            "id": self.saved.id,
+            "pid": if status == Status::Stopped { 0 } else { self.saved.pid },
+            "status": status.name(),
+            "bundle": self.saved.bundle,
+            "rootfs": self.saved.rootfs,
+            "created": self.saved.created,
+            "owner": self.saved.owner,
+        });
+        if !self.saved.annotations.is_empty() {
+            state["annotations"] = serde_json::json!(self.saved.annotations);
+        }
+        state
+    }
+}
+
+/// Field 22 of /proc/PID/stat (the start time in clock ticks since boot).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Now as RFC 3339 in UTC, with nanoseconds (what runc writes in `created` and log lines).
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60,
+        now.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_as_runc_takes_them() {
+        for ok in ["abc", "a-b_c.d+e", "0123456789abcdef"] {
+            assert!(check_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ä"] {
+            assert!(check_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn start_time_of_this_process() {
+        let mine = start_time(std::process::id() as i32).unwrap();
+        assert!(mine > 0);
+        assert_eq!(start_time(i32::MAX), None);
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), "2026-12-01T17:00:00.000000000Z".len(), "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
+}

@@ -1,0 +1,328 @@
+//! spawner as an OCI runtime, through runc's command line (`spawner-runc`), as engines drive it: a
+//! bundle of the busybox test image, the container's life (create, start, state, kill, delete, run),
+//! the errors engines read, and config.json's fields, each checked from inside the container so that
+//! a field the core ignored would show.
+
+use integration_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// A runc root and bundles of the test's own, removed (containers deleted first) on drop.
+struct Runtime {
+    root: PathBuf,
+    dir: StateDir,
+}
+
+impl Runtime {
+    fn new(test: &str) -> Runtime {
+        let dir = StateDir::new(&format!("runc-{test}"));
+        Runtime { root: dir.0.join("root"), dir }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(runc_bin());
+        cmd.arg("--root").arg(&self.root).args(args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs a command to its end. Its output goes through files, not pipes: the container's process
+    /// `create` leaves behind holds the same stdout and stderr (as an engine's pipes), and a pipe
+    /// would not reach EOF until the container exits.
+    fn run(&self, args: &[&str]) -> Output {
+        let (out_path, err_path) = (self.dir.0.join("cmd.out"), self.dir.0.join("cmd.err"));
+        let mut cmd = self.command(args);
+        cmd.stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("spawner-runc {args:?} hung");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap(),
+            stderr: std::fs::read(&err_path).unwrap(),
+        }
+    }
+
+    /// A bundle named `name` with `args` as the process and `edit` applied to config.json.
+    fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        busybox_bundle(&self.dir.0.join(name), |c| {
+            c["process"]["args"] = serde_json::json!(args);
+            edit(c)
+        })
+    }
+
+    fn status(&self, id: &str) -> String {
+        let out = self.run(&["state", id]);
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        state["status"].as_str().unwrap_or("").to_string()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.run(&["delete", "--force", &id]);
+            }
+        }
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn create_start_state_kill_delete() {
+    let rt = Runtime::new("life");
+    let bundle = rt.bundle("b", &["sh", "-c", "echo started; exec sleep 100"], |_| {});
+    let pid_file = rt.dir.0.join("pid");
+    let out = rt.run(&["create", "--bundle", s(&bundle), "--pid-file", s(&pid_file), "c1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "create prints nothing: the container's output is the container's");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(!pid.ends_with('\n') && pid.parse::<i32>().is_ok(), "pid file {pid:?}");
+    let state: serde_json::Value = serde_json::from_slice(&rt.run(&["state", "c1"]).stdout).unwrap();
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["pid"].to_string(), pid);
+    assert_eq!(state["bundle"], s(&bundle));
+    assert_eq!(state["id"], "c1");
+    // Created: the process exists, and has not run the image's program yet.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_ne!(comm.trim(), "sleep");
+    let out = rt.run(&["create", "--bundle", s(&bundle), "c1"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("container with id exists: c1"), "{}", stderr(&out));
+    assert_eq!(code(&rt.run(&["start", "c1"])), 0);
+    for _ in 0..100 {
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim() == "sleep" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(rt.status("c1"), "running");
+    let out = rt.run(&["start", "c1"]);
+    assert!(stderr(&out).contains("cannot start an already running container"), "{}", stderr(&out));
+    let out = rt.run(&["delete", "c1"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("cannot delete container c1 that is not stopped: running"),
+        "{}",
+        stderr(&out)
+    );
+    let ps: Vec<i32> = serde_json::from_slice(&rt.run(&["ps", "--format", "json", "c1"]).stdout).unwrap();
+    assert_eq!(ps, [pid.parse::<i32>().unwrap()]);
+    assert_eq!(code(&rt.run(&["kill", "c1", "KILL"])), 0);
+    for _ in 0..100 {
+        if rt.status("c1") == "stopped" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let state: serde_json::Value = serde_json::from_slice(&rt.run(&["state", "c1"]).stdout).unwrap();
+    assert_eq!((state["status"].as_str(), state["pid"].as_i64()), (Some("stopped"), Some(0)));
+    let out = rt.run(&["kill", "c1", "TERM"]);
+    assert!(stderr(&out).contains("container not running"), "{}", stderr(&out));
+    assert_eq!(code(&rt.run(&["delete", "c1"])), 0);
+    let out = rt.run(&["state", "c1"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("container does not exist"), "{}", stderr(&out));
+    // Engines delete with --force after a failed create: an unknown id is fine then.
+    assert_eq!(code(&rt.run(&["delete", "--force", "c1"])), 0);
+    assert_eq!(code(&rt.run(&["delete", "c1"])), 1);
+}
+
+#[test]
+fn run_waits_and_returns_the_status() {
+    let rt = Runtime::new("run");
+    let bundle = rt.bundle("b", &["sh", "-c", "echo out; echo err >&2; exit 7"], |_| {});
+    let out = rt.run(&["run", "--bundle", s(&bundle), "r1"]);
+    assert_eq!((code(&out), stdout(&out).as_str(), stderr(&out).as_str()), (7, "out\n", "err\n"));
+    assert_eq!(code(&rt.run(&["state", "r1"])), 1, "run deletes the container once it exits");
+    let out = rt.run(&["run", "--detach", "--bundle", s(&bundle), "r2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn errors_are_worded_as_runc_and_logged_as_json() {
+    let rt = Runtime::new("errors");
+    let log = rt.dir.0.join("log.json");
+    let bundle = rt.bundle("b", &["no-such-program"], |_| {});
+    let out = rt.run(&["--log", s(&log), "--log-format", "json", "create", "--bundle", s(&bundle), "e1"]);
+    assert_eq!(code(&out), 1);
+    let last = std::fs::read_to_string(&log).unwrap().lines().last().unwrap().to_string();
+    let line: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(line["level"], "error");
+    assert!(
+        line["msg"]
+            .as_str()
+            .unwrap()
+            .contains(r#"exec: "no-such-program": executable file not found in $PATH"#),
+        "{line}"
+    );
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(code(&rt.run(&["state", "e1"])), 1, "a failed create leaves nothing");
+    let bundle = rt.bundle("c", &["/no/such/file"], |_| {});
+    let out = rt.run(&["create", "--bundle", s(&bundle), "e2"]);
+    assert!(stderr(&out).contains("no such file or directory"), "{}", stderr(&out));
+    // A config.json error names the file, the place and the field.
+    std::fs::write(bundle.join("config.json"), r#"{"ociVersion": "1.0.2", "process": {"args": 5}}"#).unwrap();
+    let out = rt.run(&["create", "--bundle", s(&bundle), "e3"]);
+    assert!(
+        stderr(&out).contains("config.json:1:") && stderr(&out).contains("process.args"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Each config.json field the core honours, checked from inside: `edit` sets it, the script
+/// prints what the container sees.
+#[test]
+fn config_fields_are_honoured() {
+    let rt = Runtime::new("fields");
+    let data = rt.dir.0.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("file"), "from the host\n").unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, &str, Edit, &str)> = vec![
+        ("hostname", "hostname", Box::new(|c| c["hostname"] = "fieldbox".into()), "fieldbox\n"),
+        (
+            "env",
+            "echo $GREETING",
+            Box::new(|c| c["process"]["env"] = serde_json::json!(["PATH=/bin", "GREETING=hi"])),
+            "hi\n",
+        ),
+        ("cwd", "pwd", Box::new(|c| c["process"]["cwd"] = "/tmp/made".into()), "/tmp/made\n"),
+        (
+            "user",
+            "id",
+            Box::new(|c| {
+                c["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7]})
+            }),
+            "uid=1000(app) gid=1001 groups=5,7,1001\n",
+        ),
+        ("umask", "umask", Box::new(|c| c["process"]["user"]["umask"] = 0o077.into()), "0077\n"),
+        (
+            "capabilities",
+            "grep CapEff /proc/self/status",
+            Box::new(|c| {
+                let caps = serde_json::json!(["CAP_CHOWN", "CAP_KILL"]);
+                for set in ["bounding", "effective", "permitted"] {
+                    c["process"]["capabilities"][set] = caps.clone();
+                }
+            }),
+            "CapEff:\t0000000000000021\n",
+        ),
+        (
+            "rlimits",
+            "ulimit -n",
+            Box::new(|c| {
+                c["process"]["rlimits"] =
+                    serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}])
+            }),
+            "256\n",
+        ),
+        (
+            "noNewPrivileges",
+            "grep NoNewPrivs /proc/self/status",
+            // runc spec's default is true: false shows the field is read.
+            Box::new(|c| c["process"]["noNewPrivileges"] = false.into()),
+            "NoNewPrivs:\t0\n",
+        ),
+        (
+            "oomScoreAdj",
+            "cat /proc/self/oom_score_adj",
+            Box::new(|c| c["process"]["oomScoreAdj"] = 500.into()),
+            "500\n",
+        ),
+        (
+            "mounts (bind, ro)",
+            "cat /data/file; touch /data/x 2>&1 | grep -c Read-only",
+            Box::new(move |c| {
+                c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                    "destination": "/data", "type": "bind", "source": "DATA", "options": ["rbind", "ro"]}))
+            }),
+            "from the host\n1\n",
+        ),
+        (
+            "mounts (tmpfs options)",
+            "grep ' /scratch ' /proc/mounts | grep -o 'size=[0-9]*k'",
+            Box::new(|c| {
+                c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                    "destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1024k"]}))
+            }),
+            "size=1024k\n",
+        ),
+        (
+            "root.readonly",
+            "touch /x 2>&1 | grep -c Read-only",
+            Box::new(|c| c["root"]["readonly"] = true.into()),
+            "1\n",
+        ),
+        (
+            "maskedPaths",
+            "wc -c < /proc/cpuinfo",
+            Box::new(|c| c["linux"]["maskedPaths"] = serde_json::json!(["/proc/cpuinfo"])),
+            "0\n",
+        ),
+        (
+            "readonlyPaths",
+            "(echo 1 > /proc/sys/kernel/domainname) 2>&1 | grep -c Read-only",
+            Box::new(|c| c["linux"]["readonlyPaths"] = serde_json::json!(["/proc/sys"])),
+            "1\n",
+        ),
+        (
+            "sysctl",
+            "cat /proc/sys/kernel/shmmni",
+            Box::new(|c| {
+                c["linux"]["sysctl"] = serde_json::json!({"kernel.shmmni": "1000"});
+                c["linux"]["readonlyPaths"] = serde_json::json!([]);
+            }),
+            "1000\n",
+        ),
+        (
+            "devices",
+            "stat -c '%F %t:%T %a' /dev/fuse",
+            Box::new(
+                |c| c["linux"]["devices"] = serde_json::json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640}]),
+            ),
+            "character special file a:e5 640\n",
+        ),
+        (
+            "seccomp",
+            "mkdir /tmp/d 2>&1 | grep -c 'Permission denied'",
+            Box::new(|c| {
+                c["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]})
+            }),
+            "1\n",
+        ),
+    ];
+    let data_path = data.display().to_string();
+    for (i, (field, script, edit, expected)) in cases.into_iter().enumerate() {
+        let data_path = data_path.clone();
+        let bundle = rt.bundle(&format!("f{i}"), &["sh", "-c", script], |c| {
+            edit(c);
+            if let Some(mounts) = c["mounts"].as_array_mut() {
+                for m in mounts.iter_mut().filter(|m| m["source"] == "DATA") {
+                    m["source"] = data_path.clone().into();
+                }
+            }
+        });
+        let out = rt.run(&["run", "--bundle", s(&bundle), &format!("f{i}")]);
+        assert_eq!(stdout(&out), expected, "{field}: {}", stderr(&out));
+    }
+}
