@@ -81,7 +81,7 @@ pub fn run(plan: ChildPlan<'_>, go: OwnedFd, errors: OwnedFd) -> ! {
     })
 }
 
-enum Never {}
+pub enum Never {}
 
 fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<Never, String> {
     let die_with_parent = || match plan.die_with_spawner {
@@ -146,6 +146,51 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
                 .map_err(|e| format!("setdomainname: {e}"))?;
         }
     }
+    let process_plan = ProcessPlan {
+        process,
+        readonly_root: config.root.readonly,
+        image_user,
+        init,
+        exec_fifo,
+        preserve_fds,
+        seccomp: plan.seccomp,
+        die_with_spawner: plan.die_with_spawner,
+    };
+    become_process(process_plan, errors)
+}
+
+/// What the process part of the setup needs (the container's first process, or one `exec` runs in
+/// a container that exists).
+pub struct ProcessPlan<'a> {
+    pub process: &'a Process,
+    /// Make the root read-only once the working directory is made (config.json's root.readonly).
+    pub readonly_root: bool,
+    pub image_user: Option<&'a str>,
+    pub init: Option<&'a OwnedFd>,
+    pub exec_fifo: Option<OwnedFd>,
+    pub preserve_fds: u32,
+    pub seccomp: Option<crate::seccomp::Filter>,
+    pub die_with_spawner: bool,
+}
+
+/// The process's own setup, in the container's mount namespace with every host fd closed: its user
+/// and groups (looked up in the image for `image_user`), working directory, OOM score, rlimits,
+/// capabilities, no_new_privs and seccomp filter, then exec (after `start`, with an exec FIFO).
+pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, String> {
+    let ProcessPlan {
+        process,
+        readonly_root,
+        image_user,
+        init,
+        exec_fifo,
+        preserve_fds,
+        seccomp,
+        die_with_spawner,
+    } = plan;
+    let die_with_parent = || match die_with_spawner {
+        true => rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)),
+        false => Ok(()),
+    };
     let root_fd = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| format!("open /: {e}"))?;
     let mut creds = Credentials::of(process);
@@ -183,7 +228,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         .map_err(|e| format!("working directory {}: {e}", cwd.display()))?;
     drop(root_fd);
     // Read-only once the working directory is made (as runc: a missing one is made first).
-    if config.root.readonly {
+    if readonly_root {
         let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| format!("open /: {e}"))?;
         // Only the flag: the root's other flags (nodev on an overlay of store layers) stay.
@@ -211,7 +256,6 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         Some(filter) => super::security::install_seccomp(filter),
         None => Ok(()),
     };
-    let seccomp = plan.seccomp;
     if !process.no_new_privileges {
         seccomp_now(&seccomp)?;
     }
@@ -422,7 +466,7 @@ fn exec_error_text(errno: Option<i32>) -> String {
 
 /// Closes every fd from 3 up but those in `keep` (-1 entries ignored). The fds closed belong to
 /// spawner's objects, which this process never drops: it execs or exits.
-fn close_inherited(keep: &[i32]) -> Result<(), String> {
+pub(super) fn close_inherited(keep: &[i32]) -> Result<(), String> {
     let mut keep: Vec<u32> = keep.iter().filter(|&&fd| fd >= 3).map(|&fd| fd as u32).collect();
     keep.sort_unstable();
     let mut first = 3u32;

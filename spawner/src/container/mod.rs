@@ -6,6 +6,7 @@
 //! process exits, and remove the cgroup.
 
 pub mod child;
+pub mod exec;
 mod init_binary;
 pub mod mount_plan;
 mod namespaces;
@@ -64,7 +65,8 @@ pub struct Extras {
     /// Docker's `User`, looked up in the image (see `child::ChildPlan::image_user`).
     pub image_user: Option<String>,
     /// No cgroup of the container's own (crun's `--cgroup-manager disabled`, which podman's
-    /// `--cgroups=disabled` asks for): its processes stay in spawner's cgroup, and limits are refused.
+    /// `--cgroups=disabled` asks for): its processes stay in spawner's cgroup, and `linux.resources`
+    /// is not applied (a warning says so).
     pub no_cgroup: bool,
 }
 
@@ -183,12 +185,14 @@ fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
     // and an unmap in a process with other threads running costs a TLB shootdown on every CPU.
     let seccomp = config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError)?;
     let cgroup = match extras.no_cgroup {
-        true if config.resources != crate::cgroup::Limits::default() => {
-            return Err(RunError(
-                "linux.resources: limits need a cgroup, and the cgroup manager is disabled".into(),
-            ))
+        true => {
+            // The caller chose it (podman's --cgroups=disabled sends its default pids limit and
+            // device rules anyway, as crun takes them): said, not refused.
+            if config.resources != crate::cgroup::Limits::default() {
+                log::info!("linux.resources not applied: the cgroup manager is disabled");
+            }
+            None
         }
-        true => None,
         false => {
             let (cgroup_name, cgroup_parent) = cgroup_place(config, &extras.id)?;
             let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &config.resources)?;
@@ -353,6 +357,19 @@ fn spawn_and_wait(
     clone_flags: u64,
     tty_socket: Option<OwnedFd>,
 ) -> Result<i32, RunError> {
+    spawn_and_wait_with(clone_flags, tty_socket, move |go, errors| {
+        child::run(plan, go, errors);
+    })
+}
+
+/// Clones a process that runs `child` (given the go and error pipes), lets it go, waits for its
+/// setup, then for its end, relaying signals (and with `tty_socket`, its terminal). Returns the
+/// exit status.
+pub(crate) fn spawn_and_wait_with(
+    clone_flags: u64,
+    tty_socket: Option<OwnedFd>,
+    child: impl FnOnce(OwnedFd, OwnedFd),
+) -> Result<i32, RunError> {
     // Signals for the container wait in a signalfd from now on, none lost while it starts.
     let relayed = signal_set(&RELAYED) | signal_set(&[SIGCHLD, SIGWINCH]);
     rawsys::set_signal_mask(relayed).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
@@ -364,11 +381,13 @@ fn spawn_and_wait(
     let pid = unsafe { rawsys::clone_process(clone_flags) }.map_err(|e| RunError(format!("clone: {e}")))?;
     if pid == 0 {
         drop((go_write, err_read, signals, tty_socket));
-        child::run(plan, go_read, err_write);
+        child(go_read, err_write);
+        // `child` execs or exits.
+        rawsys::exit(125);
     }
     drop((go_read, err_write));
     // Only the container holds its end of the tty socket now: EOF there means its setup failed.
-    drop(plan);
+    drop(child);
     log::info!("container process {pid}");
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
     drop(go_write);

@@ -483,7 +483,8 @@ pub fn execute(
                 }
             }
             Op::Propagate { target, propagation } => {
-                let fd = open_in_root(root, target, Target::Dir)?;
+                // The mount was just made there, directory or file (Target::File opens either).
+                let fd = open_in_root(root, target, Target::File)?;
                 set_propagation(fd.as_fd(), *propagation)
                     .context(|| format!("propagation of {}", target.display()))?;
             }

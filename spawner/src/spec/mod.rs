@@ -23,4 +23,4 @@ mod tests;
 
 pub use config::*;
 pub use error::SpecError;
-pub use validate::{load, validate};
+pub use validate::{load, load_process, load_resources, validate};

@@ -2,7 +2,7 @@
 //! either placed or refused; [`load`]: a bundle's `config.json` read, parsed and validated.
 
 use super::{checks, devices, hooks, mounts, namespaces, process, resources, seccomp, sysctl};
-use super::{json_path, Config, NamespaceKind, Propagation, Root, SpecError};
+use super::{json_path, Config, NamespaceKind, Process, Propagation, Root, SpecError};
 use crate::cgroup::Limits;
 use oci_spec::runtime as oci;
 use rustix::thread::CapabilitySet;
@@ -33,6 +33,39 @@ pub fn load(bundle: &Path) -> Result<Config, SpecError> {
         return Err(SpecError::unsupported("freebsd"));
     }
     validate(&spec, bundle)
+}
+
+/// Reads a JSON file of one part of a spec (`T`), with `load`'s error reporting.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, text: Option<Vec<u8>>) -> Result<T, SpecError> {
+    let text = match text {
+        Some(text) => text,
+        None => std::fs::read(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?,
+    };
+    serde_json::from_slice(&text).map_err(|source: serde_json::Error| {
+        let field = match source.classify() {
+            serde_json::error::Category::Data => json_path::field_at(&text, source.line(), source.column()),
+            _ => None,
+        };
+        SpecError::Parse {
+            path: path.to_path_buf(),
+            line: source.line(),
+            column: source.column(),
+            field,
+            source,
+        }
+    })
+}
+
+/// `runc exec --process FILE`: one `process` object, checked as config.json's is.
+pub fn load_process(path: &Path) -> Result<Process, SpecError> {
+    let process: oci::Process = read_json(path, None)?;
+    super::process::process(&process)
+}
+
+/// `runc update --resources FILE` (or `-`: `text` read from stdin): one `linux.resources` object.
+pub fn load_resources(path: &Path, text: Option<Vec<u8>>) -> Result<Limits, SpecError> {
+    let resources: oci::LinuxResources = read_json(path, text)?;
+    super::resources::resources(&resources)
 }
 
 /// Fields of the runtime spec that oci-spec 0.9 does not have, and so would drop unseen.
