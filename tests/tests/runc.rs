@@ -326,3 +326,42 @@ fn config_fields_are_honoured() {
         assert_eq!(stdout(&out), expected, "{field}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn exec_runs_in_the_container_and_update_changes_its_limits() {
+    let rt = Runtime::new("exec");
+    let bundle = rt.bundle("b", &["sh", "-c", "echo $$ > /tmp/pid1; exec sleep 100"], |c| {
+        c["root"]["readonly"] = false.into();
+        c["linux"]["resources"] = serde_json::json!({"memory": {"limit": 67108864}});
+    });
+    assert_eq!(code(&rt.run(&["run", "--detach", "--bundle", s(&bundle), "x1"])), 0);
+    // The exec'd process sees the container's files and PID 1, and waits: its status is exec's.
+    let out = rt.run(&["exec", "x1", "sh", "-c", "cat /tmp/pid1; hostname; exit 5"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (5, "1\nyouki\n"), "{}", stderr(&out));
+    let out = rt.run(&["exec", "--user", "1000:1000", "--env", "X=y", "x1", "sh", "-c", "id -u; echo $X"]);
+    assert_eq!(stdout(&out), "1000\ny\n", "{}", stderr(&out));
+    // --process FILE and --detach with a pid file, as conmon and the containerd shim call it.
+    let process = rt.dir.0.join("process.json");
+    std::fs::write(
+        &process,
+        r#"{"args": ["sh", "-c", "echo detached > /tmp/out"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin"]}"#,
+    )
+    .unwrap();
+    let pid_file = rt.dir.0.join("exec.pid");
+    let out = rt.run(&["exec", "--process", s(&process), "--detach", "--pid-file", s(&pid_file), "x1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&pid_file).unwrap().parse::<i32>().is_ok());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stdout(&rt.run(&["exec", "x1", "cat", "/tmp/out"])), "detached\n");
+    let out = rt.run(&["exec", "x1", "no-such-program"]);
+    assert!(stderr(&out).contains("executable file not found in $PATH"), "{}", stderr(&out));
+    // update: the new limit, seen from inside.
+    let resources = rt.dir.0.join("resources.json");
+    std::fs::write(&resources, r#"{"memory": {"limit": 33554432}}"#).unwrap();
+    assert_eq!(code(&rt.run(&["update", "--resources", s(&resources), "x1"])), 0);
+    let on_v1 = own_memory_cgroup().is_some_and(|d| d.starts_with("/sys/fs/cgroup/memory"));
+    let file =
+        if on_v1 { "/sys/fs/cgroup/memory/memory.limit_in_bytes" } else { "/sys/fs/cgroup/memory.max" };
+    assert_eq!(stdout(&rt.run(&["exec", "x1", "cat", file])), "33554432\n");
+}

@@ -167,7 +167,8 @@ fn lint() -> Result<()> {
 fn test() -> Result<()> {
     // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests) and setpriv
     // (a host user in the escape tests); mount gives losetup (a host disk for them).
-    apt_install(&["util-linux", "procps", "mount"])?;
+    // podman (with conmon) drives spawner-runc in the engine tests.
+    apt_install(&["util-linux", "procps", "mount", "podman"])?;
     let dist = dist()?;
     let images = images::build_with(false, true)?;
     lint()?;

@@ -57,6 +57,8 @@ pub enum Command {
     },
     /// Create and start a container; without --detach, wait for it and delete it.
     Run(Run),
+    /// Run a process in a running container (its namespaces, cgroup, capabilities and filter).
+    Exec(Box<Exec>),
     /// List containers.
     #[command(alias = "ls")]
     List {
@@ -72,6 +74,13 @@ pub enum Command {
         id: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
+    },
+    /// Change a running container's limits: `--resources FILE` (or `-` for stdin), a
+    /// linux.resources JSON object, as containerd's shim sends it.
+    Update {
+        #[arg(short, long)]
+        resources: PathBuf,
+        id: String,
     },
     /// Freeze every process of a container.
     Pause { id: String },
@@ -128,4 +137,47 @@ pub struct CreateArgs {
     /// Accepted for runc compatibility (no session keyring is made).
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
+}
+
+#[derive(Args)]
+pub struct Exec {
+    /// The process to run, as an OCI `process` JSON object (then COMMAND is not given).
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// NAME=VALUE, added to the container's environment.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// UID[:GID].
+    #[arg(short, long)]
+    pub user: Option<String>,
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// A capability to add (CAP_NET_ADMIN…).
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Exec even when the container is paused.
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Accepted for runc compatibility (no AppArmor or SELinux here).
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    pub id: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

@@ -80,8 +80,10 @@ fn dispatch(cli: &Cli) -> Result<i32, String> {
         }
         Command::Delete { force, id } => delete(root, id, *force).map(|()| 0),
         Command::Run(r) => run(root, &r.id, &r.common, r.detach, no_cgroup),
+        Command::Exec(e) => exec(root, e),
         Command::List { format, quiet } => list(root, format, *quiet).map(|()| 0),
         Command::Ps { format, id, .. } => ps(root, id, format).map(|()| 0),
+        Command::Update { resources, id } => update(root, id, resources).map(|()| 0),
         Command::Pause { id } => freeze(root, id, true).map(|()| 0),
         Command::Resume { id } => freeze(root, id, false).map(|()| 0),
         Command::Spec { bundle, rootless } => spec(bundle.as_deref(), *rootless).map(|()| 0),
@@ -336,6 +338,74 @@ fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, no_cgroup: bool) 
     Ok(status)
 }
 
+/// `exec`: a process in the running container, from `--process FILE` or from the container's own
+/// process with COMMAND and the flags applied. Waits for it (its exit status is ours) unless
+/// --detach.
+fn exec(root: &Path, args: &cli::Exec) -> Result<i32, String> {
+    let state = ContainerState::load(root, &args.id)?;
+    match state.status() {
+        Status::Running => {}
+        Status::Paused if args.ignore_paused => {}
+        Status::Paused => {
+            return Err("cannot exec in a paused container (use --ignore-paused to override)".into())
+        }
+        Status::Created => return Err("cannot exec in a container that has not started".into()),
+        Status::Stopped => return Err("cannot exec in a stopped container".into()),
+    }
+    let config = crate::spec::load(&state.saved.bundle).map_err(|e| e.to_string())?;
+    let process = match &args.process {
+        Some(file) => crate::spec::load_process(file).map_err(|e| e.to_string())?,
+        None => {
+            let mut process = config.process.clone().ok_or("config.json has no process to start from")?;
+            if args.command.is_empty() {
+                return Err("exec: no command given (and no --process)".into());
+            }
+            process.args = args.command.clone();
+            process.terminal = args.tty;
+            process.console_size = None;
+            if let Some(cwd) = &args.cwd {
+                process.cwd = cwd.clone();
+            }
+            process.env.extend(args.env.iter().cloned());
+            if let Some(user) = &args.user {
+                let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+                process.user.uid = uid.parse().map_err(|_| format!("--user {user}: not UID[:GID]"))?;
+                process.user.gid = gid.parse().map_err(|_| format!("--user {user}: not UID[:GID]"))?;
+            }
+            process.user.additional_gids.extend(&args.additional_gids);
+            for cap in &args.cap {
+                let cap = crate::container::security::parse_capability(cap)
+                    .ok_or_else(|| format!("unknown capability {cap:?}"))?;
+                let c = &mut process.capabilities;
+                c.bounding |= cap;
+                c.effective |= cap;
+                c.permitted |= cap;
+            }
+            process.no_new_privileges |= args.no_new_privs;
+            process
+        }
+    };
+    let console_socket = args.console_socket.as_deref().map(connect_console).transpose()?;
+    let request = container::exec::Exec {
+        pid: state.saved.pid,
+        cgroup: state.saved.cgroup.as_ref(),
+        process: &process,
+        seccomp: config.seccomp.as_ref(),
+        console_socket,
+        preserve_fds: args.preserve_fds,
+        detach: args.detach,
+    };
+    match container::exec::exec(request).map_err(|e| e.0)? {
+        container::exec::Outcome::Detached(pid) => {
+            if let Some(pid_file) = &args.pid_file {
+                write_pid_file(pid_file, pid)?;
+            }
+            Ok(0)
+        }
+        container::exec::Outcome::Exited(status) => Ok(status),
+    }
+}
+
 fn list(root: &Path, format: &str, quiet: bool) -> Result<(), String> {
     let mut states = Vec::new();
     if let Ok(entries) = std::fs::read_dir(root) {
@@ -398,6 +468,26 @@ fn pids(state: &ContainerState) -> Result<Vec<i32>, String> {
         None if state.alive() => Ok(vec![state.saved.pid]),
         None => Ok(Vec::new()),
     }
+}
+
+fn update(root: &Path, id: &str, resources: &Path) -> Result<(), String> {
+    let state = ContainerState::load(root, id)?;
+    if state.status() == Status::Stopped {
+        return Err("container not running".into());
+    }
+    let text = match resources == Path::new("-") {
+        true => {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut text)
+                .map_err(|e| format!("read stdin: {e}"))?;
+            Some(text)
+        }
+        false => None,
+    };
+    let limits = crate::spec::load_resources(resources, text).map_err(|e| e.to_string())?;
+    let location = state.saved.cgroup.as_ref().ok_or("the container has no cgroup to update")?;
+    let cgroup = crate::cgroup::Cgroup::reopen(location).map_err(|e| e.to_string())?;
+    cgroup.update(&limits).map_err(|e| e.to_string())
 }
 
 fn freeze(root: &Path, id: &str, frozen: bool) -> Result<(), String> {
