@@ -365,3 +365,121 @@ fn exec_runs_in_the_container_and_update_changes_its_limits() {
         if on_v1 { "/sys/fs/cgroup/memory/memory.limit_in_bytes" } else { "/sys/fs/cgroup/memory.max" };
     assert_eq!(stdout(&rt.run(&["exec", "x1", "cat", file])), "33554432\n");
 }
+
+/// Every hook list runs at its point of the life, in order, with the state of that moment on stdin:
+/// prestart, createRuntime and poststart, poststop in spawner's mount namespace, createContainer
+/// and startContainer in the container's (startContainer's path resolved inside it).
+#[test]
+fn hooks_run_in_order_where_the_spec_says() {
+    let rt = Runtime::new("hooks");
+    let logs = rt.dir.0.join("hooklog");
+    std::fs::create_dir(&logs).unwrap();
+    let log = logs.join("log");
+    let host_hook = |stage: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("echo \"$0 $(readlink /proc/self/ns/mnt) $(cat)\" >> {}", s(&log)), stage],
+            "env": ["PATH=/usr/bin:/bin"],
+        })
+    };
+    let bundle = rt.bundle("b", &["true"], |c| {
+        c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/hooklog", "type": "bind", "source": s(&logs), "options": ["rbind", "rw"]
+        }));
+        c["annotations"] = serde_json::json!({"org.example/hooks": "yes"});
+        c["hooks"] = serde_json::json!({
+            "prestart": [host_hook("prestart")],
+            "createRuntime": [host_hook("createRuntime")],
+            "createContainer": [host_hook("createContainer")],
+            "startContainer": [{
+                "path": "/bin/sh",
+                "args": ["sh", "-c", "echo \"$0 $(readlink /proc/self/ns/mnt) $(cat)\" >> /hooklog/log", "startContainer"],
+                "env": ["PATH=/bin"],
+            }],
+            "poststart": [host_hook("poststart")],
+            "poststop": [host_hook("poststop")],
+        });
+    });
+    let pid_file = rt.dir.0.join("pid");
+    let out = rt.run(&["create", "--bundle", s(&bundle), "--pid-file", s(&pid_file), "h1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let container_ns = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    let out = rt.run(&["start", "h1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for _ in 0..500 {
+        if rt.status("h1") == "stopped" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = rt.run(&["delete", "h1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<(&str, &str, serde_json::Value)> = text
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let (stage, ns, state) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+            (stage, ns, serde_json::from_str(state).unwrap_or_else(|e| panic!("{l}: {e}")))
+        })
+        .collect();
+    let stages: Vec<&str> = lines.iter().map(|l| l.0).collect();
+    assert_eq!(
+        stages,
+        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "{text}"
+    );
+    for (stage, ns, state) in &lines {
+        let status = match *stage {
+            "prestart" | "createRuntime" | "createContainer" => "creating",
+            "startContainer" => "created",
+            "poststart" => "running",
+            _ => "stopped",
+        };
+        assert_eq!(state["status"], status, "{stage}: {state}");
+        assert_eq!(
+            (state["id"].as_str(), state["bundle"].as_str()),
+            (Some("h1"), Some(s(&bundle))),
+            "{stage}"
+        );
+        assert_eq!(state["annotations"]["org.example/hooks"], "yes", "{stage}");
+        assert_eq!(state["pid"], pid, "{stage}: the pid as the host sees it");
+        let in_container = *stage == "createContainer" || *stage == "startContainer";
+        let expected = if in_container { &container_ns } else { &host_ns };
+        assert_eq!(Path::new(ns), expected.as_path(), "{stage} ran in the wrong mount namespace");
+    }
+}
+
+/// A failing createRuntime hook fails create, naming the hook and what it said, leaves no
+/// container, and the poststop hooks still run (the lifecycle goes on at delete); a failing
+/// poststart hook is a warning and the container runs on.
+#[test]
+fn failing_hooks() {
+    let rt = Runtime::new("hookfail");
+    let marker = rt.dir.0.join("poststop-ran");
+    let bundle = rt.bundle("b", &["sleep", "100"], |c| {
+        c["hooks"] = serde_json::json!({
+            "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "echo no network for you >&2; exit 4"]}],
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("/usr/bin/touch {}", s(&marker))]}],
+        });
+    });
+    let out = rt.run(&["create", "--bundle", s(&bundle), "f1"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("createRuntime hook #0 (/bin/sh): exit status 4: no network for you"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(code(&rt.run(&["state", "f1"])), 1, "a failed create leaves nothing");
+    assert!(marker.exists(), "poststop hooks run when create fails");
+    let bundle = rt.bundle("c", &["sleep", "100"], |c| {
+        c["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}]});
+    });
+    assert_eq!(code(&rt.run(&["create", "--bundle", s(&bundle), "f2"])), 0);
+    let out = rt.run(&["start", "f2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("poststart hook #0 (/bin/false): exit status 1"), "{}", stderr(&out));
+    assert_eq!(rt.status("f2"), "running");
+}

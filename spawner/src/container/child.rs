@@ -52,6 +52,20 @@ pub struct ChildPlan<'a> {
     pub exec_fifo: Option<OwnedFd>,
     /// `--preserve-fds N`: fds 3 to 3+N-1 stay open for the process.
     pub preserve_fds: u32,
+    /// The config's hooks that concern the process (see `super::hooks`), when it has any.
+    pub hooks: Option<ChildHooks<'a>>,
+}
+
+/// The hooks' part in the container's setup.
+pub struct ChildHooks<'a> {
+    pub identity: super::hooks::Identity<'a>,
+    /// Spawner runs `prestart` and `createRuntime` once the mounts are made: the process stops there
+    /// (a 1 byte on the error pipe) until spawner lets it on (a byte on the go pipe).
+    pub runtime: bool,
+    /// Run by the process, in its namespaces, before it pivots (paths resolve on the host).
+    pub create_container: &'a [crate::spec::Hook],
+    /// Run by the process after `start`, right before exec (paths resolve in the container).
+    pub start_container: &'a [crate::spec::Hook],
 }
 
 /// The root file system, ready to attach.
@@ -90,11 +104,9 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     };
     die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
     // Spawner writes one byte once the container may go on: EOF means it died first.
-    let mut byte = [0u8];
-    if rustix::io::read(&go, &mut byte) != Ok(1) {
-        rawsys::exit(125);
-    }
-    drop(go);
+    wait_for_go(&go);
+    // Kept for the second go, after the runtime hooks.
+    let go = plan.hooks.as_ref().is_some_and(|h| h.runtime).then_some(go);
     crate::cgroup::join_self(&plan.cgroup_join)?;
     log::debug!("container: in its cgroup");
     // Before sysfs is mounted: /sys/class/net shows the network namespace of whoever mounts it.
@@ -117,11 +129,34 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         image_user,
         exec_fifo,
         preserve_fds,
+        hooks,
         ..
     } = plan;
-    build_rootfs(config, root, &mounts, &sources, cgroup_version, plan.new_cgroup_namespace)
+    mount_rootfs(config, &root, &mounts, &sources, cgroup_version, plan.new_cgroup_namespace)
         .map_err(|e| e.to_string())?;
-    drop(sources);
+    // The hooks' state gives the process's pid as the host sees it: the host's /proc is still the
+    // one at /proc.
+    let start_hooks = match &hooks {
+        Some(h) => {
+            let pid = std::fs::read_link("/proc/self")
+                .ok()
+                .and_then(|p| p.to_str()?.parse().ok())
+                .unwrap_or_else(|| rustix::process::getpid().as_raw_nonzero().get());
+            if let Some(go) = go {
+                rustix::io::write(errors, &[1]).map_err(|e| format!("report mounts made: {e}"))?;
+                wait_for_go(&go);
+            }
+            super::hooks::run(
+                "createContainer",
+                h.create_container,
+                &h.identity.state("creating", Some(pid)),
+            )?;
+            Some((h.start_container, h.identity.state("created", Some(pid))))
+        }
+        None => None,
+    };
+    enter_rootfs(config, &mounts, &sources).map_err(|e| e.to_string())?;
+    drop((root, sources));
     log::debug!("container: root file system ready");
     // From here on paths come from the image (the working directory, /etc/passwd): no host file or
     // directory may be reachable through an open fd (/proc/self/fd/N/.. was runc's CVE-2024-21626).
@@ -155,8 +190,21 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         preserve_fds,
         seccomp: plan.seccomp,
         die_with_spawner: plan.die_with_spawner,
+        start_hooks,
     };
     become_process(process_plan, errors)
+}
+
+/// Blocks until spawner writes the go byte; exits when spawner is gone instead (EOF).
+fn wait_for_go(go: &OwnedFd) {
+    let mut byte = [0u8];
+    loop {
+        match rustix::io::read(go, &mut byte) {
+            Ok(1) => return,
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => rawsys::exit(125),
+        }
+    }
 }
 
 /// What the process part of the setup needs (the container's first process, or one `exec` runs in
@@ -171,6 +219,8 @@ pub struct ProcessPlan<'a> {
     pub preserve_fds: u32,
     pub seccomp: Option<crate::seccomp::Filter>,
     pub die_with_spawner: bool,
+    /// `startContainer` hooks and the state they read, run after `start`, right before exec.
+    pub start_hooks: Option<(&'a [crate::spec::Hook], String)>,
 }
 
 /// The process's own setup, in the container's mount namespace with every host fd closed: its user
@@ -186,6 +236,7 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
         preserve_fds,
         seccomp,
         die_with_spawner,
+        start_hooks,
     } = plan;
     let die_with_parent = || match die_with_spawner {
         true => rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)),
@@ -295,6 +346,9 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
     };
     if let Some(fifo) = &exec_fifo {
         wait_for_start(errors, fifo)?;
+    }
+    if let Some((hooks, state)) = &start_hooks {
+        super::hooks::run("startContainer", hooks, state)?;
     }
     match init {
         Some(init) => {
@@ -525,9 +579,11 @@ fn null_terminated(items: &[CString]) -> Vec<*const u8> {
     items.iter().map(|c| c.as_ptr() as *const u8).chain(std::iter::once(std::ptr::null())).collect()
 }
 
-fn build_rootfs(
+/// The container's mounts, made below its root in its own mount namespace (the host's root is
+/// still `/`: the runtime hooks run now).
+fn mount_rootfs(
     config: &Config,
-    root: Root,
+    root: &Root,
     plan: &Plan,
     sources: &[OwnedFd],
     cgroup_version: Version,
@@ -547,7 +603,7 @@ fn build_rootfs(
     .context(|| "make / private".into())?;
     rustix::process::umask(rustix::fs::Mode::empty());
     let root_path = &config.root.path;
-    match &root {
+    match root {
         Root::Overlay(overlay) => rootfs::attach_overlay(overlay, root_path)?,
         Root::Tree(tree) => rustix::mount::move_mount(
             tree,
@@ -561,7 +617,12 @@ fn build_rootfs(
     let root_fd =
         rustix::fs::open(root_path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .context(|| format!("open {}", root_path.display()))?;
-    rootfs::execute(root_fd.as_fd(), plan, sources, cgroup_version)?;
+    rootfs::execute(root_fd.as_fd(), plan, sources, cgroup_version)
+}
+
+/// Pivots into the root, then what needs the container's /proc: propagation, sysctls, masks.
+fn enter_rootfs(config: &Config, plan: &Plan, sources: &[OwnedFd]) -> rootfs::Result<()> {
+    let root_path = &config.root.path;
     rootfs::pivot_into(root_path)?;
     if let Some(propagation) = config.rootfs_propagation {
         let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())

@@ -191,6 +191,7 @@ fn setup(
         preserve_fds,
         seccomp,
         die_with_spawner: !detach,
+        start_hooks: None,
     };
     child::become_process(plan, errors)
 }

@@ -7,6 +7,7 @@
 
 pub mod child;
 pub mod exec;
+pub mod hooks;
 mod init_binary;
 pub mod mount_plan;
 mod namespaces;
@@ -93,6 +94,9 @@ fn signal_set(signals: &[i32]) -> rawsys::SigSet {
 /// Runs the container in the foreground, spawner its parent: it dies with spawner, its terminal
 /// (if it has one) is spawner's, signals sent to spawner reach it. Returns how it ended.
 pub fn run(config: &Config, extras: Extras) -> Result<Exit, RunError> {
+    if config.hooks != crate::spec::Hooks::default() {
+        return Err(RunError("config.json: hooks: only a container made by create runs them".into()));
+    }
     let mut prepared = prepare(config, extras)?;
     let status = (|| {
         let (tty_here, tty_there) = match prepared.process.terminal {
@@ -102,7 +106,7 @@ pub fn run(config: &Config, extras: Extras) -> Result<Exit, RunError> {
             }
             false => (None, None),
         };
-        let plan = prepared.child_plan(config, tty_there, None, 0, true)?;
+        let plan = prepared.child_plan(config, tty_there, None, 0, true, None)?;
         spawn_and_wait(plan, mount_plan::clone_flags(config), tty_here)
     })();
     let Some(cgroup) = prepared.cgroup else {
@@ -126,6 +130,8 @@ pub struct Held {
     pub console_socket: Option<OwnedFd>,
     /// `--preserve-fds N`: the caller's fds 3 to 3+N-1 are the process's too.
     pub preserve_fds: u32,
+    /// The bundle, for the state the hooks read.
+    pub bundle: PathBuf,
 }
 
 /// A container made by [`create`]: its first process is set up and waits for `start`.
@@ -154,8 +160,37 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
         } else {
             None
         };
-        let plan = prepared.child_plan(config, console, Some(fifo), held.preserve_fds, false)?;
-        spawn_held(plan, mount_plan::clone_flags(config))
+        let id = prepared.extras.id.clone();
+        let identity = hooks::Identity {
+            oci_version: &config.oci_version,
+            id: &id,
+            bundle: &held.bundle,
+            annotations: &config.annotations,
+        };
+        let h = &config.hooks;
+        let child_hooks = child::ChildHooks {
+            identity,
+            runtime: !h.prestart.is_empty() || !h.create_runtime.is_empty(),
+            create_container: &h.create_container,
+            start_container: &h.start_container,
+        };
+        let any = child_hooks.runtime || !h.create_container.is_empty() || !h.start_container.is_empty();
+        // prestart (deprecated, still written by engines) and createRuntime: in spawner's
+        // namespaces, while the process waits with its mounts made and before it pivots.
+        let runtime_hooks = |pid: i32| {
+            let state = identity.state("creating", Some(pid));
+            hooks::run("prestart", &h.prestart, &state)?;
+            hooks::run("createRuntime", &h.create_runtime, &state)
+        };
+        let plan = prepared.child_plan(
+            config,
+            console,
+            Some(fifo),
+            held.preserve_fds,
+            false,
+            any.then_some(child_hooks),
+        )?;
+        spawn_held(plan, mount_plan::clone_flags(config), &runtime_hooks)
     })();
     match pid {
         Ok(pid) => Ok(Created { pid, cgroup: prepared.cgroup }),
@@ -212,6 +247,7 @@ impl<'a> Prepared<'a> {
         exec_fifo: Option<OwnedFd>,
         preserve_fds: u32,
         foreground: bool,
+        hooks: Option<child::ChildHooks<'b>>,
     ) -> Result<ChildPlan<'b>, RunError> {
         let extras = &mut self.extras;
         let plan = mount_plan::plan(config, &extras.mounts);
@@ -245,13 +281,20 @@ impl<'a> Prepared<'a> {
             die_with_spawner: foreground,
             exec_fifo,
             preserve_fds,
+            hooks,
         })
     }
 }
 
 /// Clones the container's first process and returns once it is set up and waiting on its exec
-/// FIFO (it writes one 0 byte to the error pipe then), or with the error it wrote.
-fn spawn_held(plan: ChildPlan<'_>, clone_flags: u64) -> Result<i32, RunError> {
+/// FIFO (it writes one 0 byte to the error pipe then), or with the error it wrote. With runtime
+/// hooks it stops once before that, its mounts made (a 1 byte): `runtime_hooks` runs then, and a
+/// byte on the go pipe lets it on.
+fn spawn_held(
+    plan: ChildPlan<'_>,
+    clone_flags: u64,
+    runtime_hooks: &dyn Fn(i32) -> Result<(), String>,
+) -> Result<i32, RunError> {
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
     // SAFETY: spawner is single-threaded here, so the child may allocate.
@@ -260,10 +303,14 @@ fn spawn_held(plan: ChildPlan<'_>, clone_flags: u64) -> Result<i32, RunError> {
         drop((go_write, err_read));
         child::run(plan, go_read, err_write);
     }
+    let waits_for_hooks = plan.hooks.as_ref().is_some_and(|h| h.runtime);
     drop((go_read, err_write, plan));
     log::info!("container process {pid}");
+    let reap = || {
+        rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty())
+    };
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
-    drop(go_write);
+    let mut go_write = waits_for_hooks.then_some(go_write);
     let mut message = Vec::new();
     let mut buf = [0u8; 512];
     loop {
@@ -276,10 +323,20 @@ fn spawn_held(plan: ChildPlan<'_>, clone_flags: u64) -> Result<i32, RunError> {
         if message == [0] {
             return Ok(pid);
         }
+        if message == [1] {
+            if let Some(go) = go_write.take() {
+                message.clear();
+                if let Err(e) = runtime_hooks(pid) {
+                    let _ = rawsys::kill(pid, 9);
+                    let _ = reap();
+                    return Err(RunError(e));
+                }
+                rustix::io::write(&go, b"h").map_err(|e| RunError(format!("resume container: {e}")))?;
+            }
+        }
     }
     // Failed: the process is gone (or going); reap it, its parent is still spawner.
-    let _ =
-        rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+    let _ = reap();
     Err(RunError(match message.is_empty() {
         true => "the container's process ended during setup".into(),
         false => String::from_utf8_lossy(&message).into_owned(),
@@ -308,20 +365,6 @@ fn refuse_unsupported(config: &Config) -> Result<(), RunError> {
         if p.selinux_label.as_deref().is_some_and(|l| !l.is_empty()) {
             return refuse("process.selinuxLabel");
         }
-    }
-    let hooks = &config.hooks;
-    if [
-        &hooks.prestart,
-        &hooks.create_runtime,
-        &hooks.create_container,
-        &hooks.start_container,
-        &hooks.poststart,
-        &hooks.poststop,
-    ]
-    .iter()
-    .any(|h| !h.is_empty())
-    {
-        return refuse("hooks");
     }
     Ok(())
 }

@@ -132,8 +132,24 @@ fn create(root: &Path, id: &str, args: &CreateArgs, no_cgroup: bool) -> Result<C
             .map_err(|e| format!("chmod {}: {e}", fifo.display()))?;
         let console_socket = args.console_socket.as_deref().map(connect_console).transpose()?;
         let extras = Extras { id: id.to_string(), no_cgroup, ..Default::default() };
-        let held = Held { exec_fifo: fifo, console_socket, preserve_fds: args.preserve_fds };
-        let created = container::create(&config, extras, held).map_err(|e| e.0)?;
+        let held =
+            Held { exec_fifo: fifo, console_socket, preserve_fds: args.preserve_fds, bundle: bundle.clone() };
+        let created = container::create(&config, extras, held).map_err(|e| {
+            // The spec's lifecycle goes on at delete when create fails: poststop hooks run (as
+            // runc's destroy runs them), so that what a prestart hook set up is undone.
+            let identity = container::hooks::Identity {
+                oci_version: &config.oci_version,
+                id,
+                bundle: &bundle,
+                annotations: &config.annotations,
+            };
+            container::hooks::run_warning(
+                "poststop",
+                &config.hooks.poststop,
+                &identity.state("stopped", None),
+            );
+            e.0
+        })?;
         // The cgroup outlives this command now: its handle must not remove it when dropped.
         let cgroup = created.cgroup.map(crate::cgroup::Cgroup::into_location);
         let start_time = match state::start_time(created.pid) {
@@ -156,6 +172,8 @@ fn create(root: &Path, id: &str, args: &CreateArgs, no_cgroup: bool) -> Result<C
                 owner: String::new(),
                 annotations: config.annotations.clone(),
                 cgroup,
+                poststart: config.hooks.poststart.clone(),
+                poststop: config.hooks.poststop.clone(),
             },
         };
         if let Err(e) = state.store() {
@@ -231,7 +249,11 @@ fn start(root: &Path, id: &str) -> Result<(), String> {
             Err(e) => return Err(format!("read {}: {e}", fifo_path.display())),
         }
     }
-    std::fs::remove_file(&fifo_path).map_err(|e| format!("remove {}: {e}", fifo_path.display()))
+    std::fs::remove_file(&fifo_path).map_err(|e| format!("remove {}: {e}", fifo_path.display()))?;
+    // The spec's rule: a failing poststart hook is a warning, and the container runs on.
+    let state_for_hooks = state.hook_identity().state("running", Some(state.saved.pid));
+    container::hooks::run_warning("poststart", &state.saved.poststart, &state_for_hooks);
+    Ok(())
 }
 
 /// A signal by number or name (`9`, `KILL`, `SIGKILL`), as engines and runtime-tools send them.
@@ -294,6 +316,9 @@ fn delete(root: &Path, id: &str, force: bool) -> Result<(), String> {
         let cgroup = crate::cgroup::Cgroup::reopen(location).map_err(|e| e.to_string())?;
         cgroup.remove().map_err(|e| e.to_string())?;
     }
+    // The spec's rule: a failing poststop hook is a warning, and the delete goes on.
+    let state_for_hooks = state.hook_identity().state("stopped", Some(state.saved.pid));
+    container::hooks::run_warning("poststop", &state.saved.poststop, &state_for_hooks);
     std::fs::remove_dir_all(&state.dir).map_err(|e| format!("remove {}: {e}", state.dir.display()))
 }
 

@@ -26,6 +26,12 @@ pub struct Saved {
     pub annotations: std::collections::BTreeMap<String, String>,
     /// None when the container has no cgroup of its own (`--cgroup-manager disabled`).
     pub cgroup: Option<CgroupLocation>,
+    /// The config's `poststart` hooks, which `start` runs.
+    #[serde(default)]
+    pub poststart: Vec<crate::spec::Hook>,
+    /// The config's `poststop` hooks, which `delete` runs.
+    #[serde(default)]
+    pub poststop: Vec<crate::spec::Hook>,
 }
 
 /// runc's status names.
@@ -117,6 +123,16 @@ impl ContainerState {
             Status::Paused
         } else {
             Status::Running
+        }
+    }
+
+    /// What the hooks' state says of the container.
+    pub fn hook_identity(&self) -> crate::container::hooks::Identity<'_> {
+        crate::container::hooks::Identity {
+            oci_version: &self.saved.oci_version,
+            id: &self.saved.id,
+            bundle: &self.saved.bundle,
+            annotations: &self.saved.annotations,
         }
     }
 

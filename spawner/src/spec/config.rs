@@ -224,8 +224,9 @@ pub struct Hooks {
     pub poststop: Vec<Hook>,
 }
 
-/// One hook: a program run with the container's state on its stdin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One hook: a program run with the container's state on its stdin. Serialised in spawner-runc's
+/// state (the hooks `start` and `delete` run).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hook {
     /// Absolute.
     pub path: PathBuf,
