@@ -269,3 +269,76 @@ pub fn spawn_on_terminal(mut cmd: Command, size: Option<(u16, u16)>) -> (std::pr
     drop((cmd, slave));
     (child, master)
 }
+
+/// A `spawner-runc` root and bundles of a test's own, removed (containers deleted first) on drop.
+pub struct Runc {
+    pub root: PathBuf,
+    pub dir: StateDir,
+}
+
+impl Runc {
+    pub fn new(test: &str) -> Runc {
+        let dir = StateDir::new(&format!("runc-{test}"));
+        Runc { root: dir.0.join("root"), dir }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(runc_bin());
+        cmd.arg("--root").arg(&self.root).args(args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Runs a command to its end (30 s at most). Its output goes through files, not pipes: the
+    /// container's process `create` leaves behind holds the same stdout and stderr (as an engine's
+    /// pipes), and a pipe would not reach EOF until the container exits.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let (out_path, err_path) = (self.dir.0.join("cmd.out"), self.dir.0.join("cmd.err"));
+        let mut cmd = self.command(args);
+        cmd.stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("spawner-runc {args:?} hung");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap(),
+            stderr: std::fs::read(&err_path).unwrap(),
+        }
+    }
+
+    /// A busybox bundle named `name` with `args` as the process and `edit` applied to config.json.
+    pub fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        busybox_bundle(&self.dir.0.join(name), |c| {
+            c["process"]["args"] = serde_json::json!(args);
+            edit(c)
+        })
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        let out = self.run(&["state", id]);
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        state["status"].as_str().unwrap_or("").to_string()
+    }
+}
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.run(&["delete", "--force", &id]);
+            }
+        }
+    }
+}

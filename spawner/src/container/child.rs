@@ -34,6 +34,9 @@ pub struct ChildPlan<'a> {
     pub join: Vec<(NamespaceKind, OwnedFd)>,
     /// Whether the container gets a cgroup namespace of its own (unshared once in its cgroup).
     pub new_cgroup_namespace: bool,
+    /// Whether clone made a user namespace (see `super::userns`): spawner has written its maps and
+    /// set the process's limits by the time it says go.
+    pub new_user_namespace: bool,
     /// The compiled seccomp filter, when the container gets one.
     pub seccomp: Option<crate::seccomp::Filter>,
     /// The socket over which the pty master goes to spawner (or to the console socket's owner).
@@ -107,8 +110,12 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     wait_for_go(&go);
     // Kept for the second go, after the runtime hooks.
     let go = plan.hooks.as_ref().is_some_and(|h| h.runtime).then_some(go);
+    // Still the host's root (uid 0 unmapped in a new user namespace): the cgroup's files are its own.
     crate::cgroup::join_self(&plan.cgroup_join)?;
     log::debug!("container: in its cgroup");
+    if plan.new_user_namespace {
+        super::userns::become_root()?;
+    }
     // Before sysfs is mounted: /sys/class/net shows the network namespace of whoever mounts it.
     for (kind, fd) in &plan.join {
         super::namespaces::join(*kind, fd.as_fd())?;
@@ -191,6 +198,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         seccomp: plan.seccomp,
         die_with_spawner: plan.die_with_spawner,
         start_hooks,
+        limits_applied: plan.new_user_namespace,
     };
     become_process(process_plan, errors)
 }
@@ -221,6 +229,8 @@ pub struct ProcessPlan<'a> {
     pub die_with_spawner: bool,
     /// `startContainer` hooks and the state they read, run after `start`, right before exec.
     pub start_hooks: Option<(&'a [crate::spec::Hook], String)>,
+    /// Spawner set the process's rlimits and OOM score already (see `super::limits`).
+    pub limits_applied: bool,
 }
 
 /// The process's own setup, in the container's mount namespace with every host fd closed: its user
@@ -237,6 +247,7 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
         seccomp,
         die_with_spawner,
         start_hooks,
+        limits_applied,
     } = plan;
     let die_with_parent = || match die_with_spawner {
         true => rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)),
@@ -291,9 +302,8 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
     // could not enter itself, such as Debian's /root under -u nobody), and again as the user below
     // only if root was refused.
     let entered_as_root = rustix::process::fchdir(&cwd_fd).is_ok();
-    set_oom_score_adj(process, init.is_some())?;
-    for limit in &process.rlimits {
-        set_rlimit(limit)?;
+    if !limits_applied {
+        super::limits::apply(None, process, init.is_some())?;
     }
     // Nothing spawner inherited or opened reaches the container: only 0, 1 and 2 (and the fds to
     // preserve) survive the exec.
@@ -429,51 +439,6 @@ impl Credentials {
 
 fn get_env<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
     env.iter().find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
-}
-
-/// `oomScoreAdj`. With our init as PID 1, init is shielded instead (-1000) so that it outlives an OOM
-/// kill in the container to report it; it gives its own child the neutral score again. That needs
-/// CAP_SYS_RESOURCE, which not every host's bounding set has: init then takes its chances.
-fn set_oom_score_adj(process: &Process, init: bool) -> Result<(), String> {
-    let value = match (init, process.oom_score_adj) {
-        (true, _) => -1000,
-        (false, Some(v)) => v,
-        (false, None) => return Ok(()),
-    };
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/proc/self/oom_score_adj")
-        .and_then(|mut f| std::io::Write::write_all(&mut f, value.to_string().as_bytes()));
-    match (written, init) {
-        (Ok(()), _) | (Err(_), true) => Ok(()),
-        (Err(e), false) => Err(format!("write oom_score_adj {value}: {e}")),
-    }
-}
-
-fn set_rlimit(limit: &crate::spec::Rlimit) -> Result<(), String> {
-    use rustix::process::{Resource, Rlimit};
-    let resource = match limit.resource {
-        0 => Resource::Cpu,
-        1 => Resource::Fsize,
-        2 => Resource::Data,
-        3 => Resource::Stack,
-        4 => Resource::Core,
-        5 => Resource::Rss,
-        6 => Resource::Nproc,
-        7 => Resource::Nofile,
-        8 => Resource::Memlock,
-        9 => Resource::As,
-        10 => Resource::Locks,
-        11 => Resource::Sigpending,
-        12 => Resource::Msgqueue,
-        13 => Resource::Nice,
-        14 => Resource::Rtprio,
-        15 => Resource::Rttime,
-        other => return Err(format!("setrlimit: unknown resource {other}")),
-    };
-    let value = |v: u64| (v != u64::MAX).then_some(v);
-    rustix::process::setrlimit(resource, Rlimit { current: value(limit.soft), maximum: value(limit.hard) })
-        .map_err(|e| format!("setrlimit {resource:?} to {}:{}: {e}", limit.soft, limit.hard))
 }
 
 /// args[0] as exec finds it: a path with a slash as it is, else the first executable file of that

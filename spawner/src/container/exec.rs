@@ -37,8 +37,10 @@ pub enum Outcome {
     Exited(i32),
 }
 
-/// The namespaces of the container, by kind and /proc/PID/ns name, mount last.
-const NAMESPACES: [(NamespaceKind, &str); 6] = [
+/// The namespaces of the container, by kind and /proc/PID/ns name: the user namespace first (the
+/// others belong to it: joining them needs privilege there), mount last.
+const NAMESPACES: [(NamespaceKind, &str); 7] = [
+    (NamespaceKind::User, "user"),
     (NamespaceKind::Ipc, "ipc"),
     (NamespaceKind::Uts, "uts"),
     (NamespaceKind::Network, "net"),
@@ -54,6 +56,7 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
         None => Vec::new(),
     };
     let join = open_namespaces(req.pid)?;
+    let in_userns = join.iter().any(|(kind, _)| *kind == NamespaceKind::User);
     let terminal = req.process.terminal;
     let (tty_here, console) = match (terminal, req.detach) {
         (false, _) => (None, None),
@@ -75,11 +78,21 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
     let preserve_fds = req.preserve_fds;
     let detach = req.detach;
     let run_child = move |go: OwnedFd, errors: OwnedFd| {
-        let err =
-            match setup(go, &errors, &cgroup_join, &join, console, process, preserve_fds, filter, detach) {
-                Ok(never) => match never {},
-                Err(e) => e,
-            };
+        let err = match setup(
+            go,
+            &errors,
+            &cgroup_join,
+            &join,
+            console,
+            process,
+            preserve_fds,
+            filter,
+            detach,
+            in_userns,
+        ) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
         let _ = rustix::io::write(&errors, err.as_bytes());
         rawsys::exit(
             if err.contains("executable file not found") || err.contains("no such file or directory") {
@@ -89,8 +102,14 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
             },
         )
     };
+    // In the container's user namespace the process could not raise its own hard limits: they are
+    // set on it from here, before it goes.
+    let before_go = |pid: i32| match in_userns {
+        true => super::limits::apply(rustix::process::Pid::from_raw(pid), process, false).map_err(RunError),
+        false => Ok(()),
+    };
     if !detach {
-        return super::spawn_and_wait_with(0, tty_here, run_child).map(Outcome::Exited);
+        return super::spawn_and_wait_with(0, tty_here, &before_go, run_child).map(Outcome::Exited);
     }
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
@@ -102,6 +121,10 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
         rawsys::exit(126);
     }
     drop((go_read, err_write, run_child));
+    if let Err(e) = before_go(pid) {
+        super::kill_and_reap(pid);
+        return Err(e);
+    }
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start the process: {e}")))?;
     drop(go_write);
     // EOF: the process exec'd (the pipe is close-on-exec); anything before it is its error.
@@ -163,6 +186,7 @@ fn setup(
     preserve_fds: u32,
     seccomp: Option<crate::seccomp::Filter>,
     detach: bool,
+    in_userns: bool,
 ) -> Result<child::Never, String> {
     let mut byte = [0u8];
     if rustix::io::read(&go, &mut byte) != Ok(1) {
@@ -174,6 +198,9 @@ fn setup(
     // directory to the container's.
     for (kind, fd) in join {
         super::namespaces::join(*kind, fd.as_fd())?;
+    }
+    if in_userns {
+        super::userns::become_root()?;
     }
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     let mut keep = vec![errors.as_raw_fd(), console.as_ref().map_or(-1, |c| c.as_raw_fd())];
@@ -192,6 +219,7 @@ fn setup(
         seccomp,
         die_with_spawner: !detach,
         start_hooks: None,
+        limits_applied: in_userns,
     };
     child::become_process(plan, errors)
 }

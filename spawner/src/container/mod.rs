@@ -9,6 +9,7 @@ pub mod child;
 pub mod exec;
 pub mod hooks;
 mod init_binary;
+mod limits;
 pub mod mount_plan;
 mod namespaces;
 pub mod net;
@@ -16,6 +17,7 @@ pub mod rootfs;
 pub mod security;
 pub mod tty;
 pub mod user;
+mod userns;
 
 pub use init_binary::sealed_memfd;
 
@@ -106,8 +108,10 @@ pub fn run(config: &Config, extras: Extras) -> Result<Exit, RunError> {
             }
             false => (None, None),
         };
+        let (process, init) = (prepared.process, prepared.extras.init.is_some());
         let plan = prepared.child_plan(config, tty_there, None, 0, true, None)?;
-        spawn_and_wait(plan, mount_plan::clone_flags(config), tty_here)
+        let before_go = |pid| before_go(config, process, init, pid);
+        spawn_and_wait(plan, mount_plan::clone_flags(config), tty_here, &before_go)
     })();
     let Some(cgroup) = prepared.cgroup else {
         return Ok(Exit { status: status?, oom_kills: 0, memory_limit: None, cgroup_left: None });
@@ -182,6 +186,7 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
             hooks::run("prestart", &h.prestart, &state)?;
             hooks::run("createRuntime", &h.create_runtime, &state)
         };
+        let (process, init) = (prepared.process, prepared.extras.init.is_some());
         let plan = prepared.child_plan(
             config,
             console,
@@ -190,7 +195,8 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
             false,
             any.then_some(child_hooks),
         )?;
-        spawn_held(plan, mount_plan::clone_flags(config), &runtime_hooks)
+        let before_go = |pid| before_go(config, process, init, pid);
+        spawn_held(plan, mount_plan::clone_flags(config), &before_go, &runtime_hooks)
     })();
     match pid {
         Ok(pid) => Ok(Created { pid, cgroup: prepared.cgroup }),
@@ -274,6 +280,7 @@ impl<'a> Prepared<'a> {
                 .namespaces
                 .iter()
                 .any(|ns| ns.kind == NamespaceKind::Cgroup && ns.path.is_none()),
+            new_user_namespace: new_user_namespace(config),
             seccomp: self.seccomp.take(),
             console,
             init: extras.init.as_ref(),
@@ -293,6 +300,7 @@ impl<'a> Prepared<'a> {
 fn spawn_held(
     plan: ChildPlan<'_>,
     clone_flags: u64,
+    before_go: &dyn Fn(i32) -> Result<(), RunError>,
     runtime_hooks: &dyn Fn(i32) -> Result<(), String>,
 ) -> Result<i32, RunError> {
     let (go_read, go_write) = pipe()?;
@@ -309,6 +317,10 @@ fn spawn_held(
     let reap = || {
         rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty())
     };
+    if let Err(e) = before_go(pid) {
+        kill_and_reap(pid);
+        return Err(e);
+    }
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
     let mut go_write = waits_for_hooks.then_some(go_write);
     let mut message = Vec::new();
@@ -327,8 +339,7 @@ fn spawn_held(
             if let Some(go) = go_write.take() {
                 message.clear();
                 if let Err(e) = runtime_hooks(pid) {
-                    let _ = rawsys::kill(pid, 9);
-                    let _ = reap();
+                    kill_and_reap(pid);
                     return Err(RunError(e));
                 }
                 rustix::io::write(&go, b"h").map_err(|e| RunError(format!("resume container: {e}")))?;
@@ -346,8 +357,14 @@ fn spawn_held(
 /// What the core cannot do yet, refused by name rather than done wrong.
 fn refuse_unsupported(config: &Config) -> Result<(), RunError> {
     let refuse = |what: &str| Err(RunError(format!("config.json: {what}: not supported by spawner yet")));
-    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User) {
-        return refuse("linux.namespaces: a user namespace");
+    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User && ns.path.is_some()) {
+        return refuse("linux.namespaces: a user namespace joined by path");
+    }
+    // The namespaces a new user namespace owns must be made after it: one joined by path belongs to
+    // the host's, and the container's root could not enter it (runc joins them first, then makes the
+    // user namespace and the others; spawner makes all of its namespaces in one clone).
+    if new_user_namespace(config) && config.namespaces.iter().any(|ns| ns.path.is_some()) {
+        return refuse("linux.namespaces: a new user namespace together with namespaces joined by path");
     }
     if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Time) {
         return refuse("linux.namespaces: a time namespace");
@@ -367,6 +384,21 @@ fn refuse_unsupported(config: &Config) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+/// Whether the config makes a user namespace of its own.
+fn new_user_namespace(config: &Config) -> bool {
+    config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User && ns.path.is_none())
+}
+
+/// What spawner does to the container's first process between clone and go: with a user namespace
+/// of its own, the id maps and the limits it could not set itself.
+fn before_go(config: &Config, process: &crate::spec::Process, init: bool, pid: i32) -> Result<(), RunError> {
+    if !new_user_namespace(config) {
+        return Ok(());
+    }
+    userns::write_maps(pid, &config.uid_mappings, &config.gid_mappings).map_err(RunError)?;
+    limits::apply(rustix::process::Pid::from_raw(pid), process, init).map_err(RunError)
 }
 
 /// The cgroup's name and parent: `linux.cgroupsPath` (absolute: below the cgroup mount; one
@@ -389,6 +421,13 @@ fn cgroup_place(config: &Config, id: &str) -> Result<(String, Option<PathBuf>), 
     }
 }
 
+/// Ends a child spawner cloned whose setup cannot go on.
+fn kill_and_reap(pid: i32) {
+    let _ = rawsys::kill(pid, 9);
+    let _ =
+        rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
 }
@@ -399,18 +438,20 @@ fn spawn_and_wait(
     plan: ChildPlan<'_>,
     clone_flags: u64,
     tty_socket: Option<OwnedFd>,
+    before_go: &dyn Fn(i32) -> Result<(), RunError>,
 ) -> Result<i32, RunError> {
-    spawn_and_wait_with(clone_flags, tty_socket, move |go, errors| {
+    spawn_and_wait_with(clone_flags, tty_socket, before_go, move |go, errors| {
         child::run(plan, go, errors);
     })
 }
 
-/// Clones a process that runs `child` (given the go and error pipes), lets it go, waits for its
-/// setup, then for its end, relaying signals (and with `tty_socket`, its terminal). Returns the
-/// exit status.
+/// Clones a process that runs `child` (given the go and error pipes), lets it go once `before_go`
+/// is done with it, waits for its setup, then for its end, relaying signals (and with
+/// `tty_socket`, its terminal). Returns the exit status.
 pub(crate) fn spawn_and_wait_with(
     clone_flags: u64,
     tty_socket: Option<OwnedFd>,
+    before_go: &dyn Fn(i32) -> Result<(), RunError>,
     child: impl FnOnce(OwnedFd, OwnedFd),
 ) -> Result<i32, RunError> {
     // Signals for the container wait in a signalfd from now on, none lost while it starts.
@@ -432,6 +473,10 @@ pub(crate) fn spawn_and_wait_with(
     // Only the container holds its end of the tty socket now: EOF there means its setup failed.
     drop(child);
     log::info!("container process {pid}");
+    if let Err(e) = before_go(pid) {
+        kill_and_reap(pid);
+        return Err(e);
+    }
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
     drop(go_write);
     let (message, pending) = match wait_for_setup(pid, &err_read, &signals)? {

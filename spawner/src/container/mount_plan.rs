@@ -120,8 +120,16 @@ fn data_options(data: &str) -> Vec<(String, String)> {
 /// Builds the plan for `config` and the front end's additions.
 pub fn plan(config: &Config, front_end: &FrontEndMounts) -> Plan {
     let mut plan = Plan::default();
+    let userns = config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User && ns.path.is_none());
     for mount in &config.mounts {
-        add_mount(&mut plan, mount);
+        match userns {
+            true => {
+                if let Some(mount) = in_user_namespace(config, mount) {
+                    add_mount(&mut plan, &mount)
+                }
+            }
+            false => add_mount(&mut plan, mount),
+        }
     }
     let (config_devices, devpts) = (&config.devices, config.mounts.iter().any(is_devpts));
     // The host's default nodes, unless the spec makes one at the same place; /dev/null always,
@@ -138,6 +146,13 @@ pub fn plan(config: &Config, front_end: &FrontEndMounts) -> Plan {
         plan.ops.push(attach(target, source));
     }
     for device in config_devices.iter().filter(|d| d.path != Path::new("/dev/null")) {
+        // No mknod in a user namespace: the host's node at the same path is bound in (as runc does).
+        if userns {
+            let source =
+                push_source(&mut plan, Source::HostPath { path: device.path.clone(), recursive: false });
+            plan.ops.push(attach(device.path.clone(), source));
+            continue;
+        }
         plan.ops.push(Op::Mknod {
             target: device.path.clone(),
             kind: device.kind,
@@ -175,6 +190,26 @@ pub fn plan(config: &Config, front_end: &FrontEndMounts) -> Plan {
         plan.ops.push(attach(target.clone(), source));
     }
     plan
+}
+
+/// A mount as a container with a user namespace of its own can have it. sysfs can only be mounted
+/// by the owner of the network namespace: when the container shares the host's, it gets the host's
+/// /sys bound instead (read-only as asked), as runc does. mqueue can only be mounted by the owner of
+/// the IPC namespace: when the container shares the host's, it gets none (the host may have none
+/// mounted to bind).
+fn in_user_namespace(config: &Config, mount: &Mount) -> Option<Mount> {
+    let own = |kind| config.namespaces.iter().any(|ns| ns.kind == kind);
+    match &mount.kind {
+        MountKind::Fs { fstype, .. } if fstype == "sysfs" && !own(NamespaceKind::Network) => Some(Mount {
+            kind: MountKind::Bind { source: "/sys".into(), recursive: true },
+            // Every mount below the host's /sys gets the flags too (read-only above all).
+            recursive_set: mount.recursive_set | attrs_of(mount.flags),
+            data: String::new(),
+            ..mount.clone()
+        }),
+        MountKind::Fs { fstype, .. } if fstype == "mqueue" && !own(NamespaceKind::Ipc) => None,
+        _ => Some(mount.clone()),
+    }
 }
 
 fn is_devpts(mount: &Mount) -> bool {
@@ -439,5 +474,55 @@ mod tests {
         .map(|(kind, path)| Namespace { kind, path: path.map(PathBuf::from) })
         .collect();
         assert_eq!(clone_flags(&config), (g::CLONE_NEWNS | g::CLONE_NEWPID | g::CLONE_NEWUTS) as u64);
+    }
+
+    #[test]
+    fn a_user_namespace_binds_what_it_cannot_mount_or_make() {
+        let ns = |kind| Namespace { kind, path: None };
+        let mut config = config(vec![
+            fs("/sys", "sysfs", g::MS_RDONLY | g::MS_NOSUID, ""),
+            fs("/dev/mqueue", "mqueue", g::MS_NOSUID, ""),
+            fs("/proc", "proc", 0, ""),
+        ]);
+        config.namespaces = vec![ns(NamespaceKind::User), ns(NamespaceKind::Mount), ns(NamespaceKind::Pid)];
+        config.devices = vec![Device {
+            path: "/dev/fuse".into(),
+            kind: DeviceKind::Char,
+            major: 10,
+            minor: 229,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        }];
+        let plan = plan(&config, &FrontEndMounts::default());
+        // The host's network namespace: its /sys, read-only all the way down; its IPC namespace: no
+        // mqueue; proc as asked (the PID namespace is the container's).
+        let ro_nosuid = attrs_of((g::MS_RDONLY | g::MS_NOSUID).into());
+        assert_eq!(
+            plan.ops[0],
+            Op::Attach {
+                target: "/sys".into(),
+                source: 0,
+                attrs: ro_nosuid,
+                cleared: 0,
+                recursive_set: ro_nosuid,
+                recursive_clear: 0
+            }
+        );
+        assert_eq!(plan.sources[0], Source::HostPath { path: "/sys".into(), recursive: true });
+        assert!(matches!(&plan.ops[1], Op::NewFs { fstype, .. } if fstype == "proc"));
+        assert!(!plan.ops.iter().any(|op| matches!(op, Op::Mknod { .. })), "no mknod in a user namespace");
+        assert!(plan.sources.contains(&Source::HostPath { path: "/dev/fuse".into(), recursive: false }));
+        // With namespaces of its own, it mounts both itself.
+        config.namespaces.extend([ns(NamespaceKind::Network), ns(NamespaceKind::Ipc)]);
+        let plan = super::plan(&config, &FrontEndMounts::default());
+        let fstypes: Vec<&str> = plan.ops[..3]
+            .iter()
+            .filter_map(|op| match op {
+                Op::NewFs { fstype, .. } => Some(fstype.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fstypes, ["sysfs", "mqueue", "proc"]);
     }
 }
