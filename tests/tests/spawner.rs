@@ -426,7 +426,8 @@ fn tty_gives_the_container_a_terminal_of_its_own() {
 fn hardening_is_on_by_default_and_visible_inside() {
     let state = StateDir::new("hardening");
     let script = "grep -E '^(CapInh|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; sleep 10 & ls /proc/$!/fd | tr '\\n' ' '; kill $!; echo; \
-                  ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/hostname || echo proc-sys-ro";
+                  ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/hostname || echo proc-sys-ro; \
+                  mkdir /sys/fs/cgroup/x 2>/dev/null || echo cgroup-ro";
     // fd 7, open in spawner, must not reach the container. The fds listed are those of a process the
     // container's shell starts (sleep): the shell's own hold pipe ends and saved fds for a moment
     // around the commands it runs.
@@ -446,7 +447,7 @@ fn hardening_is_on_by_default_and_visible_inside() {
     assert_eq!(
         stdout(&out),
         "CapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n\
-         0 1 2 \n0\nproc-sys-ro\n",
+         0 1 2 \n0\nproc-sys-ro\ncgroup-ro\n",
         "{}",
         stderr(&out)
     );

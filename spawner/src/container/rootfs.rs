@@ -604,7 +604,15 @@ pub fn mount_cgroups(
                 &[("mode", "755")],
                 attrs - MountAttrFlags::MOUNT_ATTR_RDONLY,
             )?;
-            mount_in_root(root, &format!("{target_str}/memory"), "cgroup", &[("memory", "")], attrs)
+            mount_in_root(root, &format!("{target_str}/memory"), "cgroup", &[("memory", "")], attrs)?;
+            // The tmpfs read-only too once its mount point is made, as Docker's /sys/fs/cgroup is.
+            if attrs.contains(MountAttrFlags::MOUNT_ATTR_RDONLY) {
+                let tmpfs = open_in_root(root, target, Target::Dir)?;
+                let rdonly = u64::from(MountAttrFlags::MOUNT_ATTR_RDONLY.bits());
+                rawsys::mount::mount_setattr(tmpfs.as_fd(), rdonly, 0, false)
+                    .context(|| format!("{target_str}: mount_setattr"))?;
+            }
+            Ok(())
         }
     }
 }
