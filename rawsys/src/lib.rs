@@ -22,7 +22,7 @@ pub const SIG_BLOCK_ALL: SigSet = !0;
 mod nr {
     pub use linux_raw_sys::general::{
         __NR_clock_gettime, __NR_clone, __NR_close_range, __NR_execve, __NR_execveat, __NR_exit_group,
-        __NR_kill, __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_signalfd4,
+        __NR_kill, __NR_personality, __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_signalfd4,
     };
 }
 
@@ -158,6 +158,12 @@ pub fn read_signal(fd: rustix::fd::BorrowedFd<'_>) -> Option<i32> {
 pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: plain integer arguments.
     unsafe { check(syscall(nr::__NR_kill, [pid as isize as usize, sig as usize, 0, 0, 0])) }.map(drop)
+}
+
+/// personality(2): sets the execution domain (`PER_LINUX32`: `uname -m` says i686), returns the old.
+pub fn personality(persona: u32) -> Result<u32, Errno> {
+    // SAFETY: a plain integer argument.
+    unsafe { check(syscall(nr::__NR_personality, [persona as usize, 0, 0, 0, 0])) }.map(|old| old as u32)
 }
 
 /// execve(2); returns only on failure.

@@ -200,6 +200,22 @@ fn config_fields_are_honoured() {
     let cases: Vec<(&str, &str, Edit, &str)> = vec![
         ("hostname", "hostname", Box::new(|c| c["hostname"] = "fieldbox".into()), "fieldbox\n"),
         (
+            "personality",
+            "uname -m",
+            Box::new(|c| c["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"})),
+            "i686\n",
+        ),
+        (
+            "timeOffsets",
+            "test $(cut -d. -f1 /proc/uptime) -ge 1000000 && echo moved",
+            Box::new(|c| {
+                c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "time"}));
+                c["linux"]["timeOffsets"] =
+                    serde_json::json!({"boottime": {"secs": 1000000}, "monotonic": {"secs": 1000000}});
+            }),
+            "moved\n",
+        ),
+        (
             "env",
             "echo $GREETING",
             Box::new(|c| c["process"]["env"] = serde_json::json!(["PATH=/bin", "GREETING=hi"])),

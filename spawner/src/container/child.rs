@@ -116,6 +116,9 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     if plan.new_user_namespace {
         super::userns::become_root()?;
     }
+    if plan.config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Time && ns.path.is_none()) {
+        new_time_namespace(&plan.config.time_offsets)?;
+    }
     // Before sysfs is mounted: /sys/class/net shows the network namespace of whoever mounts it.
     for (kind, fd) in &plan.join {
         super::namespaces::join(*kind, fd.as_fd())?;
@@ -179,6 +182,9 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     if let Some(socket) = &console {
         super::tty::attach_in_container(socket, process.console_size)?;
     }
+    if let Some(persona) = config.personality {
+        rawsys::personality(persona).map_err(|e| format!("personality({persona:#x}): {e}"))?;
+    }
     if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Uts) {
         if let Some(hostname) = &config.hostname {
             rustix::system::sethostname(hostname.as_bytes()).map_err(|e| format!("sethostname: {e}"))?;
@@ -201,6 +207,21 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         limits_applied: plan.new_user_namespace,
     };
     become_process(process_plan, errors)
+}
+
+/// A time namespace with the config's clock offsets. The process enters it at exec (a time
+/// namespace takes in the children and the next program of whoever unshares it), and the offsets
+/// must be written before anything runs in it.
+fn new_time_namespace(offsets: &[crate::spec::TimeOffset]) -> Result<(), String> {
+    // SAFETY: CLONE_NEWTIME changes no file descriptor table, and this process has one thread.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWTIME) }
+        .map_err(|e| format!("unshare(CLONE_NEWTIME): {e}"))?;
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let text: String = offsets.iter().map(|o| format!("{} {} {}\n", o.clock, o.secs, o.nanosecs)).collect();
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(|e| format!("linux.timeOffsets: write /proc/self/timens_offsets: {e}"))
 }
 
 /// Blocks until spawner writes the go byte; exits when spawner is gone instead (EOF).

@@ -39,8 +39,9 @@ pub enum Outcome {
 
 /// The namespaces of the container, by kind and /proc/PID/ns name: the user namespace first (the
 /// others belong to it: joining them needs privilege there), mount last.
-const NAMESPACES: [(NamespaceKind, &str); 7] = [
+const NAMESPACES: [(NamespaceKind, &str); 8] = [
     (NamespaceKind::User, "user"),
+    (NamespaceKind::Time, "time"),
     (NamespaceKind::Ipc, "ipc"),
     (NamespaceKind::Uts, "uts"),
     (NamespaceKind::Network, "net"),

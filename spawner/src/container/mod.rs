@@ -366,14 +366,8 @@ fn refuse_unsupported(config: &Config) -> Result<(), RunError> {
     if new_user_namespace(config) && config.namespaces.iter().any(|ns| ns.path.is_some()) {
         return refuse("linux.namespaces: a new user namespace together with namespaces joined by path");
     }
-    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Time) {
-        return refuse("linux.namespaces: a time namespace");
-    }
     if !config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Mount && ns.path.is_none()) {
         return Err(RunError("config.json: linux.namespaces: spawner needs a new mount namespace".into()));
-    }
-    if config.personality.is_some_and(|p| p != 0) {
-        return refuse("linux.personality LINUX32");
     }
     if let Some(p) = &config.process {
         if p.apparmor_profile.as_deref().is_some_and(|a| !a.is_empty() && a != "unconfined") {

@@ -320,6 +320,7 @@ mod tests {
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
             personality: None,
+            time_offsets: Vec::new(),
             hooks: Default::default(),
             annotations: Default::default(),
         }

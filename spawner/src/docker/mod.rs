@@ -517,6 +517,7 @@ fn container_config(
             Vec::new()
         },
         personality: None,
+        time_offsets: Vec::new(),
         hooks: Default::default(),
         annotations: Default::default(),
     }

@@ -555,7 +555,7 @@ fn features() -> serde_json::Value {
     serde_json::json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
             "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "sync", "async", "dirsync",
             "remount", "mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime",
@@ -565,7 +565,7 @@ fn features() -> serde_json::Value {
             "rnorelatime", "rstrictatime", "nosymfollow", "rnosymfollow"
         ],
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": crate::container::security::capability_names(),
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
             "seccomp": {
@@ -584,3 +584,23 @@ fn features() -> serde_json::Value {
 }
 
 use std::os::unix::fs::DirBuilderExt;
+
+#[cfg(test)]
+mod tests {
+    /// What `features` claims is what the core takes: every namespace kind and hook list.
+    #[test]
+    fn features_name_every_namespace_and_hook_list() {
+        let features = super::features();
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect()
+        };
+        assert_eq!(
+            names(&features["linux"]["namespaces"]),
+            ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
+        );
+        assert_eq!(
+            names(&features["hooks"]),
+            ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+        );
+    }
+}

@@ -50,6 +50,8 @@ pub struct Config {
     pub readonly_paths: Vec<PathBuf>,
     /// `linux.personality`: the execution domain (`LINUX` or `LINUX32`) as personality(2) takes it.
     pub personality: Option<u32>,
+    /// `linux.timeOffsets`: the clocks of a new time namespace, moved by these offsets.
+    pub time_offsets: Vec<TimeOffset>,
     pub hooks: Hooks,
     pub annotations: BTreeMap<String, String>,
 }
@@ -182,6 +184,16 @@ pub struct Namespace {
     pub kind: NamespaceKind,
     /// `path`: join this existing namespace (setns) instead of making a new one.
     pub path: Option<PathBuf>,
+}
+
+/// One of `linux.timeOffsets`: a clock of the time namespace and how far it is moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeOffset {
+    /// `monotonic` or `boottime`, as /proc/PID/timens_offsets names them.
+    pub clock: String,
+    pub secs: i64,
+    /// Below one second.
+    pub nanosecs: u32,
 }
 
 /// One of `linux.uidMappings` / `gidMappings`.

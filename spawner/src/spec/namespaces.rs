@@ -1,7 +1,7 @@
 //! `linux.namespaces` and the user namespace's `uidMappings` / `gidMappings`.
 
 use super::checks;
-use super::{IdMapping, Namespace, NamespaceKind, SpecError};
+use super::{IdMapping, Namespace, NamespaceKind, SpecError, TimeOffset};
 use oci_spec::runtime as oci;
 
 /// The namespaces, each kind at most once (the spec's MUST), joined ones by absolute path.
@@ -103,5 +103,38 @@ fn mappings(field: &str, list: &[oci::LinuxIdMapping]) -> Result<Vec<IdMapping>,
         }
         out.push(IdMapping { container_id: m.container_id(), host_id: m.host_id(), size: m.size() });
     }
+    Ok(out)
+}
+
+/// `linux.timeOffsets`: only for a time namespace the container makes (a joined one has its
+/// offsets already), clocks `monotonic` and `boottime`, nanoseconds below one second.
+pub(super) fn time_offsets(
+    namespaces: &[Namespace],
+    offsets: Option<&std::collections::HashMap<String, oci::LinuxTimeOffset>>,
+) -> Result<Vec<TimeOffset>, SpecError> {
+    let Some(offsets) = offsets.filter(|o| !o.is_empty()) else { return Ok(Vec::new()) };
+    if !namespaces.iter().any(|n| n.kind == NamespaceKind::Time && n.path.is_none()) {
+        return Err(SpecError::invalid(
+            "linux.timeOffsets",
+            "needs a new time namespace in linux.namespaces",
+        ));
+    }
+    let mut out = Vec::with_capacity(offsets.len());
+    for (clock, offset) in offsets {
+        let at = format!("linux.timeOffsets.{clock}");
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(SpecError::invalid(at, "not a clock a time namespace moves (monotonic, boottime)"));
+        }
+        let nanosecs = offset.nanosecs().unwrap_or(0);
+        if nanosecs >= 1_000_000_000 {
+            return Err(SpecError::invalid(
+                format!("{at}.nanosecs"),
+                format!("{nanosecs} is not below one second"),
+            ));
+        }
+        out.push(TimeOffset { clock: clock.clone(), secs: offset.secs().unwrap_or(0), nanosecs });
+    }
+    // The map's order is arbitrary: a stable one.
+    out.sort_by(|a, b| a.clock.cmp(&b.clock));
     Ok(out)
 }

@@ -295,6 +295,7 @@ fn runc_spec_is_exactly_what_the_file_says() {
         ]),
         readonly_paths: paths(&["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]),
         personality: None,
+        time_offsets: Vec::new(),
         hooks: Hooks::default(),
         annotations: Default::default(),
     };
@@ -1270,7 +1271,6 @@ fn linux_refusals() {
         ("intelRdt", json!({"closID": "guaranteed_group"})),
         ("memoryPolicy", json!({"mode": "MPOL_BIND", "nodes": "0"})),
         ("netDevices", json!({"eth1": {"name": "eth0"}})),
-        ("timeOffsets", json!({"monotonic": {"secs": 100}})),
     ] {
         assert_eq!(
             refused(&format!("/linux/{field}"), value),
@@ -1287,6 +1287,45 @@ fn linux_refusals() {
         validate(&serde_json::from_value(s).unwrap(), Path::new(BUNDLE)).unwrap().personality
     };
     assert_eq!((personality("LINUX"), personality("LINUX32")), (Some(0), Some(8)));
+}
+
+#[test]
+fn time_offsets_need_a_new_time_namespace_and_valid_clocks() {
+    let with_time_ns = |offsets: Value, path: Option<&str>| {
+        let mut s: Value = serde_json::from_str(RUNC_SPEC).unwrap();
+        let ns = match path {
+            Some(p) => json!({"type": "time", "path": p}),
+            None => json!({"type": "time"}),
+        };
+        s["linux"]["namespaces"].as_array_mut().unwrap().push(ns);
+        s["linux"]["timeOffsets"] = offsets;
+        validate(&serde_json::from_value(s).unwrap(), Path::new(BUNDLE)).map_err(|e| e.to_string())
+    };
+    let c = with_time_ns(json!({"monotonic": {"secs": -5, "nanosecs": 7}, "boottime": {"secs": 9}}), None)
+        .unwrap();
+    assert_eq!(
+        c.time_offsets,
+        [
+            TimeOffset { clock: "boottime".into(), secs: 9, nanosecs: 0 },
+            TimeOffset { clock: "monotonic".into(), secs: -5, nanosecs: 7 }
+        ]
+    );
+    assert_eq!(
+        refused("/linux/timeOffsets", json!({"monotonic": {"secs": 100}})),
+        "config.json: linux.timeOffsets: needs a new time namespace in linux.namespaces"
+    );
+    assert_eq!(
+        with_time_ns(json!({"monotonic": {"secs": 1}}), Some("/proc/1/ns/time")).unwrap_err(),
+        "config.json: linux.timeOffsets: needs a new time namespace in linux.namespaces"
+    );
+    assert_eq!(
+        with_time_ns(json!({"realtime": {"secs": 1}}), None).unwrap_err(),
+        "config.json: linux.timeOffsets.realtime: not a clock a time namespace moves (monotonic, boottime)"
+    );
+    assert_eq!(
+        with_time_ns(json!({"boottime": {"nanosecs": 1000000000u32}}), None).unwrap_err(),
+        "config.json: linux.timeOffsets.boottime.nanosecs: 1000000000 is not below one second"
+    );
 }
 
 #[test]

@@ -107,6 +107,7 @@ pub fn validate(spec: &oci::Spec, bundle: &Path) -> Result<Config, SpecError> {
         linux.and_then(|l| l.uid_mappings().as_deref()).unwrap_or_default(),
         linux.and_then(|l| l.gid_mappings().as_deref()).unwrap_or_default(),
     )?;
+    let time_offsets = namespaces::time_offsets(&namespaces, linux.and_then(|l| l.time_offsets().as_ref()))?;
     let sysctl = match linux.and_then(|l| l.sysctl().as_ref()) {
         Some(entries) => sysctl::sysctl(entries, &namespaces, hostname.as_deref(), domainname.as_deref())?,
         None => BTreeMap::new(),
@@ -147,6 +148,7 @@ pub fn validate(spec: &oci::Spec, bundle: &Path) -> Result<Config, SpecError> {
         masked_paths: paths("linux.maskedPaths", linux.and_then(|l| l.masked_paths().as_ref()))?,
         readonly_paths: paths("linux.readonlyPaths", linux.and_then(|l| l.readonly_paths().as_ref()))?,
         personality: personality(linux.and_then(|l| l.personality().as_ref()))?,
+        time_offsets,
         hooks: match spec.hooks() {
             Some(h) => hooks::hooks(h)?,
             None => Default::default(),
@@ -211,7 +213,6 @@ fn unsupported_linux_fields(linux: &oci::Linux) -> Result<(), SpecError> {
         ("linux.intelRdt", linux.intel_rdt().is_some()),
         ("linux.memoryPolicy", linux.memory_policy().is_some()),
         ("linux.netDevices", linux.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
-        ("linux.timeOffsets", linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())),
     ] {
         if set {
             return Err(SpecError::unsupported(field));
