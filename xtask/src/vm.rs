@@ -38,6 +38,8 @@ const MAIN_CHECKS: &[&str] = &[
     "seccomp-vm",
     "x32",
     "escapes-vm",
+    "runc-devices",
+    "runc-userns",
 ];
 
 /// The script init runs as its child (`/test.sh MODE`). It runs in the root cgroup of a pure cgroup
@@ -240,6 +242,28 @@ out=$($S run -v /tmp/rv:/data:ro $IMG -- sh -c 'touch /data/sub/x 2>&1; echo $?'
 [ "$out" = "touch: /data/sub/x: Read-only file system|1|" ] || problems="$problems [ro: $out]"
 umount /tmp/rv/sub
 if [ -z "$problems" ]; then pass escapes-vm; else fail escapes-vm "$problems"; fi
+
+# spawner-runc on a bundle of the image. A containerd-style spec (every device denied, nothing
+# allowed) still gets the nodes every runtime allows, and no other: the rootfs's own disk node
+# stays shut.
+mkdir -p /tmp/oci/img /tmp/oci/b/rootfs && ln -s /bin/spawner /tmp/oci/spawner-runc
+tar -xf $IMG -C /tmp/oci/img
+for l in $(sed 's/.*"Layers":\[//; s/\].*//; s/[",]/ /g' /tmp/oci/img/manifest.json); do tar -xf /tmp/oci/img/$l -C /tmp/oci/b/rootfs; done
+cp /bin/probe /tmp/oci/b/rootfs/probe && mknod /tmp/oci/b/rootfs/ram0 b 1 0
+R="/tmp/oci/spawner-runc --root /tmp/oci/state"
+(cd /tmp/oci/b && /tmp/oci/spawner-runc spec)
+sed -i 's|"sh"|"/probe", "open", "/dev/null", "rw", "--", "open", "/ram0", "r"|' /tmp/oci/b/config.json
+$R run -b /tmp/oci/b d1 >/tmp/out 2>/tmp/err; rc=$?
+out=$(oneline /tmp/out)
+if [ "$rc:$out" = "0:open: ok|open: EPERM|" ]; then pass runc-devices; else fail runc-devices "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"; fi
+# A user namespace of its own on a pure v2 host: root inside is 100000 outside, and its cgroup
+# namespace (owned by the user namespace) lets it mount its cgroup2.
+chown -R 100000:100000 /tmp/oci/b/rootfs
+sed -i 's|"/probe", "open", "/dev/null", "rw", "--", "open", "/ram0", "r"|"sh", "-c", "id -u; grep -c cgroup2 /proc/mounts; awk '"'"'{print $1, $2, $3}'"'"' /proc/self/uid_map"|' /tmp/oci/b/config.json
+sed -i 's|"namespaces": \[|"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}], "namespaces": [{"type": "user"},|' /tmp/oci/b/config.json
+$R run -b /tmp/oci/b u1 >/tmp/out 2>/tmp/err; rc=$?
+out=$(oneline /tmp/out)
+if [ "$rc:$out" = "0:0|1|0 100000 65536|" ]; then pass runc-userns; else fail runc-userns "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"; fi
 
 echo "DONE $fails failed"
 exit $fails

@@ -205,9 +205,18 @@ impl fmt::Display for DeviceRule {
 /// allowed since its first version; runc 1.2.4 and crun put it back for compatibility. It stays
 /// out here: a container that wants /dev/net/tun asks for it.
 pub fn docker_default() -> Vec<DeviceRule> {
+    let mut rules = vec![DeviceRule::DENY_ALL];
+    rules.extend(always_allowed());
+    rules
+}
+
+/// What every container may use whatever its spec's rules say, as runc and crun append them after
+/// those rules: mknod of any node (opening it is what the rules decide) and the nodes the OCI spec
+/// says a runtime supplies (null, zero, full, random, urandom, tty, console, ptmx, pts/*).
+/// containerd's specs deny everything and count on the runtime for these.
+pub fn always_allowed() -> Vec<DeviceRule> {
     let rwm = |major, minor| DeviceRule::allow_char(major, Some(minor), Access::ALL);
     vec![
-        DeviceRule::DENY_ALL,
         DeviceRule { allow: true, kind: DeviceKind::Char, major: None, minor: None, access: Access::MKNOD },
         DeviceRule { allow: true, kind: DeviceKind::Block, major: None, minor: None, access: Access::MKNOD },
         rwm(1, 3),                                      // null

@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-pub use devices::{docker_default, Access, DeviceKind, DeviceRule};
+pub use devices::{always_allowed, docker_default, Access, DeviceKind, DeviceRule};
 pub use freezer::FreezerState;
 pub(crate) use limits::SwapTotal;
 pub use limits::{parse_size, Limits, CPU_PERIOD_US, MIN_MEMORY};

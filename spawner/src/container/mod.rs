@@ -236,7 +236,11 @@ fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
         }
         false => {
             let (cgroup_name, cgroup_parent) = cgroup_place(config, &extras.id)?;
-            let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &config.resources)?;
+            // The spec's device rules, then what every container may use (runc's and crun's rule):
+            // with no rules at all, only that.
+            let mut limits = config.resources.clone();
+            limits.devices.extend(crate::cgroup::always_allowed());
+            let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &limits)?;
             log::info!("cgroup {:?} ({:?})", cgroup.paths(), cgroup.version());
             log::info!("devices: {}", cgroup.device_control());
             Some(cgroup)

@@ -546,6 +546,13 @@ fn spec(bundle: Option<&Path>, rootless: bool) -> Result<(), String> {
         ),
         false => oci_spec::runtime::Spec::default(),
     };
+    // As runc's: every device denied but those a runtime always allows (the core adds them), and
+    // the runtime's name as the hostname (oci-spec's default names another runtime).
+    let mut spec = serde_json::to_value(&spec).map_err(|e| format!("config.json: {e}"))?;
+    spec["hostname"] = "spawner".into();
+    if !rootless {
+        spec["linux"]["resources"]["devices"] = serde_json::json!([{"allow": false, "access": "rwm"}]);
+    }
     let json = serde_json::to_string_pretty(&spec).map_err(|e| format!("config.json: {e}"))?;
     std::fs::write(&path, json + "\n").map_err(|e| format!("write {}: {e}", path.display()))
 }
