@@ -1,9 +1,13 @@
 //! Real engines driving spawner as their OCI runtime (`spawner-runc`), with Debian's packages, on
-//! this host (`shared/notes/engines.md` says how): podman through conmon. Each engine runs in a
-//! mount namespace of the test's own (its storage mounts end with it) and with a state of its own in
-//! a temporary directory; it makes no cgroup (`--cgroups=disabled`, so nothing at a hierarchy root).
+//! this host (`shared/notes/engines.md` says how): podman through conmon, and containerd's runc shim
+//! (containerd-shim-runc-v2) through `ctr` and through dockerd 20.10. Each engine runs in a mount
+//! namespace of the test's own (its storage mounts end with it) and with a state of its own in a
+//! temporary directory. podman makes no cgroup (`--cgroups=disabled`); containerd and dockerd put
+//! their containers' cgroups below a cgroup the test makes below its own memory cgroup, the one
+//! hierarchy delegated here, and nothing else of the cgroup tree is writable for them.
 
 use integration_tests::*;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -24,6 +28,12 @@ fn line<'a>(output: &'a str, name: &str) -> &'a str {
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))
         .unwrap_or_else(|| panic!("no {name:?} line in:\n{output}"))
+}
+
+/// Fails the test unless `program ARGS` can be run: an engine test never passes by skipping.
+fn assert_installed(program: &str, args: &[&str]) {
+    let ran = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(ran.is_ok(), "{program} is missing: `cargo xtask test` installs it");
 }
 
 #[test]
@@ -88,4 +98,310 @@ echo "left: $($P ps -aq | wc -l)"
     assert_eq!(line(&out, "stop"), "0", "{out}");
     assert_eq!(line(&out, "stopped logs"), "up got TERM ", "{out}");
     assert_eq!((line(&out, "rm"), line(&out, "left")), ("0", "0"), "{out}");
+}
+
+/// A cgroup below the test's own v1 memory cgroup, the engines' cgroup parent; removed, with
+/// whatever an engine left below it, when dropped.
+struct EngineCgroup {
+    dir: PathBuf,
+    /// Its path in the hierarchy (what `ctr --cgroup`, `dockerd --cgroup-parent` and
+    /// `cgroupsPath` take).
+    path: String,
+}
+
+impl EngineCgroup {
+    fn new(test: &str) -> EngineCgroup {
+        let own = own_memory_cgroup().expect("no memory cgroup in /proc/self/cgroup");
+        let rel = own.strip_prefix("/sys/fs/cgroup/memory").unwrap_or_else(|_| {
+            panic!(
+                "{}: the engine tests confine engines to a hybrid host's v1 memory hierarchy",
+                own.display()
+            )
+        });
+        assert!(
+            !rel.as_os_str().is_empty(),
+            "the test runs in the memory hierarchy's root: no cgroup is delegated to it"
+        );
+        let name = format!("spawner-{test}-{}", std::process::id());
+        let dir = own.join(&name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let path = Path::new("/").join(rel).join(name).display().to_string();
+        EngineCgroup { dir, path }
+    }
+}
+
+impl Drop for EngineCgroup {
+    fn drop(&mut self) {
+        fn deepest_first(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    deepest_first(&e.path(), out);
+                }
+            }
+            out.push(dir.to_path_buf());
+        }
+        // Every process of the engine's PID namespace is dead by now, but the kernel may take a
+        // moment to empty their cgroups.
+        for _ in 0..100 {
+            let mut dirs = Vec::new();
+            deepest_first(&self.dir, &mut dirs);
+            if dirs.iter().all(|d| std::fs::remove_dir(d).is_ok()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("warning: could not remove {}", self.dir.display());
+    }
+}
+
+/// Runs [`CONFINE`] then `script` with sh as PID 1 of a new PID namespace, in a private mount
+/// namespace: whatever the engines leave running (daemons, shims, containers) is killed with it when
+/// the script ends, or when the test kills `unshare` on a hang (`--kill-child`), and their mounts go
+/// with the mount namespace. Returns the script's output, one `name: value` line a check, then its
+/// stderr and the end of each daemon's log (`DIR/*.log`), for failure messages.
+fn in_engine_namespace(script: &str, dir: &Path, env: &[(&str, String)]) -> String {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc", "--kill-child"]);
+    cmd.args(["sh", "-c", &format!("{CONFINE}\n{script}")]);
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = wait_or_kill(cmd.spawn().unwrap(), Duration::from_secs(240));
+    let mut text = format!("{}\n--- stderr:\n{}", stdout(&out), stderr(&out));
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().extension().is_some_and(|x| x == "log") {
+            let log = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let last: Vec<&str> = log.lines().rev().take(15).collect();
+            text += &format!("--- {} (end):\n", e.path().display());
+            last.iter().rev().for_each(|l| text += &format!("{l}\n"));
+        }
+    }
+    assert!(out.status.success(), "the script failed:\n{text}");
+    text
+}
+
+/// The start of the containerd and dockerd scripts (engines.md), in the engine namespace: `$D` is
+/// the test's directory, `$CG` its cgroup ([`EngineCgroup`]), both given by the test.
+///
+/// The cgroup tree becomes read-only but for `$CG`, so that no engine can make a cgroup anywhere
+/// else. Of the hierarchies only memory stays (ours), and devices (dockerd refuses to start without
+/// it; the tests unmount it before they make a container): spawner, given a cgroup path, makes the container's cgroup
+/// in every v1 hierarchy it sees, as runc does, and only memory is delegated to this test; a
+/// hierarchy that is not mounted is skipped. /run becomes a tmpfs of the namespace's own: containerd
+/// 1.6 puts its shims' sockets in /run/containerd/s whatever its state directory. Then containerd
+/// starts with everything of its own in `$D` (and without the CRI plugin); `$C` is ctr for it.
+const CONFINE: &str = r#"
+set -u
+die() { echo "$*" >&2; exit 1; }
+host_links=$(ls /sys/class/net | tr '\n' ' ')
+mount -t tmpfs -o mode=755 tmpfs /run || die "tmpfs on /run"
+mount -o remount,bind,ro /sys/fs/cgroup || die "remount /sys/fs/cgroup"
+for h in /sys/fs/cgroup/*; do
+    mountpoint -q "$h" || continue
+    case ${h##*/} in
+        memory|devices) mount -o remount,bind,ro "$h" || die "remount $h";;
+        *) umount "$h" || die "umount $h";;
+    esac
+done
+mount --bind "$CG" "$CG" && mount -o remount,bind,rw "$CG" || die "bind $CG"
+printf '%s\n' 'version = 2' "root = \"$D/containerd-root\"" "state = \"$D/containerd-state\"" \
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]' \
+    '[grpc]' "address = \"$D/containerd.sock\"" '[ttrpc]' "address = \"$D/containerd.sock.ttrpc\"" \
+    '[plugins."io.containerd.internal.v1.opt"]' "path = \"$D/containerd-opt\"" > "$D/containerd.toml"
+containerd --config "$D/containerd.toml" > "$D/containerd.log" 2>&1 &
+C="timeout 60 ctr --address $D/containerd.sock"
+for i in $(seq 100); do $C version >/dev/null 2>&1 && break; sleep 0.1; done
+$C version >/dev/null 2>&1 || die "containerd did not start"
+memory_cgroup_of() { sed -n 's/^[0-9]*:memory://p' "/proc/$1/cgroup"; }
+"#;
+
+/// Checks what the containerd and dockerd scripts print at their end.
+fn assert_all_gone_and_host_untouched(out: &str) {
+    assert_eq!(line(out, "left"), "0 containers, 0 runtime states, 0 cgroups", "{out}");
+    assert_eq!(line(out, "host links"), "unchanged", "no engine touched the host's network: {out}");
+}
+
+#[test]
+fn containerd_runs_containers_through_spawner() {
+    for (program, args) in [
+        ("containerd", &["--version"][..]),
+        ("ctr", &["--version"]),
+        ("containerd-shim-runc-v2", &["-v"]),
+        ("script", &["--version"]),
+    ] {
+        assert_installed(program, args);
+    }
+    let dir = StateDir::new("containerd");
+    let cgroup = EngineCgroup::new("containerd");
+    let script = r#"
+umount /sys/fs/cgroup/devices || die "umount devices"
+$C images import "$IMG" >/dev/null || die "ctr images import"
+I=docker.io/library/busybox:latest
+# ctr asks for cpu.shares 1024 by default, a limit only the cpu hierarchy (not ours) would hold;
+# spawner refuses a limit it cannot apply, so none is asked for. Without --net-host, ctr gives
+# each container a network namespace of its own.
+R="--runc-binary $RUNC --runc-root $D/runc --fifo-dir $D/fifo --cpu-shares 0"
+out=$($C run --rm $R --cgroup $CGP/one $I one sh -c 'echo out; id -u; exit 3'); echo "run: $? $(echo $out)"
+$C run -d $R --cgroup $CGP/web --log-uri "file://$D/web.out" $I web \
+    sh -c 'trap "echo got TERM; exit 0" TERM; echo up; while :; do sleep 0.1; done'
+echo "detach: $?"
+for i in $(seq 50); do grep -q up "$D/web.out" 2>/dev/null && break; sleep 0.1; done
+echo "logs: $(tr '\n' ' ' < "$D/web.out")"
+grep -q '"startTime"' "$D/runc/default/web/state.json" && echo "runtime state: spawner"
+echo "cgroup: $(memory_cgroup_of "$($C task ls | awk '$1 == "web" { print $2 }')")"
+echo "exec: $($C task exec --exec-id e1 web sh -c 'echo in the container; cat /proc/1/cmdline | tr "\0" " "' | tr '\n' ' ')"
+$C task exec --exec-id e2 web sh -c 'exit 4'; echo "exec status: $?"
+echo "exec user: $($C task exec --exec-id e3 --user 1000 web id -u)"
+echo "links: $($C task exec --exec-id e4 web ls /sys/class/net | tr '\n' ' ')"
+# ctr -t wants a terminal of its own: script gives it one (and when its stdin ends, sends a NUL
+# that the container's terminal echoes as ^@, anywhere in the output).
+tty=$(script -qec "$C task exec -t --exec-id e5 web sh -c 'tty; echo \$((6 * 7))'" /dev/null)
+echo "exec tty: $(echo "$tty" | tr -d '\r' | sed 's/\^@//g' | grep -oE '^(/dev/pts/[0-9]+|42)$' | tr '\n' ' ')"
+missing=$($C task exec --exec-id e6 web no-such-program 2>&1); echo "exec missing: $? $missing"
+$C task kill web; echo "kill: $?"
+for i in $(seq 50); do $C task ls | grep -q '^web .*STOPPED' && break; sleep 0.1; done
+echo "stopped logs: $(tr '\n' ' ' < "$D/web.out")"
+$C task delete web >/dev/null && $C container delete web; echo "rm: $?"
+missing=$($C run --rm $R --cgroup $CGP/miss $I miss no-such-program 2>&1); echo "run missing: $? $missing"
+echo "left: $($C container ls -q | wc -l) containers, $(ls "$D/runc/default" | wc -l) runtime states, $(find "$CG" -mindepth 1 -type d | wc -l) cgroups"
+echo "host links: $([ "$(ls /sys/class/net | tr '\n' ' ')" = "$host_links" ] && echo unchanged)"
+"#;
+    let env = [
+        ("D", dir.0.display().to_string()),
+        ("CG", cgroup.dir.display().to_string()),
+        ("CGP", cgroup.path.clone()),
+        ("RUNC", runc_bin().display().to_string()),
+        ("IMG", image("busybox-docker.tar").display().to_string()),
+    ];
+    let out = in_engine_namespace(script, &dir.0, &env);
+    assert_eq!(line(&out, "run"), "3 out 0", "{out}");
+    assert_eq!(line(&out, "detach"), "0", "{out}");
+    assert_eq!(line(&out, "logs"), "up ", "{out}");
+    assert_eq!(line(&out, "runtime state"), "spawner", "spawner-runc made the container: {out}");
+    assert_eq!(line(&out, "cgroup"), format!("{}/web", cgroup.path), "{out}");
+    assert!(line(&out, "exec").starts_with("in the container sh -c trap"), "{out}");
+    assert_eq!(line(&out, "exec status"), "4", "{out}");
+    assert_eq!(line(&out, "exec user"), "1000", "{out}");
+    assert_eq!(line(&out, "links"), "lo ", "the container has a network namespace of its own: {out}");
+    assert_eq!(line(&out, "exec tty"), "/dev/pts/0 42 ", "{out}");
+    // ctr has no exit status of its own for a process that never ran: it says why, and exits 1.
+    let not_found = r#"exec: "no-such-program": executable file not found in $PATH"#;
+    let missing = line(&out, "exec missing");
+    assert!(missing.starts_with("1 ") && missing.contains(not_found), "{out}");
+    // ctr task kill sends SIGTERM through spawner-runc kill; the trap ran.
+    assert_eq!(line(&out, "kill"), "0", "{out}");
+    assert_eq!(line(&out, "stopped logs"), "up got TERM ", "{out}");
+    assert_eq!(line(&out, "rm"), "0", "{out}");
+    let missing = line(&out, "run missing");
+    assert!(missing.starts_with("1 ") && missing.contains(not_found), "{out}");
+    assert_all_gone_and_host_untouched(&out);
+}
+
+/// What the core refuses or gets wrong in every container dockerd 20.10 makes: the symptom in
+/// the engine's error, and the cause. Checked by changing both in a copy of the core: the dockerd
+/// test then passes.
+const DOCKERD_CORE_GAPS: [(&str, &str); 2] = [
+    (
+        "linux.resources.blockIO.weight: 0 is not 10 to 1000",
+        "core: dockerd writes linux.resources.blockIO.weight 0 when no --blkio-weight is given, and \
+         runc takes 0 as unset; spec/resources.rs (block_io) refuses it",
+    ),
+    (
+        "pivot_root: Invalid argument",
+        "core: dockerd makes its data root a shared mount, so the container's root (an overlay below \
+         it) is shared; the root's clone (rootfs::bind_root, open_tree) keeps that propagation, the \
+         child makes / private before the clone is attached, and pivot_root refuses a shared new \
+         root (EINVAL): the attached root must be made private (recursively) before the pivot",
+    ),
+];
+
+#[test]
+#[ignore = "waits for the two core changes in DOCKERD_CORE_GAPS; run it with --ignored"]
+fn dockerd_runs_containers_through_spawner() {
+    // Debian's docker.io client, not another one earlier in PATH: it matches dockerd 20.10.
+    for (program, args) in [
+        ("containerd", &["--version"][..]),
+        ("containerd-shim-runc-v2", &["-v"]),
+        ("dockerd", &["--version"]),
+        ("/usr/bin/docker", &["--version"]),
+    ] {
+        assert_installed(program, args);
+    }
+    let dir = StateDir::new("dockerd");
+    let cgroup = EngineCgroup::new("dockerd");
+    let script = r#"
+# dockerd writes its key.json into /etc/docker: a directory of the test's own there.
+mkdir -p "$D/etc-docker" "$D/client" && mount --bind "$D/etc-docker" /etc/docker || die "bind /etc/docker"
+# No network of dockerd's making: no bridge, iptables, forwarding or proxy; containers get none.
+dockerd --containerd "$D/containerd.sock" --data-root "$D/data" --exec-root "$D/exec" \
+    --pidfile "$D/dockerd.pid" -H "unix://$D/docker.sock" \
+    --bridge none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+    --userland-proxy=false --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "$CGP" \
+    --add-runtime "spawner=$RUNC" > "$D/dockerd.log" 2>&1 &
+export DOCKER_CONFIG="$D/client"
+K="timeout 60 /usr/bin/docker -H unix://$D/docker.sock"
+for i in $(seq 150); do $K version >/dev/null 2>&1 && break; sleep 0.1; done
+$K version >/dev/null 2>&1 || die "dockerd did not start"
+# dockerd checked at start-up that a devices hierarchy is mounted; spawner would put the
+# container's device cgroup there, outside what is delegated to the test (see CONFINE).
+umount /sys/fs/cgroup/devices || die "umount devices"
+$K load -q -i "$IMG" >/dev/null || die "docker load"
+R="--runtime spawner --network none"
+out=$($K run --rm $R busybox:latest sh -c 'echo out; id -u; exit 3' 2>&1); echo "run: $? $(echo $out)"
+$K run -d --name web $R busybox:latest sh -c 'trap "echo got TERM; exit 0" TERM; echo up; while :; do sleep 0.1; done' >/dev/null
+echo "detach: $?"
+for i in $(seq 50); do $K logs web 2>/dev/null | grep -q up && break; sleep 0.1; done
+echo "logs: $($K logs web | tr '\n' ' ')"
+id=$($K inspect -f '{{.Id}}' web)
+echo "runtime: $($K inspect -f '{{.HostConfig.Runtime}}' web)"
+grep -qs '"startTime"' "$D"/exec/runtime-*/moby/"$id"/state.json && echo "runtime state: spawner"
+echo "cgroup: $(memory_cgroup_of "$($K inspect -f '{{.State.Pid}}' web)" | sed "s/$id\$/ID/")"
+echo "exec: $($K exec web sh -c 'echo in the container; cat /proc/1/cmdline | tr "\0" " "' | tr '\n' ' ')"
+$K exec web sh -c 'exit 4'; echo "exec status: $?"
+echo "exec user: $($K exec -u 1000 web id -u)"
+echo "links: $($K exec web ls /sys/class/net | tr '\n' ' ')"
+echo "exec tty: $($K exec -t web sh -c 'tty; echo $((6 * 7))' | tr -d '\r' | tr '\n' ' ')"
+missing=$($K exec web no-such-program 2>&1); echo "exec missing: $? $missing"
+$K stop -t 5 web >/dev/null; echo "stop: $?"
+echo "stopped logs: $($K logs web | tr '\n' ' ')"
+echo "exit code: $($K inspect -f '{{.State.ExitCode}}' web)"
+$K rm web >/dev/null; echo "rm: $?"
+missing=$($K run --rm $R busybox:latest no-such-program 2>&1); echo "run missing: $? $missing"
+echo "left: $($K ps -aq | wc -l) containers, $(ls "$D"/exec/runtime-*/moby 2>/dev/null | wc -l) runtime states, $(find "$CG" -mindepth 1 -type d | wc -l) cgroups"
+echo "host links: $([ "$(ls /sys/class/net | tr '\n' ' ')" = "$host_links" ] && echo unchanged)"
+"#;
+    let env = [
+        ("D", dir.0.display().to_string()),
+        ("CG", cgroup.dir.display().to_string()),
+        ("CGP", cgroup.path.clone()),
+        ("RUNC", runc_bin().display().to_string()),
+        ("IMG", image("busybox-docker.tar").display().to_string()),
+    ];
+    let out = in_engine_namespace(script, &dir.0, &env);
+    for (symptom, cause) in DOCKERD_CORE_GAPS {
+        assert!(!out.contains(symptom), "{cause}:\n{out}");
+    }
+    assert_eq!(line(&out, "run"), "3 out 0", "{out}");
+    assert_eq!(line(&out, "detach"), "0", "{out}");
+    assert_eq!(line(&out, "logs"), "up ", "{out}");
+    assert_eq!(line(&out, "runtime"), "spawner", "{out}");
+    assert_eq!(line(&out, "runtime state"), "spawner", "spawner-runc made the container: {out}");
+    assert_eq!(line(&out, "cgroup"), format!("{}/ID", cgroup.path), "{out}");
+    assert!(line(&out, "exec").starts_with("in the container sh -c trap"), "{out}");
+    assert_eq!(line(&out, "exec status"), "4", "{out}");
+    assert_eq!(line(&out, "exec user"), "1000", "{out}");
+    assert_eq!(line(&out, "links"), "lo ", "--network none: {out}");
+    assert_eq!(line(&out, "exec tty"), "/dev/pts/0 42 ", "{out}");
+    // docker exec reports 126 for any exec the runtime refuses (as with runc), with its reason.
+    let not_found = r#"exec: "no-such-program": executable file not found in $PATH"#;
+    let missing = line(&out, "exec missing");
+    assert!(missing.starts_with("126 ") && missing.contains(not_found), "{out}");
+    // docker stop sends SIGTERM through spawner-runc kill; the trap ran and the container exited 0.
+    assert_eq!(line(&out, "stop"), "0", "{out}");
+    assert_eq!(line(&out, "stopped logs"), "up got TERM ", "{out}");
+    assert_eq!(line(&out, "exit code"), "0", "{out}");
+    assert_eq!(line(&out, "rm"), "0", "{out}");
+    // docker run maps the runtime's "executable file not found" to 127.
+    let missing = line(&out, "run missing");
+    assert!(missing.starts_with("127 ") && missing.contains(not_found), "{out}");
+    assert_all_gone_and_host_untouched(&out);
 }

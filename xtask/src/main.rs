@@ -167,8 +167,10 @@ fn lint() -> Result<()> {
 fn test() -> Result<()> {
     // util-linux gives unshare (init runs as PID 1 of a new PID namespace in the tests) and setpriv
     // (a host user in the escape tests); mount gives losetup (a host disk for them).
-    // podman (with conmon) drives spawner-runc in the engine tests.
-    apt_install(&["util-linux", "procps", "mount", "podman"])?;
+    // podman (with conmon) drives spawner-runc in the engine tests, and so do containerd's runc shim
+    // (through ctr) and dockerd 20.10 on that containerd: containerd and docker.io. The tests run
+    // daemons of their own; the install starts none here (no systemd, and policy-rc.d says no).
+    apt_install(&["util-linux", "procps", "mount", "podman", "containerd", "docker.io"])?;
     let dist = dist()?;
     let images = images::build_with(false, true)?;
     lint()?;
