@@ -116,35 +116,68 @@ fn host_network_gets_the_hosts_sys_read_only() {
     assert!(lines[2].contains("Read-only file system") || lines[2].contains("Permission denied"), "{text}");
 }
 
-/// What spawner cannot do yet is refused by name: a user namespace joined by path, and a new one
-/// with namespaces joined by path (they would belong to the host's user namespace).
+/// A Kubernetes pod without host users: the sandbox makes the user namespace, each container joins
+/// it by path and makes its other namespaces inside it (so that they belong to it: proc, sysfs and
+/// its cgroup mount work, and it is root there).
 #[test]
-fn user_namespaces_spawner_cannot_make_are_refused() {
-    let rt = Runc::new("userns-refused");
-    let own = format!("/proc/{}/ns/", std::process::id());
-    let bundle = userns_bundle(&rt, "b", &["true"], |c| {
+fn a_user_namespace_given_by_path_is_joined_and_owns_the_new_ones() {
+    assert!(is_root(), "needs root");
+    let rt = Runc::new("userns-join");
+    let sandbox = userns_bundle(&rt, "sandbox", &["sleep", "100"], |_| {});
+    let pid_file = rt.dir.0.join("pid");
+    let out = rt.run(&["run", "--detach", "--pid-file", s(&pid_file), "--bundle", s(&sandbox), "pod"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pod_user = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let script = "id -u; readlink /proc/self/ns/user; echo $$; ls /sys/class/net | tr '\\n' ' '; echo; \
+                  awk '{print $1, $2, $3}' /proc/self/uid_map";
+    let app = userns_bundle(&rt, "app", &["sh", "-c", script], |c| {
         for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
             if ns["type"] == "user" {
-                ns["path"] = format!("{own}user").into();
+                ns["path"] = format!("/proc/{pid}/ns/user").into();
             }
         }
     });
-    let out = rt.run(&["create", "--bundle", s(&bundle), "r1"]);
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("a user namespace joined by path: not supported"), "{}", stderr(&out));
-    let bundle = userns_bundle(&rt, "c", &["true"], |c| {
+    let out = rt.run(&["run", "--bundle", s(&app), "app"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("0\n{}\n1\nlo \n0 {HOST_ROOT_OF_CONTAINER} 65536\n", pod_user.display()),
+        "root of the pod's user namespace, PID 1 of its own, a network namespace of its own with sysfs"
+    );
+}
+
+/// A new user namespace beside a network namespace given by path (podman's --uidmap with a network
+/// namespace it made): the process enters the network namespace before its user namespace is made,
+/// as it could not after. A namespace the test made, bound at a file of its own and unmounted after.
+#[test]
+fn a_new_user_namespace_beside_a_network_namespace_given_by_path() {
+    assert!(is_root(), "needs root");
+    let rt = Runc::new("userns-netns");
+    let netns = rt.dir.0.join("netns");
+    std::fs::write(&netns, "").unwrap();
+    let made = std::process::Command::new("unshare")
+        .arg(format!("--net={}", s(&netns)))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "unshare --net: {}", stderr(&made));
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&netns);
+    let inode = std::fs::metadata(&netns).unwrap().ino();
+    let bundle = userns_bundle(&rt, "b", &["sh", "-c", "id -u; readlink /proc/self/ns/net"], |c| {
         for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
             if ns["type"] == "network" {
-                ns["path"] = format!("{own}net").into();
+                ns["path"] = s(&netns).into();
             }
         }
     });
-    let out = rt.run(&["create", "--bundle", s(&bundle), "r2"]);
-    assert_eq!(code(&out), 1);
-    assert!(
-        stderr(&out).contains("a new user namespace together with namespaces joined by path"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(code(&rt.run(&["state", "r2"])), 1, "a refused create leaves nothing");
+    let out = rt.run(&["run", "--bundle", s(&bundle), "n1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("0\nnet:[{inode}]\n"));
 }

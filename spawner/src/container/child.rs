@@ -34,9 +34,13 @@ pub struct ChildPlan<'a> {
     pub join: Vec<(NamespaceKind, OwnedFd)>,
     /// Whether the container gets a cgroup namespace of its own (unshared once in its cgroup).
     pub new_cgroup_namespace: bool,
-    /// Whether clone made a user namespace (see `super::userns`): spawner has written its maps and
-    /// set the process's limits by the time it says go.
-    pub new_user_namespace: bool,
+    /// Whether the container has a user namespace of its own, new (see `super::userns`: spawner
+    /// has written its maps by the time it says go) or joined before clone: the process becomes
+    /// its root, and spawner sets the process's limits.
+    pub user_namespace: bool,
+    /// Namespaces given by path that an intermediate process joins before it clones this one (see
+    /// `super::namespaces::clone_via`); taken out by spawner before clone.
+    pub via: Vec<(NamespaceKind, OwnedFd)>,
     /// The compiled seccomp filter, when the container gets one.
     pub seccomp: Option<crate::seccomp::Filter>,
     /// The socket over which the pty master goes to spawner (or to the console socket's owner).
@@ -113,7 +117,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     // Still the host's root (uid 0 unmapped in a new user namespace): the cgroup's files are its own.
     crate::cgroup::join_self(&plan.cgroup_join)?;
     log::debug!("container: in its cgroup");
-    if plan.new_user_namespace {
+    if plan.user_namespace {
         super::userns::become_root()?;
     }
     if plan.config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Time && ns.path.is_none()) {
@@ -204,7 +208,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         seccomp: plan.seccomp,
         die_with_spawner: plan.die_with_spawner,
         start_hooks,
-        limits_applied: plan.new_user_namespace,
+        limits_applied: plan.user_namespace,
     };
     become_process(process_plan, errors)
 }

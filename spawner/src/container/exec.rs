@@ -110,7 +110,7 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
         false => Ok(()),
     };
     if !detach {
-        return super::spawn_and_wait_with(0, tty_here, &before_go, run_child).map(Outcome::Exited);
+        return super::spawn_and_wait_with(0, &[], tty_here, &before_go, run_child).map(Outcome::Exited);
     }
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;

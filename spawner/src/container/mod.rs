@@ -268,6 +268,10 @@ impl<'a> Prepared<'a> {
         };
         let mut join = namespaces::open_paths(config).map_err(RunError)?;
         join.append(&mut extras.join);
+        let via = match namespaces::needs_intermediate(config) {
+            true => std::mem::take(&mut join),
+            false => Vec::new(),
+        };
         Ok(ChildPlan {
             config,
             process: self.process,
@@ -284,7 +288,8 @@ impl<'a> Prepared<'a> {
                 .namespaces
                 .iter()
                 .any(|ns| ns.kind == NamespaceKind::Cgroup && ns.path.is_none()),
-            new_user_namespace: new_user_namespace(config),
+            user_namespace: config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User),
+            via,
             seccomp: self.seccomp.take(),
             console,
             init: extras.init.as_ref(),
@@ -302,19 +307,21 @@ impl<'a> Prepared<'a> {
 /// hooks it stops once before that, its mounts made (a 1 byte): `runtime_hooks` runs then, and a
 /// byte on the go pipe lets it on.
 fn spawn_held(
-    plan: ChildPlan<'_>,
+    mut plan: ChildPlan<'_>,
     clone_flags: u64,
     before_go: &dyn Fn(i32) -> Result<(), RunError>,
     runtime_hooks: &dyn Fn(i32) -> Result<(), String>,
 ) -> Result<i32, RunError> {
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
+    let via = std::mem::take(&mut plan.via);
     // SAFETY: spawner is single-threaded here, so the child may allocate.
-    let pid = unsafe { rawsys::clone_process(clone_flags) }.map_err(|e| RunError(format!("clone: {e}")))?;
+    let pid = unsafe { clone_child(clone_flags, &via) }?;
     if pid == 0 {
         drop((go_write, err_read));
         child::run(plan, go_read, err_write);
     }
+    drop(via);
     let waits_for_hooks = plan.hooks.as_ref().is_some_and(|h| h.runtime);
     drop((go_read, err_write, plan));
     log::info!("container process {pid}");
@@ -361,15 +368,6 @@ fn spawn_held(
 /// What the core cannot do yet, refused by name rather than done wrong.
 fn refuse_unsupported(config: &Config) -> Result<(), RunError> {
     let refuse = |what: &str| Err(RunError(format!("config.json: {what}: not supported by spawner yet")));
-    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User && ns.path.is_some()) {
-        return refuse("linux.namespaces: a user namespace joined by path");
-    }
-    // The namespaces a new user namespace owns must be made after it: one joined by path belongs to
-    // the host's, and the container's root could not enter it (runc joins them first, then makes the
-    // user namespace and the others; spawner makes all of its namespaces in one clone).
-    if new_user_namespace(config) && config.namespaces.iter().any(|ns| ns.path.is_some()) {
-        return refuse("linux.namespaces: a new user namespace together with namespaces joined by path");
-    }
     if !config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Mount && ns.path.is_none()) {
         return Err(RunError("config.json: linux.namespaces: spawner needs a new mount namespace".into()));
     }
@@ -390,13 +388,15 @@ fn new_user_namespace(config: &Config) -> bool {
 }
 
 /// What spawner does to the container's first process between clone and go: with a user namespace
-/// of its own, the id maps and the limits it could not set itself.
+/// of its own, the id maps (of a new one) and the limits it could not set itself.
 fn before_go(config: &Config, process: &crate::spec::Process, init: bool, pid: i32) -> Result<(), RunError> {
-    if !new_user_namespace(config) {
-        return Ok(());
+    if new_user_namespace(config) {
+        userns::write_maps(pid, &config.uid_mappings, &config.gid_mappings).map_err(RunError)?;
     }
-    userns::write_maps(pid, &config.uid_mappings, &config.gid_mappings).map_err(RunError)?;
-    limits::apply(rustix::process::Pid::from_raw(pid), process, init).map_err(RunError)
+    if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User) {
+        limits::apply(rustix::process::Pid::from_raw(pid), process, init).map_err(RunError)?;
+    }
+    Ok(())
 }
 
 /// The cgroup's name and parent: `linux.cgroupsPath` (absolute: below the cgroup mount; one
@@ -419,6 +419,20 @@ fn cgroup_place(config: &Config, id: &str) -> Result<(String, Option<PathBuf>), 
     }
 }
 
+/// Clones the container's process with `flags`, directly or (with namespaces to join first, `via`)
+/// through an intermediate process (see `namespaces::clone_via`). 0 in the child, its pid here.
+///
+/// # Safety
+/// As `rawsys::clone_process`: spawner is single-threaded.
+unsafe fn clone_child(flags: u64, via: &[(NamespaceKind, OwnedFd)]) -> Result<i32, RunError> {
+    match via.is_empty() {
+        // SAFETY: the caller's promise.
+        true => unsafe { rawsys::clone_process(flags) }.map_err(|e| RunError(format!("clone: {e}"))),
+        // SAFETY: the caller's promise.
+        false => unsafe { namespaces::clone_via(flags, via) }.map_err(RunError),
+    }
+}
+
 /// Ends a child spawner cloned whose setup cannot go on.
 fn kill_and_reap(pid: i32) {
     let _ = rawsys::kill(pid, 9);
@@ -433,12 +447,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
 /// Clones the container's first process into its new namespaces, lets it go once it is in the
 /// cgroup, and waits for it while relaying signals. Returns the exit status.
 fn spawn_and_wait(
-    plan: ChildPlan<'_>,
+    mut plan: ChildPlan<'_>,
     clone_flags: u64,
     tty_socket: Option<OwnedFd>,
     before_go: &dyn Fn(i32) -> Result<(), RunError>,
 ) -> Result<i32, RunError> {
-    spawn_and_wait_with(clone_flags, tty_socket, before_go, move |go, errors| {
+    let via = std::mem::take(&mut plan.via);
+    spawn_and_wait_with(clone_flags, &via, tty_socket, before_go, move |go, errors| {
         child::run(plan, go, errors);
     })
 }
@@ -448,6 +463,7 @@ fn spawn_and_wait(
 /// `tty_socket`, its terminal). Returns the exit status.
 pub(crate) fn spawn_and_wait_with(
     clone_flags: u64,
+    via: &[(NamespaceKind, OwnedFd)],
     tty_socket: Option<OwnedFd>,
     before_go: &dyn Fn(i32) -> Result<(), RunError>,
     child: impl FnOnce(OwnedFd, OwnedFd),
@@ -460,7 +476,7 @@ pub(crate) fn spawn_and_wait_with(
     let (err_read, err_write) = pipe()?;
     // SAFETY: spawner is single-threaded here (the front end joined its threads before), so the
     // child may allocate.
-    let pid = unsafe { rawsys::clone_process(clone_flags) }.map_err(|e| RunError(format!("clone: {e}")))?;
+    let pid = unsafe { clone_child(clone_flags, via) }?;
     if pid == 0 {
         drop((go_write, err_read, signals, tty_socket));
         child(go_read, err_write);

@@ -193,12 +193,15 @@ pub fn plan(config: &Config, front_end: &FrontEndMounts) -> Plan {
 }
 
 /// A mount as a container with a user namespace of its own can have it. sysfs can only be mounted
-/// by the owner of the network namespace: when the container shares the host's, it gets the host's
-/// /sys bound instead (read-only as asked), as runc does. mqueue can only be mounted by the owner of
-/// the IPC namespace: when the container shares the host's, it gets none (the host may have none
-/// mounted to bind).
+/// by the owner of the network namespace: when the container's is not one it makes, it gets the
+/// host's /sys bound instead (read-only as asked), as runc does. mqueue can only be mounted by the
+/// owner of the IPC namespace: when the container's is not one it makes, it gets none (the host may
+/// have none mounted to bind).
 fn in_user_namespace(config: &Config, mount: &Mount) -> Option<Mount> {
-    let own = |kind| config.namespaces.iter().any(|ns| ns.kind == kind);
+    // A namespace made now belongs to the container's user namespace; the host's, or one given by
+    // path, does not (with a user namespace given by path, one given by path may; it is bound then
+    // too, the safe side).
+    let own = |kind| config.namespaces.iter().any(|ns| ns.kind == kind && ns.path.is_none());
     match &mount.kind {
         MountKind::Fs { fstype, .. } if fstype == "sysfs" && !own(NamespaceKind::Network) => Some(Mount {
             kind: MountKind::Bind { source: "/sys".into(), recursive: true },
