@@ -83,14 +83,13 @@ pub enum Root {
 
 /// Runs in the child after clone; never returns.
 pub fn run(plan: ChildPlan<'_>, go: OwnedFd, errors: OwnedFd) -> ! {
-    let held = plan.exec_fifo.is_some();
     let err = match setup_and_exec(plan, go, &errors) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    if held {
-        // `create` may be gone: the message goes to the container's stderr as well (and a write to
-        // a pipe nobody reads must not kill us before that).
+    if READY_SENT.load(std::sync::atomic::Ordering::Relaxed) {
+        // `create` has returned: the message goes to the container's stderr (the write to the error
+        // pipe nobody reads any more must not kill us before that).
         let _ = rawsys::reset_signal_disposition(13);
         let _ = rustix::io::write(rustix::stdio::stderr(), format!("spawner: {err}\n").as_bytes());
     }
@@ -423,12 +422,17 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
     }
 }
 
+/// Set once `create` was told the process is ready: a failure after that is no longer `create`'s to
+/// report.
+static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// runc's exec FIFO: tells `create` the container is ready (a 0 byte on the error pipe), then blocks
 /// opening the FIFO for writing until `start` opens it for reading, and writes it one byte. A
 /// failure after this point is the container's own: it goes to its stderr too, since `create` has
 /// stopped reading the error pipe.
 fn wait_for_start(errors: &OwnedFd, fifo: &OwnedFd) -> Result<(), String> {
     rustix::io::write(errors, &[0]).map_err(|e| format!("report ready: {e}"))?;
+    READY_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
     let fifo = rustix::fs::open(path.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| format!("open the exec FIFO: {e}"))?;
@@ -604,6 +608,14 @@ fn mount_rootfs(
         )
         .context(|| format!("attach the root at {}", root_path.display()))?,
     }
+    // The root's clone keeps its source's propagation (shared, under dockerd's data root), and
+    // pivot_root refuses a shared new root: private, as everything else here (rootfsPropagation
+    // is applied after the pivot).
+    rustix::mount::mount_change(
+        root_path,
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .context(|| format!("make the root at {} private", root_path.display()))?;
     let root_fd =
         rustix::fs::open(root_path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .context(|| format!("open {}", root_path.display()))?;

@@ -110,7 +110,9 @@ fn memory(m: &oci::LinuxMemory, limits: &mut Limits) -> Result<(), SpecError> {
 fn cpu(c: &oci::LinuxCpu, limits: &mut Limits) -> Result<(), SpecError> {
     const AT: &str = "linux.resources.cpu";
     // 0 is what Go writes for "not set"; a real-time budget or idle class of 0 is the default too.
-    limits.cpu_shares = c.shares().filter(|&s| s != 0);
+    // 1024 shares is what every new cgroup has (ctr asks for it by default): nothing to set, and a
+    // host without the cpu controller is not refused for it.
+    limits.cpu_shares = c.shares().filter(|&s| s != 0 && s != 1024);
     limits.cpu_quota = match c.quota() {
         None | Some(0) => None,
         Some(q) if q > 0 || q == -1 => Some(q),
@@ -170,6 +172,8 @@ fn block_io(b: &oci::LinuxBlockIo) -> Result<Option<u16>, SpecError> {
         }
     }
     match b.weight() {
+        // dockerd always writes 0 for "no weight" (runc reads it so).
+        Some(0) => Ok(None),
         Some(w) if !(10..=1000).contains(&w) => {
             Err(SpecError::invalid(format!("{AT}.weight"), format!("{w} is not 10 to 1000")))
         }

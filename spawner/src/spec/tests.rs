@@ -1480,3 +1480,18 @@ fn field_paths_from_positions() {
     // Lines count from 1, columns in bytes.
     assert_eq!(json_path::field_at(b"{\n \"g\": \"\xc3\xa9\"\n}", 2, 10).as_deref(), Some("g"));
 }
+
+/// Values engines write for "not set" are not limits: dockerd's blockIO weight 0, ctr's 1024 cpu
+/// shares (what every new cgroup has).
+#[test]
+fn engine_defaults_are_no_limits() {
+    let limits = |at: &str, value: Value| {
+        let mut s: Value = serde_json::from_str(RUNC_SPEC).unwrap();
+        set(&mut s, at, value);
+        validate(&serde_json::from_value(s).unwrap(), Path::new(BUNDLE)).unwrap().resources
+    };
+    assert_eq!(limits("/linux/resources/blockIO/weight", json!(0)).block_io_weight, None);
+    assert_eq!(limits("/linux/resources/cpu/shares", json!(1024)).cpu_shares, None);
+    assert_eq!(limits("/linux/resources/cpu/shares", json!(0)).cpu_shares, None);
+    assert_eq!(limits("/linux/resources/cpu/shares", json!(512)).cpu_shares, Some(512));
+}
