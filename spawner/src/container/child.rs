@@ -378,9 +378,9 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
         Some(_) => None,
         None => Some(find_program(&process.args[0], &process.env)?),
     };
-    if let Some(fifo) = &exec_fifo {
-        wait_for_start(errors, fifo)?;
-    }
+    // Held open until the exec closes it (CLOEXEC): `start` returns once it sees that, so that
+    // poststart hooks run after the process has started, as the spec orders.
+    let _started = exec_fifo.as_ref().map(|fifo| wait_for_start(errors, fifo)).transpose()?;
     if let Some((hooks, state)) = &start_hooks {
         super::hooks::run("startContainer", hooks, state)?;
     }
@@ -427,17 +427,17 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
 static READY_SENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// runc's exec FIFO: tells `create` the container is ready (a 0 byte on the error pipe), then blocks
-/// opening the FIFO for writing until `start` opens it for reading, and writes it one byte. A
-/// failure after this point is the container's own: it goes to its stderr too, since `create` has
-/// stopped reading the error pipe.
-fn wait_for_start(errors: &OwnedFd, fifo: &OwnedFd) -> Result<(), String> {
+/// opening the FIFO for writing until `start` opens it for reading, and writes it one byte. Returns
+/// the FIFO's write end, which `start` waits to see closed. A failure after this point is the
+/// container's own: it goes to its stderr too, since `create` has stopped reading the error pipe.
+fn wait_for_start(errors: &OwnedFd, fifo: &OwnedFd) -> Result<OwnedFd, String> {
     rustix::io::write(errors, &[0]).map_err(|e| format!("report ready: {e}"))?;
     READY_SENT.store(true, std::sync::atomic::Ordering::Relaxed);
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
     let fifo = rustix::fs::open(path.as_str(), OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| format!("open the exec FIFO: {e}"))?;
     rustix::io::write(&fifo, b"0").map_err(|e| format!("write the exec FIFO: {e}"))?;
-    Ok(())
+    Ok(fifo)
 }
 
 /// The process's credentials as they will be set.

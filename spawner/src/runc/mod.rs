@@ -218,7 +218,8 @@ fn connect_console(path: &Path) -> Result<rustix::fd::OwnedFd, String> {
     Ok(socket)
 }
 
-/// `start`: opens the exec FIFO, which lets the waiting process exec.
+/// `start`: opens the exec FIFO, which lets the waiting process exec, and returns once it has
+/// (its end of the FIFO closes with the exec), after the poststart hooks.
 fn start(root: &Path, id: &str) -> Result<(), String> {
     let state = ContainerState::load(root, id)?;
     match state.status() {
@@ -250,6 +251,22 @@ fn start(root: &Path, id: &str) -> Result<(), String> {
         }
     }
     std::fs::remove_file(&fifo_path).map_err(|e| format!("remove {}: {e}", fifo_path.display()))?;
+    // startContainer hooks run now, then the exec closes the process's end (or its death does).
+    loop {
+        match rustix::io::read(&fifo, &mut byte) {
+            Ok(0) => break,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                if !state.alive() {
+                    break;
+                }
+                let mut fds = [rustix::event::PollFd::new(&fifo, rustix::event::PollFlags::IN)];
+                let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
+                let _ = rustix::event::poll(&mut fds, Some(&timeout));
+            }
+            Err(e) => return Err(format!("read {}: {e}", fifo_path.display())),
+        }
+    }
     // The spec's rule: a failing poststart hook is a warning, and the container runs on.
     let state_for_hooks = state.hook_identity().state("running", Some(state.saved.pid));
     container::hooks::run_warning("poststart", &state.saved.poststart, &state_for_hooks);
