@@ -4,82 +4,8 @@
 //! a field the core ignored would show.
 
 use integration_tests::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 use std::time::Duration;
-
-/// A runc root and bundles of the test's own, removed (containers deleted first) on drop.
-struct Runtime {
-    root: PathBuf,
-    dir: StateDir,
-}
-
-impl Runtime {
-    fn new(test: &str) -> Runtime {
-        let dir = StateDir::new(&format!("runc-{test}"));
-        Runtime { root: dir.0.join("root"), dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(runc_bin());
-        cmd.arg("--root").arg(&self.root).args(args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd
-    }
-
-    /// Runs a command to its end. Its output goes through files, not pipes: the container's process
-    /// `create` leaves behind holds the same stdout and stderr (as an engine's pipes), and a pipe
-    /// would not reach EOF until the container exits.
-    fn run(&self, args: &[&str]) -> Output {
-        let (out_path, err_path) = (self.dir.0.join("cmd.out"), self.dir.0.join("cmd.err"));
-        let mut cmd = self.command(args);
-        cmd.stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap());
-        let mut child = cmd.spawn().unwrap();
-        drop(cmd);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("spawner-runc {args:?} hung");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        Output {
-            status,
-            stdout: std::fs::read(&out_path).unwrap(),
-            stderr: std::fs::read(&err_path).unwrap(),
-        }
-    }
-
-    /// A bundle named `name` with `args` as the process and `edit` applied to config.json.
-    fn bundle(&self, name: &str, args: &[&str], edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-        busybox_bundle(&self.dir.0.join(name), |c| {
-            c["process"]["args"] = serde_json::json!(args);
-            edit(c)
-        })
-    }
-
-    fn status(&self, id: &str) -> String {
-        let out = self.run(&["state", id]);
-        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        state["status"].as_str().unwrap_or("").to_string()
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(&self.root) {
-            for e in entries.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                let _ = self.run(&["delete", "--force", &id]);
-            }
-        }
-    }
-}
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -87,7 +13,7 @@ fn s(path: &Path) -> &str {
 
 #[test]
 fn create_start_state_kill_delete() {
-    let rt = Runtime::new("life");
+    let rt = Runc::new("life");
     let bundle = rt.bundle("b", &["sh", "-c", "echo started; exec sleep 100"], |_| {});
     let pid_file = rt.dir.0.join("pid");
     let out = rt.run(&["create", "--bundle", s(&bundle), "--pid-file", s(&pid_file), "c1"]);
@@ -147,7 +73,7 @@ fn create_start_state_kill_delete() {
 
 #[test]
 fn run_waits_and_returns_the_status() {
-    let rt = Runtime::new("run");
+    let rt = Runc::new("run");
     let bundle = rt.bundle("b", &["sh", "-c", "echo out; echo err >&2; exit 7"], |_| {});
     let out = rt.run(&["run", "--bundle", s(&bundle), "r1"]);
     assert_eq!((code(&out), stdout(&out).as_str(), stderr(&out).as_str()), (7, "out\n", "err\n"));
@@ -156,9 +82,52 @@ fn run_waits_and_returns_the_status() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
+/// In the foreground, signals sent to `spawner-runc run` reach the container's process (as runc
+/// forwards them): the shell's TERM trap runs and its status is run's.
+#[test]
+fn run_in_the_foreground_relays_signals() {
+    let rt = Runc::new("runsig");
+    let script = "trap 'echo got TERM; exit 0' TERM; echo up; while :; do sleep 0.1; done";
+    let bundle = rt.bundle("b", &["sh", "-c", script], |_| {});
+    let out_path = rt.dir.0.join("run.out");
+    let mut cmd = rt.command(&["run", "--bundle", s(&bundle), "sig1"]);
+    cmd.stdout(std::fs::File::create(&out_path).unwrap());
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&out_path).unwrap().contains("up") && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM)
+        .unwrap();
+    let out = wait_or_kill(child, Duration::from_secs(20));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "up\ngot TERM\n");
+    assert_eq!(code(&rt.run(&["state", "sig1"])), 1, "run deletes the container once it exits");
+}
+
+/// A process with `terminal: true` and no --console-socket gets a pty of the container's own whose
+/// other side is `spawner-runc run`'s terminal, as with runc: keys typed go in, output comes out.
+#[test]
+fn run_in_the_foreground_gives_a_terminal() {
+    let rt = Runc::new("runtty");
+    let script = "tty; stty size; read line; echo got:$line; exit 5";
+    let bundle = rt.bundle("b", &["sh", "-c", script], |c| c["process"]["terminal"] = true.into());
+    let mut cmd = std::process::Command::new(runc_bin());
+    cmd.arg("--root").arg(&rt.root).args(["run", "--bundle", s(&bundle), "tty1"]);
+    let (child, mut master) = spawn_on_terminal(cmd, Some((45, 123)));
+    let seen = read_until(&mut master, "45 123");
+    std::io::Write::write_all(&mut master, b"hello\r").unwrap();
+    let seen = seen + &read_until(&mut master, "got:hello");
+    let out = wait_or_kill(child, Duration::from_secs(20));
+    assert_eq!(code(&out), 5, "{seen:?}");
+    assert!(seen.contains("/dev/pts/0\r\n45 123\r\n"), "{seen:?}");
+    assert!(seen.contains("got:hello"), "{seen:?}");
+}
+
 #[test]
 fn errors_are_worded_as_runc_and_logged_as_json() {
-    let rt = Runtime::new("errors");
+    let rt = Runc::new("errors");
     let log = rt.dir.0.join("log.json");
     let bundle = rt.bundle("b", &["no-such-program"], |_| {});
     let out = rt.run(&["--log", s(&log), "--log-format", "json", "create", "--bundle", s(&bundle), "e1"]);
@@ -192,7 +161,7 @@ fn errors_are_worded_as_runc_and_logged_as_json() {
 /// prints what the container sees.
 #[test]
 fn config_fields_are_honoured() {
-    let rt = Runtime::new("fields");
+    let rt = Runc::new("fields");
     let data = rt.dir.0.join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("file"), "from the host\n").unwrap();
@@ -345,15 +314,16 @@ fn config_fields_are_honoured() {
 
 #[test]
 fn exec_runs_in_the_container_and_update_changes_its_limits() {
-    let rt = Runtime::new("exec");
+    let rt = Runc::new("exec");
     let bundle = rt.bundle("b", &["sh", "-c", "echo $$ > /tmp/pid1; exec sleep 100"], |c| {
         c["root"]["readonly"] = false.into();
         c["linux"]["resources"] = serde_json::json!({"memory": {"limit": 67108864}});
     });
     assert_eq!(code(&rt.run(&["run", "--detach", "--bundle", s(&bundle), "x1"])), 0);
     // The exec'd process sees the container's files and PID 1, and waits: its status is exec's.
-    let out = rt.run(&["exec", "x1", "sh", "-c", "cat /tmp/pid1; hostname; exit 5"]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (5, "1\nyouki\n"), "{}", stderr(&out));
+    let wait = "while [ ! -s /tmp/pid1 ]; do sleep 0.05; done";
+    let out = rt.run(&["exec", "x1", "sh", "-c", &format!("{wait}; cat /tmp/pid1; hostname; exit 5")]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (5, "1\nspawner\n"), "{}", stderr(&out));
     let out = rt.run(&["exec", "--user", "1000:1000", "--env", "X=y", "x1", "sh", "-c", "id -u; echo $X"]);
     assert_eq!(stdout(&out), "1000\ny\n", "{}", stderr(&out));
     // --process FILE and --detach with a pid file, as conmon and the containerd shim call it.
@@ -387,7 +357,7 @@ fn exec_runs_in_the_container_and_update_changes_its_limits() {
 /// and startContainer in the container's (startContainer's path resolved inside it).
 #[test]
 fn hooks_run_in_order_where_the_spec_says() {
-    let rt = Runtime::new("hooks");
+    let rt = Runc::new("hooks");
     let logs = rt.dir.0.join("hooklog");
     std::fs::create_dir(&logs).unwrap();
     let log = logs.join("log");
@@ -473,7 +443,7 @@ fn hooks_run_in_order_where_the_spec_says() {
 /// poststart hook is a warning and the container runs on.
 #[test]
 fn failing_hooks() {
-    let rt = Runtime::new("hookfail");
+    let rt = Runc::new("hookfail");
     let marker = rt.dir.0.join("poststop-ran");
     let bundle = rt.bundle("b", &["sleep", "100"], |c| {
         c["hooks"] = serde_json::json!({

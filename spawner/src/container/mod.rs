@@ -209,6 +209,47 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
     }
 }
 
+/// A front end's wait for a container it made with [`create`] and started (runc's `run` without
+/// --detach): signals sent to the front end from [`Foreground::hold_signals`] on reach the
+/// container's process, and with a terminal, the container's pty is the front end's.
+pub struct Foreground {
+    signals: OwnedFd,
+    master: Option<OwnedFd>,
+    raw: Option<tty::RawMode>,
+}
+
+impl Foreground {
+    /// Holds the relayed signals from now on (blocked, read from a signalfd): none is lost while
+    /// the container is made, and each reaches its process once it runs.
+    pub fn hold_signals() -> Result<Foreground, RunError> {
+        let held = signal_set(&RELAYED) | signal_set(&[SIGCHLD, SIGWINCH]);
+        rawsys::set_signal_mask(held).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
+        let signals = rawsys::signalfd(held).map_err(|e| RunError(format!("signalfd: {e}")))?;
+        Ok(Foreground { signals, master: None, raw: None })
+    }
+
+    /// Takes the container's terminal from `socket`, the far end of the console socket it sent its
+    /// pty master to, before it starts: the pty gets the size of the caller's terminal, which is
+    /// put in raw mode (until the wait ends) and whose bytes are copied to and from it.
+    pub fn attach_terminal(&mut self, socket: &OwnedFd) -> Result<(), RunError> {
+        let master = tty::receive_master(socket)
+            .map_err(RunError)?
+            .ok_or_else(|| RunError("the container sent no terminal".into()))?;
+        tty::sync_window_size(master.as_fd());
+        self.raw = tty::RawMode::enter();
+        self.master = Some(master);
+        Ok(())
+    }
+
+    /// Waits for the container's process `pid` (the caller's child) and returns its exit status,
+    /// relaying signals (and the terminal).
+    pub fn wait(self, pid: i32) -> Result<i32, RunError> {
+        let status = wait_relaying(pid, &self.signals, self.master.as_ref());
+        drop(self.raw);
+        status
+    }
+}
+
 /// What both ways of starting share: the filter compiled, the cgroup made, the mount sources, root
 /// and namespace paths opened.
 struct Prepared<'a> {

@@ -485,7 +485,13 @@ fn container_config(
             // Looked up in the image by the core (`Extras::image_user`).
             user: spec::User { uid: 0, gid: 0, umask: None, additional_gids: Vec::new() },
             terminal: opts.tty,
-            console_size: None,
+            // The size of spawner's own terminal from the start, as docker run -t: a process that
+            // asks for it at once (stty size) must not see 0 0 before spawner passes it on.
+            console_size: opts
+                .tty
+                .then(|| rustix::termios::tcgetwinsize(rustix::stdio::stdin()).ok())
+                .flatten()
+                .map(|w| (w.ws_row, w.ws_col)),
             capabilities: spec::Capabilities {
                 bounding: caps,
                 effective: caps,

@@ -101,6 +101,18 @@ fn bundle_dir(bundle: Option<&Path>) -> Result<PathBuf, String> {
 
 /// `create`: the container set up, its process waiting on `ROOT/ID/exec.fifo`.
 fn create(root: &Path, id: &str, args: &CreateArgs, no_cgroup: bool) -> Result<ContainerState, String> {
+    let console_socket = args.console_socket.as_deref().map(connect_console).transpose()?;
+    create_with(root, id, args, no_cgroup, console_socket)
+}
+
+/// `create` with the console socket given (runc's `run` makes its own for a terminal).
+fn create_with(
+    root: &Path,
+    id: &str,
+    args: &CreateArgs,
+    no_cgroup: bool,
+    console_socket: Option<rustix::fd::OwnedFd>,
+) -> Result<ContainerState, String> {
     state::check_id(id)?;
     let bundle = bundle_dir(args.bundle.as_deref())?;
     let config = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
@@ -130,7 +142,6 @@ fn create(root: &Path, id: &str, args: &CreateArgs, no_cgroup: bool) -> Result<C
         .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
         rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622))
             .map_err(|e| format!("chmod {}: {e}", fifo.display()))?;
-        let console_socket = args.console_socket.as_deref().map(connect_console).transpose()?;
         let extras = Extras { id: id.to_string(), no_cgroup, ..Default::default() };
         let held =
             Held { exec_fifo: fifo, console_socket, preserve_fds: args.preserve_fds, bundle: bundle.clone() };
@@ -356,27 +367,33 @@ fn kill_and_wait(state: &ContainerState) {
 
 /// `run`: create and start; without --detach wait for the process (spawner is its parent) and
 /// delete the container, exiting with its status.
+///
+/// In the foreground, as runc: the signals spawner gets go to the process, and a process with
+/// `terminal` and no --console-socket gets a pty whose other side is spawner's stdio.
 fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, no_cgroup: bool) -> Result<i32, String> {
-    let state = create(root, id, args, no_cgroup)?;
-    start(root, id)?;
     if detach {
-        return Ok(0);
+        create(root, id, args, no_cgroup)?;
+        return start(root, id).map(|()| 0);
     }
-    let pid = rustix::process::Pid::from_raw(state.saved.pid).ok_or("no pid")?;
-    let status = loop {
-        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
-            Ok(Some((_, s))) => {
-                break match (s.exit_status(), s.terminating_signal()) {
-                    (Some(code), _) => code,
-                    (_, Some(sig)) => 128 + sig,
-                    _ => 1,
-                }
-            }
-            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(format!("waitpid: {e}")),
-        }
+    let mut foreground = container::Foreground::hold_signals().map_err(|e| e.0)?;
+    let terminal = args.console_socket.is_none()
+        && crate::spec::load(&bundle_dir(args.bundle.as_deref())?)
+            .map_err(|e| e.to_string())?
+            .process
+            .is_some_and(|p| p.terminal);
+    let (here, there) = match terminal {
+        true => container::tty::socket_pair().map(|(a, b)| (Some(a), Some(b)))?,
+        false => (None, None),
     };
-    delete(root, id, true)?;
+    let state = create_with(root, id, args, no_cgroup, there)?;
+    let waited = here
+        .map_or(Ok(()), |socket| foreground.attach_terminal(&socket))
+        .map_err(|e| e.0)
+        .and_then(|()| start(root, id))
+        .and_then(|()| foreground.wait(state.saved.pid).map_err(|e| e.0));
+    let deleted = delete(root, id, true);
+    let status = waited?;
+    deleted?;
     Ok(status)
 }
 
