@@ -78,6 +78,14 @@ echo "exec user: $($P exec -u 1000 web id -u)"
 $P stop -t 5 web >/dev/null; echo "stop: $?"
 echo "stopped logs: $($P logs web | tr '\n' ' ')"
 $P rm web >/dev/null; echo "rm: $?"
+# -t: conmon gets the pty master through --console-socket.
+echo "exec tty: $($P run -d --name t $R busybox:latest sleep 100 >/dev/null; $P exec -t t sh -c 'tty; echo $((6 * 7))' | tr -d '\r' | tr '\n' ' ')"
+echo "run tty: $($P run --rm -t $R busybox:latest tty | tr -d '\r')"
+# kill (SIGKILL by default), and stop's SIGTERM, SIGKILL after -t seconds for a process that ignores it.
+$P kill t >/dev/null; echo "kill: $? $($P wait t)"
+$P run -d --name deaf $R busybox:latest sh -c 'trap "" TERM; while :; do sleep 0.1; done' >/dev/null
+$P stop -t 1 deaf >/dev/null; echo "stop escalates: $? $($P inspect -f '{{.State.ExitCode}}' deaf)"
+$P rm t deaf >/dev/null; echo "rm both: $?"
 echo "left: $($P ps -aq | wc -l)"
 "#;
     let env = [("D", d.clone()), ("IMG", image("busybox-docker.tar").display().to_string())];
@@ -97,6 +105,11 @@ echo "left: $($P ps -aq | wc -l)"
     // podman stop sends SIGTERM through spawner-runc kill; the trap ran.
     assert_eq!(line(&out, "stop"), "0", "{out}");
     assert_eq!(line(&out, "stopped logs"), "up got TERM ", "{out}");
+    assert_eq!(line(&out, "exec tty"), "/dev/pts/0 42 ", "{out}");
+    assert_eq!(line(&out, "run tty"), "/dev/pts/0", "{out}");
+    assert_eq!(line(&out, "kill"), "0 137", "{out}");
+    assert_eq!(line(&out, "stop escalates"), "0 137", "SIGKILL once the timeout passed: {out}");
+    assert_eq!(line(&out, "rm both"), "0", "{out}");
     assert_eq!((line(&out, "rm"), line(&out, "left")), ("0", "0"), "{out}");
 }
 
@@ -349,6 +362,15 @@ echo "stopped logs: $($K logs web | tr '\n' ' ')"
 echo "exit code: $($K inspect -f '{{.State.ExitCode}}' web)"
 $K rm web >/dev/null; echo "rm: $?"
 missing=$($K run --rm $R busybox:latest no-such-program 2>&1); echo "run missing: $? $missing"
+# --init: dockerd binds its docker-init (tini) in and makes it the process; its child is ours.
+echo "init: $($K run --rm $R --init busybox:latest sh -c 'echo $(cat /proc/1/comm) $PPID')"
+# -m, update and top, on a container that runs: the limit in its memory cgroup, from the host.
+$K run -d --name lim $R -m 64m --memory-swap 64m busybox:latest sleep 100 >/dev/null
+limit() { cat "/sys/fs/cgroup/memory$(memory_cgroup_of "$($K inspect -f '{{.State.Pid}}' lim)")/memory.limit_in_bytes"; }
+echo "memory: $(limit)"
+$K update -m 96m --memory-swap 96m lim >/dev/null; echo "update: $? $(limit)"
+echo "top: $($K top lim | sed 1d | grep -c 'sleep 100')"
+$K rm -f lim >/dev/null; echo "rm -f: $?"
 echo "left: $($K ps -aq | wc -l) containers, $(ls "$D"/exec/runtime-*/moby 2>/dev/null | wc -l) runtime states, $(find "$CG" -mindepth 1 -type d | wc -l) cgroups"
 echo "host links: $([ "$(ls /sys/class/net | tr '\n' ' ')" = "$host_links" ] && echo unchanged)"
 "#;
@@ -383,5 +405,10 @@ echo "host links: $([ "$(ls /sys/class/net | tr '\n' ' ')" = "$host_links" ] && 
     // docker run maps the runtime's "executable file not found" to 127.
     let missing = line(&out, "run missing");
     assert!(missing.starts_with("127 ") && missing.contains(not_found), "{out}");
+    assert_eq!(line(&out, "init"), "docker-init 1", "docker-init is PID 1, the shell its child: {out}");
+    assert_eq!(line(&out, "memory"), "67108864", "{out}");
+    assert_eq!(line(&out, "update"), "0 100663296", "{out}");
+    assert_eq!(line(&out, "top"), "1", "docker top lists the container's process: {out}");
+    assert_eq!(line(&out, "rm -f"), "0", "{out}");
     assert_all_gone_and_host_untouched(&out);
 }
