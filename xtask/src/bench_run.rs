@@ -158,7 +158,7 @@ const DOCKER_CAPS: [&str; 14] = [
 /// An OCI bundle: the image's layers extracted in order into rootfs/, and a config.json with the same
 /// namespaces, mounts, masked and read-only paths and capabilities spawner sets up (not its seccomp
 /// filter: that would need a profile file per runtime).
-fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
+pub fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
     let unpacked = bundle.join("archive");

@@ -2,6 +2,7 @@
 //! installs what it needs (Debian packages, the musl target) so that it works on a fresh machine.
 
 mod bench;
+mod bench_oci;
 mod bench_run;
 mod images;
 mod util;
@@ -20,6 +21,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench       all of the below, tables into docs/benchmarks.md
   bench init  init's size, idle RSS and reaping speed beside tini-static, dumb-init, catatonit
   bench run   start-to-exit of /bin/true beside crun, runc and bubblewrap
+  bench oci   spawner-runc beside crun and runc on one OCI bundle: run, create + start + delete
   bench unpack  unpacking a ~320 MB layer beside GNU tar -x
   lint        cargo fmt --check and clippy -D warnings on both workspaces
   vm-test     boot a kernel under QEMU with init as PID 1 and run spawner's cgroup v2 checks there
@@ -36,13 +38,19 @@ fn main() {
         ["lint"] => lint(),
         ["bench", "init"] => bench::init(),
         ["bench", "run"] => bench_run::start_to_exit(),
+        ["bench", "oci"] => bench_oci::oci(),
         ["bench", "unpack"] => bench_run::unpack(),
-        ["bench"] => {
-            bench::init().and_then(|()| bench_run::start_to_exit()).and_then(|()| bench_run::unpack())
-        }
+        ["bench"] => bench::init()
+            .and_then(|()| bench_run::start_to_exit())
+            .and_then(|()| bench_oci::oci())
+            .and_then(|()| bench_run::unpack()),
         ["__bench-run-inner", rest @ ..] => match bench_run::work_paths(rest) {
             Some((spawner, image, bundle, work)) => bench_run::inner(&spawner, &image, &bundle, &work),
             None => Err("usage: __bench-run-inner SPAWNER IMAGE BUNDLE WORK".into()),
+        },
+        ["__bench-oci-inner", rest @ ..] => match bench_run::work_paths(rest) {
+            Some((spawner, image, bundle, work)) => bench_oci::inner(&spawner, &image, &bundle, &work),
+            None => Err("usage: __bench-oci-inner SPAWNER IMAGE BUNDLE WORK".into()),
         },
         ["vm-test"] => vm::test(None),
         ["images"] => images::build(false).map(drop),
