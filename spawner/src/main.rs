@@ -1,4 +1,5 @@
-//! The spawner command line: `spawner run image.tar [-- cmd args…]`, `spawner images`, `spawner prune`.
+//! The spawner command line: `spawner run IMAGE [-- cmd args…]` (an archive or a registry
+//! reference), `spawner pull REF`, `spawner images`, `spawner prune`.
 //! Spawner's own failures exit 125 with one line on stderr; the container's status is spawner's.
 
 use clap::{Args, Parser, Subcommand};
@@ -35,6 +36,62 @@ enum Command {
     },
     /// Remove layers that no stored image uses.
     Prune,
+    /// Pull an image from a registry into the store (debian, ghcr.io/org/app:1, host:5000/app@sha256:…).
+    Pull {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print only the image ID.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// The image reference.
+        reference: String,
+    },
+}
+
+/// How to reach a registry, as podman and skopeo spell it.
+#[derive(Args, Clone)]
+struct RegistryArgs {
+    /// Platform os/arch[/variant] to pull from a multi-platform image (default: this host's).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Require HTTPS with a verified certificate (false: skip the check, allow plain HTTP).
+    #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+    tls_verify: bool,
+    /// CA (*.crt) and client (*.cert, *.key) certificates for the registry.
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// USER:PASSWORD for the registry.
+    #[arg(long)]
+    creds: Option<String>,
+    /// Auth file with the registry's credentials (as podman login and docker login write).
+    #[arg(long)]
+    authfile: Option<PathBuf>,
+    /// Layers downloaded at once.
+    #[arg(long, default_value = "3")]
+    jobs: usize,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> spawner::registry::PullOptions {
+        let creds = self.creds.as_deref().map(|c| {
+            spawner::registry::auth::Credentials::parse(c)
+                .unwrap_or_else(|| fail("--creds: give USER:PASSWORD"))
+        });
+        spawner::registry::PullOptions {
+            registry: spawner::registry::Options {
+                insecure: !self.tls_verify,
+                cert_dir: self.cert_dir.clone(),
+                creds,
+                authfile: self.authfile.clone(),
+            },
+            platform: self
+                .platform
+                .as_deref()
+                .map(|p| spawner::registry::Platform::parse(p).unwrap_or_else(|e| fail(e))),
+            jobs: self.jobs.max(1),
+            quiet: false,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -114,7 +171,13 @@ struct RunArgs {
     /// Image to run when the archive holds several (repo:tag or #index).
     #[arg(long)]
     image: Option<String>,
-    /// The image archive, optionally with :repo:tag.
+    /// Pull a registry image: missing (when not stored), always, never.
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// The image: an archive (a path, optionally with :repo:tag; docker-archive:, oci-archive:
+    /// and oci: say which) or a registry reference.
     archive: String,
     /// Command and arguments (replace the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -139,8 +202,40 @@ fn split_archive_ref(spec: &str) -> (PathBuf, Option<String>) {
     (spec.into(), None)
 }
 
+/// Whether the image argument is an archive (a path, or a transport as skopeo spells them) or a
+/// registry reference: a file that exists, a path-looking string or a `.tar` name is an archive.
+fn image_source(spec: &str) -> Result<(PathBuf, Option<String>), spawner::registry::Reference> {
+    for transport in ["docker-archive:", "oci-archive:", "oci:"] {
+        if let Some(path) = spec.strip_prefix(transport) {
+            return Ok(split_archive_ref(path));
+        }
+    }
+    let (path, name) = split_archive_ref(spec);
+    let path_like = spec.starts_with(['/', '.']) || spec.ends_with(".tar") || spec.ends_with(".tar.gz");
+    if path.exists() || path_like {
+        return Ok((path, name));
+    }
+    match spawner::registry::Reference::parse(spec) {
+        Ok(reference) => Err(reference),
+        // Neither a file nor a reference: the file is what is missing, most likely.
+        Err(_) => Ok((path, name)),
+    }
+}
+
 fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
-    let (archive, reference) = split_archive_ref(&args.archive);
+    let policy = match args.pull.as_str() {
+        "missing" => docker::PullPolicy::Missing,
+        "always" => docker::PullPolicy::Always,
+        "never" => docker::PullPolicy::Never,
+        other => fail(format!("--pull {other}: give missing, always or never")),
+    };
+    let (archive, reference, pull) = match image_source(&args.archive) {
+        Ok((archive, reference)) => (archive, reference, None),
+        Err(r) => {
+            let pull = docker::Pull { reference: r, policy, options: args.registry.options() };
+            (state_dir.join("store/content"), None, Some(pull))
+        }
+    };
     if reference.is_some() && args.image.is_some() {
         fail("give the image either as ARCHIVE:REPO:TAG or with --image, not both");
     }
@@ -165,6 +260,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         args.devices.iter().map(|d| docker::devices::parse(d).unwrap_or_else(|e| fail(e))).collect();
     RunOptions {
         archive,
+        pull,
         devices,
         image: reference.or(args.image),
         state_dir,
@@ -268,6 +364,14 @@ fn main() {
                 let short = id.split(':').nth(1).unwrap_or(&id).chars().take(12).collect::<String>();
                 println!("{short:<20} {:<8} {}", image.layers.len(), image.names.join(" "));
             }
+        }
+        Command::Pull { registry, quiet, reference } => {
+            let reference = spawner::registry::Reference::parse(&reference).unwrap_or_else(|e| fail(e));
+            let mut options = registry.options();
+            options.quiet = quiet;
+            let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
+            let pulled = spawner::registry::pull(&store, &reference, &options).unwrap_or_else(|e| fail(e));
+            println!("{}", pulled.config_digest);
         }
         Command::Prune => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));

@@ -147,6 +147,12 @@ pub fn probe_volume() -> String {
     format!("{}:/probe:ro", probe_bin().display())
 }
 
+/// Fails the test when `program` cannot be run (never a silent pass: CI installs it).
+pub fn assert_installed(program: &str, args: &[&str]) {
+    let ran = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(ran.is_ok(), "{program} is missing: `cargo xtask test` installs it");
+}
+
 /// A test image that `cargo xtask images` built.
 pub fn image(name: &str) -> PathBuf {
     let path = workspace().join("target/images").join(name);

@@ -31,11 +31,6 @@ fn line<'a>(output: &'a str, name: &str) -> &'a str {
 }
 
 /// Fails the test unless `program ARGS` can be run: an engine test never passes by skipping.
-fn assert_installed(program: &str, args: &[&str]) {
-    let ran = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    assert!(ran.is_ok(), "{program} is missing: `cargo xtask test` installs it");
-}
-
 #[test]
 fn podman_runs_containers_through_spawner() {
     assert!(

@@ -179,6 +179,8 @@ fn test() -> Result<()> {
     // (through ctr) and dockerd 20.10 on that containerd: containerd and docker.io. The tests run
     // daemons of their own; the install starts none here (no systemd, and policy-rc.d says no).
     apt_install(&["util-linux", "procps", "mount", "podman", "containerd", "docker.io"])?;
+    // The pull tests' registry, its client and certificates.
+    apt_install(&["docker-registry", "skopeo", "openssl", "apache2-utils"])?;
     let dist = dist()?;
     let images = images::build_with(false, true)?;
     lint()?;

@@ -47,7 +47,13 @@ macro_rules! from_error {
         }
     )*};
 }
-from_error!(crate::image::ImageError, crate::store::StoreError, crate::cgroup::Error, rootfs::MountError);
+from_error!(
+    crate::image::ImageError,
+    crate::store::StoreError,
+    crate::cgroup::Error,
+    rootfs::MountError,
+    crate::registry::RegistryError
+);
 
 /// What a front end gives the core beside the config.
 #[derive(Default)]

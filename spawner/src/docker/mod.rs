@@ -52,6 +52,9 @@ from_error!(process::NoCommand, devices::DeviceError);
 pub struct RunOptions {
     pub archive: PathBuf,
     pub image: Option<String>,
+    /// The image is a registry reference (`archive` is the content store's layout then): pulled
+    /// as the policy says before the run.
+    pub pull: Option<Pull>,
     pub state_dir: PathBuf,
     pub overrides: Overrides,
     pub volumes: Vec<Volume>,
@@ -68,6 +71,40 @@ pub struct RunOptions {
     pub security: security::Security,
     /// The most bytes an image's layers may unpack to (a decompression bomb stops there).
     pub max_image_bytes: u64,
+}
+
+/// `--pull`, as Docker: pull when the image is not stored, always, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Missing,
+    Always,
+    Never,
+}
+
+/// An image named by reference, and how to get it.
+#[derive(Debug, Clone)]
+pub struct Pull {
+    pub reference: crate::registry::Reference,
+    pub policy: PullPolicy,
+    pub options: crate::registry::PullOptions,
+}
+
+/// Makes sure the image `pull` names is in the store (pulling it as its policy says), and returns
+/// the name it is stored under.
+fn ensure_pulled(pull: &Pull, store: &LayerStore) -> Result<String, RunError> {
+    let name = pull.reference.to_string();
+    let content = crate::store::content::Content::open(store.root())?;
+    let stored = content.lookup(&name)?.is_some();
+    match (pull.policy, stored) {
+        (PullPolicy::Never, false) => {
+            return Err(RunError(format!("{name}: not in the store, and --pull never forbids pulling it")))
+        }
+        (PullPolicy::Missing, true) | (PullPolicy::Never, true) => {}
+        (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {
+            crate::registry::pull(store, &pull.reference, &pull.options)?;
+        }
+    }
+    Ok(name)
 }
 
 /// Parses `-v HOST:CONTAINER[:OPTIONS]`; OPTIONS is a comma-separated list of `ro`/`rw` and, as
@@ -303,17 +340,18 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let devices = devices::open(&opts.devices)?;
     // Resolved (and compiled by the core) while spawner has one thread; see `container::run`.
     let seccomp = security::seccomp_profile(&opts.security).map_err(RunError)?;
+    let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
+    let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
+    let pulled = opts.pull.as_ref().map(|p| ensure_pulled(p, &store)).transpose()?;
     let net = (!opts.net_host).then(net::prepare_namespace);
     let archive = Archive::open(&opts.archive)?;
-    let image = archive.select(opts.image.as_deref())?;
+    let image = archive.select(pulled.as_deref().or(opts.image.as_deref()))?;
     log::debug!("archive indexed");
     log::info!(
         "image {} from {}",
         image.names.first().map(String::as_str).unwrap_or("(unnamed)"),
         opts.archive.display()
     );
-    let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
-    let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
     let mut layers = store.ensure_image(&archive, &image)?;
     layers.push(init_layer(&opts.state_dir)?);
     log::info!("{} layers ready in {}", layers.len(), store.root().display());

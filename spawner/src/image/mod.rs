@@ -55,6 +55,7 @@ pub use config::{ImageConfig, RootFs, RunConfig};
 pub use digest::{Algorithm, Digest, DigestParseError, DigestReader, Hasher};
 pub use error::{printable, ImageError};
 pub use layer::{Compression, Decompressor};
+pub(crate) use oci::host_platform;
 pub use source::MemberReader;
 
 use source::Source;

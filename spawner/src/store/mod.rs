@@ -23,6 +23,7 @@
 //! * A layer stays what was unpacked: its tree's digest (`tree.rs`) is recorded when it is
 //!   unpacked, and [`LayerStore::verify`] (`spawner images --verify`) re-hashes every layer.
 
+pub mod content;
 mod error;
 mod lock;
 mod tree;

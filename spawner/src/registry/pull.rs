@@ -1,0 +1,479 @@
+//! `spawner pull REF`: the manifest (by tag, checked against the registry's
+//! `Docker-Content-Digest`, or by digest), through an index to the platform's manifest, the config,
+//! then the layer blobs not already in the store, `jobs` at a time, each verified into the content
+//! store; then the image is named in the content store's index and unpacked into the layer store,
+//! as an archive's image is. Nothing is named before every blob it needs is verified and stored.
+
+use super::client::{Client, Fetched, Options};
+use super::reference::Reference;
+use super::RegistryError;
+use crate::image::{Archive, Digest};
+use crate::store::content::Content;
+use crate::store::LayerStore;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// What `pull` is asked for.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    pub registry: Options,
+    /// `--platform`; this host's when None.
+    pub platform: Option<Platform>,
+    /// Layers downloaded at once (Docker's max-concurrent-downloads: 3).
+    pub jobs: usize,
+    /// No progress lines.
+    pub quiet: bool,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions { registry: Options::default(), platform: None, jobs: 3, quiet: false }
+    }
+}
+
+/// An OCI platform, `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn parse(text: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => {
+                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None })
+            }
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(v.to_string()),
+            }),
+            _ => Err(format!("--platform {text}: give os/arch or os/arch/variant (linux/arm64/v8)")),
+        }
+    }
+
+    /// This host, as image indexes name it.
+    pub fn host() -> Platform {
+        let (os, arch, variant) = crate::image::host_platform();
+        Platform { os: os.into(), architecture: arch.into(), variant: variant.map(str::to_string) }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The full reference the image is stored under.
+    pub name: String,
+    pub manifest_digest: Digest,
+    /// Docker's image ID.
+    pub config_digest: Digest,
+    /// Layer blobs downloaded (not found in the store already).
+    pub downloaded: usize,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: Option<String>,
+    digest: Digest,
+    size: u64,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Document {
+    #[serde(default)]
+    schema_version: Option<u32>,
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Option<Vec<Descriptor>>,
+}
+
+#[derive(Deserialize)]
+struct ConfigRootFs {
+    #[serde(default)]
+    rootfs: Option<RootFs>,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<Digest>,
+}
+
+const LAYER_TYPES: &[&str] = &[
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar",
+];
+
+const CONFIG_TYPES: &[&str] =
+    &["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
+
+/// Retries of one request (5xx, reset, stalled) before the pull fails.
+const ATTEMPTS: u32 = 5;
+
+/// Pulls `reference` into `store` (its content store and layers) and names it there.
+pub fn pull(
+    store: &LayerStore,
+    reference: &Reference,
+    options: &PullOptions,
+) -> Result<Pulled, RegistryError> {
+    let content = Content::open(store.root())?;
+    let client = Client::new(reference, &options.registry)?;
+    let name = reference.to_string();
+    let wanted = options.platform.clone().unwrap_or_else(Platform::host);
+    let say = |line: &str| {
+        if !options.quiet {
+            eprintln!("{line}");
+        }
+    };
+    say(&format!("Pulling {name}"));
+
+    // The manifest: by digest (pinned), or by tag (checked against the registry's digest).
+    let fetched = retry(|| client.manifest(&reference.manifest_ref()))?;
+    let mut digest = manifest_digest(&name, reference.digest.as_ref(), &fetched)?;
+    let mut bytes = fetched.bytes;
+    let mut media_type = fetched.media_type;
+    for _ in 0..3 {
+        let doc = parse(&name, &bytes)?;
+        let Some(manifests) = doc.manifests else { break };
+        let chosen = choose(&manifests, &wanted).ok_or_else(|| RegistryError::NoPlatform {
+            reference: name.clone(),
+            wanted: wanted.to_string(),
+            available: manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(Platform::to_string))
+                .collect(),
+        })?;
+        let fetched = retry(|| client.manifest(&chosen.digest.to_string()))?;
+        digest = manifest_digest(&name, Some(&chosen.digest), &fetched)?;
+        bytes = fetched.bytes;
+        media_type = chosen.media_type.clone().or(fetched.media_type);
+    }
+    let doc = parse(&name, &bytes)?;
+    let (Some(config), Some(layers)) = (doc.config, doc.layers) else {
+        return Err(RegistryError::Unsupported {
+            reference: name,
+            reason: "the manifest names no config and layers (or an index nests too deep)".into(),
+        });
+    };
+    let media_type = doc.media_type.or(media_type);
+    if let Some(t) = config.media_type.as_deref().filter(|t| !CONFIG_TYPES.contains(t)) {
+        return Err(RegistryError::Unsupported {
+            reference: name,
+            reason: format!("unsupported media type {t}: not a container image config (an artifact?)"),
+        });
+    }
+    if let Some(l) =
+        layers.iter().find(|l| l.media_type.as_deref().is_some_and(|t| !LAYER_TYPES.contains(&t)))
+    {
+        return Err(RegistryError::Unsupported {
+            reference: name,
+            reason: format!("unsupported layer media type {}", l.media_type.as_deref().unwrap_or("")),
+        });
+    }
+
+    // The config, then the layers whose content the store lacks.
+    if !content.has_blob(&config.digest) {
+        let config_bytes = retry(|| fetch_small(&client, &config))?;
+        content.put(&config.digest, &config_bytes)?;
+    }
+    let config_bytes = std::fs::read(content.blob_path(&config.digest)).map_err(|e| {
+        RegistryError::Store(crate::store::StoreError::Io {
+            op: "read",
+            path: content.blob_path(&config.digest),
+            source: e,
+        })
+    })?;
+    let diff_ids = serde_json::from_slice::<ConfigRootFs>(&config_bytes)
+        .ok()
+        .and_then(|c| c.rootfs)
+        .map(|r| r.diff_ids)
+        .unwrap_or_default();
+    if diff_ids.len() != layers.len() {
+        return Err(RegistryError::Unsupported {
+            reference: name,
+            reason: format!("the config lists {} layers, the manifest {}", diff_ids.len(), layers.len()),
+        });
+    }
+    let missing: Vec<&Descriptor> = layers
+        .iter()
+        .zip(&diff_ids)
+        .filter(|(layer, diff_id)| !store.has_layer(diff_id) && !content.has_blob(&layer.digest))
+        .map(|(layer, _)| layer)
+        .collect();
+    download_all(&client, &content, &missing, options.jobs.max(1), &say)?;
+
+    // Named only now, every blob it needs in place; then unpacked as any stored image.
+    content.put(&digest, &bytes)?;
+    let descriptor = serde_json::json!({
+        "mediaType": media_type.unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into()),
+        "digest": digest.to_string(),
+        "size": bytes.len(),
+    });
+    content.tag(&name, descriptor)?;
+    let archive = Archive::open(content.path())?;
+    let image = archive.select(Some(&name))?;
+    store.ensure_image(&archive, &image)?;
+    say(&format!("Digest: {digest}"));
+    Ok(Pulled { name, manifest_digest: digest, config_digest: config.digest, downloaded: missing.len() })
+}
+
+/// The digest a fetched manifest must have, checked: the one asked for, else the registry's
+/// `Docker-Content-Digest` (as containerd checks it), else its own.
+fn manifest_digest(
+    name: &str,
+    expected: Option<&Digest>,
+    fetched: &Fetched,
+) -> Result<Digest, RegistryError> {
+    let header = fetched.digest_header.as_deref().and_then(|h| h.parse::<Digest>().ok());
+    let Some(expected) = expected.or(header.as_ref()) else {
+        return Ok(Digest::sha256_of(&fetched.bytes));
+    };
+    let actual = expected.compute_same(&fetched.bytes);
+    if actual != *expected {
+        return Err(RegistryError::DigestMismatch {
+            reference: name.to_string(),
+            what: "the manifest".into(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(actual)
+}
+
+fn parse(name: &str, bytes: &[u8]) -> Result<Document, RegistryError> {
+    let doc: Document = serde_json::from_slice(bytes).map_err(|e| RegistryError::Unsupported {
+        reference: name.to_string(),
+        reason: format!("the manifest is not valid JSON: {e}"),
+    })?;
+    let schema1 = doc.schema_version == Some(1)
+        || doc
+            .media_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/vnd.docker.distribution.manifest.v1"));
+    if schema1 {
+        return Err(RegistryError::Unsupported {
+            reference: name.to_string(),
+            reason: "Docker schema 1 manifests are not supported (deprecated since 2017): push the image again with a current client".into(),
+        });
+    }
+    Ok(doc)
+}
+
+/// The index entry for `wanted`: same os and architecture, the variant matching when both name
+/// one (an entry without a variant fits any).
+fn choose<'a>(manifests: &'a [Descriptor], wanted: &Platform) -> Option<&'a Descriptor> {
+    let score = |d: &Descriptor| {
+        let p = d.platform.as_ref()?;
+        if p.os != wanted.os || p.architecture != wanted.architecture {
+            return None;
+        }
+        match (&p.variant, &wanted.variant) {
+            (Some(a), Some(b)) if a == b => Some(2),
+            (None, _) => Some(1),
+            (Some(_), None) => Some(1),
+            _ => None,
+        }
+    };
+    manifests.iter().filter_map(|d| score(d).map(|s| (s, d))).max_by_key(|(s, _)| *s).map(|(_, d)| d)
+}
+
+/// A config blob, whole (at most 8 MiB), checked by the content store when put.
+fn fetch_small(client: &Client, blob: &Descriptor) -> Result<Vec<u8>, RegistryError> {
+    if blob.size > 8 << 20 {
+        return Err(RegistryError::Unsupported {
+            reference: client.reference().to_string(),
+            reason: format!("config {} is {} bytes, over 8 MiB", blob.digest, blob.size),
+        });
+    }
+    let (reader, _) = client.blob(&blob.digest.to_string(), 0)?;
+    let mut bytes = Vec::with_capacity(blob.size as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(reader, blob.size + 1), &mut bytes).map_err(|e| {
+        RegistryError::Transport {
+            registry: client.reference().registry.clone(),
+            what: format!("blob {}", blob.digest),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(bytes)
+}
+
+/// Downloads `blobs` into the content store, `jobs` at a time on scoped threads sharing the
+/// client; the first failure is returned once all have stopped.
+fn download_all(
+    client: &Client,
+    content: &Content,
+    blobs: &[&Descriptor],
+    jobs: usize,
+    say: &(dyn Fn(&str) + Sync),
+) -> Result<(), RegistryError> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(blobs.len()) {
+            s.spawn(|| loop {
+                if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(blob) = blobs.get(i) else { return };
+                let short = &blob.digest.hex()[..12];
+                say(&format!("{short}: downloading {} bytes", blob.size));
+                match download(client, content, blob) {
+                    Ok(()) => say(&format!("{short}: done")),
+                    Err(e) => {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        errors.lock().expect("errors lock").push(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match errors.into_inner().expect("errors lock").into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// One blob into the content store, resuming with a Range request after a broken or stalled
+/// connection, retrying 5xx with backoff; committed only when its digest and size match.
+fn download(client: &Client, content: &Content, blob: &Descriptor) -> Result<(), RegistryError> {
+    let Some(mut ingest) = content.ingest(&blob.digest, Some(blob.size))? else {
+        return Ok(());
+    };
+    let mut attempt = 0;
+    while ingest.written() < blob.size {
+        let from = ingest.written();
+        let failure = match client.blob(&blob.digest.to_string(), from) {
+            Ok((mut reader, partial)) => {
+                if from > 0 && !partial {
+                    ingest.restart()?;
+                }
+                match ingest.copy_from(&mut reader)? {
+                    Ok(()) if ingest.written() >= blob.size => break,
+                    Ok(()) => {
+                        format!("the connection ended after {} of {} bytes", ingest.written(), blob.size)
+                    }
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(e) if e.retryable() => e.to_string(),
+            Err(e) => return Err(e),
+        };
+        attempt += 1;
+        if attempt >= ATTEMPTS {
+            return Err(RegistryError::Transport {
+                registry: client.reference().registry.clone(),
+                what: format!("blob {}", blob.digest),
+                reason: format!("{failure} ({attempt} attempts)"),
+            });
+        }
+        log::warn!("blob {}: {failure}; resuming at byte {}", blob.digest, ingest.written());
+        std::thread::sleep(Duration::from_millis(200 << attempt));
+    }
+    ingest.commit().map_err(|e| match e {
+        crate::store::StoreError::DigestMismatch { expected, actual, .. } => RegistryError::DigestMismatch {
+            reference: client.reference().to_string(),
+            what: format!("layer blob {expected}"),
+            expected: expected.to_string(),
+            actual,
+        },
+        other => other.into(),
+    })
+}
+
+/// Runs `f` again after a retryable failure, with backoff.
+fn retry<T>(mut f: impl FnMut() -> Result<T, RegistryError>) -> Result<T, RegistryError> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(e) if e.retryable() && attempt + 1 < ATTEMPTS => {
+                attempt += 1;
+                log::warn!("{e}; trying again");
+                std::thread::sleep(Duration::from_millis(200 << attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desc(platform: &str) -> Descriptor {
+        Descriptor {
+            media_type: None,
+            digest: Digest::sha256_of(platform.as_bytes()),
+            size: 1,
+            platform: Some(Platform::parse(platform).unwrap()),
+        }
+    }
+
+    #[test]
+    fn platform_choice() {
+        let index = [desc("linux/arm/v6"), desc("linux/arm/v7"), desc("linux/amd64"), desc("linux/arm64/v8")];
+        let pick = |w: &str| {
+            choose(&index, &Platform::parse(w).unwrap()).map(|d| d.platform.clone().unwrap().to_string())
+        };
+        assert_eq!(pick("linux/amd64").as_deref(), Some("linux/amd64"));
+        assert_eq!(pick("linux/arm/v7").as_deref(), Some("linux/arm/v7"));
+        assert_eq!(pick("linux/arm64").as_deref(), Some("linux/arm64/v8"));
+        assert_eq!(pick("linux/s390x"), None);
+        assert!(Platform::parse("linux").is_err());
+    }
+
+    #[test]
+    fn schema1_refused_by_name() {
+        let e = parse("docker.io/library/old:1", br#"{"schemaVersion": 1, "name": "old"}"#).err().unwrap();
+        assert!(
+            e.to_string().starts_with("docker.io/library/old:1: Docker schema 1 manifests are not supported"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn manifest_checked_against_the_registry_digest() {
+        let bytes = br#"{"schemaVersion":2}"#.to_vec();
+        let good = Digest::sha256_of(&bytes);
+        let fetched = |header: Option<String>| Fetched {
+            bytes: bytes.clone(),
+            media_type: None,
+            digest_header: header,
+        };
+        assert_eq!(manifest_digest("r", None, &fetched(Some(good.to_string()))).unwrap(), good);
+        assert_eq!(manifest_digest("r", None, &fetched(None)).unwrap(), good);
+        let other = Digest::sha256_of(b"other");
+        let e = manifest_digest("r", None, &fetched(Some(other.to_string()))).unwrap_err();
+        assert!(e.to_string().starts_with("r: the manifest does not match its digest"), "{e}");
+        assert!(manifest_digest("r", Some(&other), &fetched(Some(good.to_string()))).is_err());
+    }
+}

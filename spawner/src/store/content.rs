@@ -1,0 +1,228 @@
+//! The content store: manifests, configs and layer blobs by digest, and a name index, kept as an
+//! OCI image layout under `STORE/content` (as containerd's content store), so that the archive
+//! reader opens it like any layout and a stored image runs by name.
+//!
+//! ```text
+//! content/oci-layout, index.json     the layout; index.json names each image's manifest
+//!                                    (io.containerd.image.name = the full reference)
+//! content/blobs/sha256/<hex>         verified blobs, written once, read-only
+//! content/ingest/<hex>               a blob being downloaded (kept to resume it)
+//! ```
+//!
+//! A blob appears under `blobs/` only once its digest matched (renamed from `ingest/`); the index
+//! is rewritten whole (to a temporary file, renamed) under the content lock.
+
+use super::error::io_err;
+use super::lock::{LockFile, LockMode};
+use super::{sync_dir, write_atomic, StoreError};
+use crate::image::{Digest, Hasher};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// The annotations that carry a stored image's full reference: containerd's, and the OCI one
+/// (which `oci:` readers such as skopeo match).
+pub const NAME_ANNOTATION: &str = "io.containerd.image.name";
+const REF_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+pub struct Content {
+    root: PathBuf,
+}
+
+impl Content {
+    /// Opens (and makes, the first time) the content store of the store at `store_root`.
+    pub fn open(store_root: &Path) -> Result<Content, StoreError> {
+        let root = store_root.join("content");
+        for dir in [root.join("blobs/sha256"), root.join("ingest"), root.join("locks")] {
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io_err("mkdir", &dir))?;
+        }
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            write_atomic(&index, br#"{"schemaVersion":2,"manifests":[]}"#)?;
+        }
+        Ok(Content { root })
+    }
+
+    /// The layout's directory, for the archive reader.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs").join(digest.algorithm().name()).join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Stores `bytes` as the blob `digest` (a manifest or config fetched whole), checked first.
+    pub fn put(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        let actual = digest.compute_same(bytes);
+        if actual != *digest {
+            return Err(StoreError::DigestMismatch {
+                layer: format!("blob {digest}"),
+                what: "content digest",
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        if !self.has_blob(digest) {
+            write_atomic(&self.blob_path(digest), bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Starts (or resumes) writing the blob `digest`; only one writer at a time per blob (the
+    /// lock waits for another pull's). None: the blob is there (another pull stored it).
+    pub fn ingest(&self, digest: &Digest, size: Option<u64>) -> Result<Option<Ingest<'_>>, StoreError> {
+        let lock = LockFile::acquire(
+            &self.root.join("locks").join(format!("{}.lock", digest.hex())),
+            LockMode::Exclusive,
+        )?;
+        if self.has_blob(digest) {
+            return Ok(None);
+        }
+        let path = self.root.join("ingest").join(digest.hex());
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        // What an earlier, interrupted download left is hashed again and kept.
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut written = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read(&mut buf).map_err(io_err("read", &path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            written += n as u64;
+        }
+        if size.is_some_and(|s| written > s) {
+            file.set_len(0).map_err(io_err("truncate", &path))?;
+            hasher = Hasher::new(digest.algorithm());
+            written = 0;
+        }
+        Ok(Some(Ingest {
+            content: self,
+            digest: digest.clone(),
+            size,
+            path,
+            file,
+            hasher,
+            written,
+            _lock: lock,
+        }))
+    }
+
+    /// The manifest descriptor stored under `name` (a full reference), if any.
+    pub fn lookup(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let index = self.read_index()?;
+        Ok(index["manifests"].as_array().and_then(|m| {
+            m.iter().find(|d| d["annotations"][NAME_ANNOTATION].as_str() == Some(name)).cloned()
+        }))
+    }
+
+    /// Names a manifest: `name` (the full reference) now points at `descriptor`, replacing what
+    /// it pointed at before.
+    pub fn tag(&self, name: &str, mut descriptor: serde_json::Value) -> Result<(), StoreError> {
+        let _lock = LockFile::acquire(&self.root.join("locks/index.lock"), LockMode::Exclusive)?;
+        let mut index = self.read_index()?;
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(NAME_ANNOTATION.into(), name.into());
+        annotations.insert(REF_ANNOTATION.into(), name.into());
+        descriptor["annotations"] = annotations.into();
+        let manifests = index["manifests"].as_array_mut().ok_or_else(|| StoreError::Corrupt {
+            path: self.root.join("index.json"),
+            reason: "no manifests list".into(),
+        })?;
+        manifests.retain(|d| d["annotations"][NAME_ANNOTATION].as_str() != Some(name));
+        manifests.push(descriptor);
+        let bytes = serde_json::to_vec_pretty(&index).expect("index serializes");
+        write_atomic(&self.root.join("index.json"), &bytes)
+    }
+
+    fn read_index(&self) -> Result<serde_json::Value, StoreError> {
+        let path = self.root.join("index.json");
+        let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path, reason: e.to_string() })
+    }
+}
+
+/// A blob being written: bytes are hashed as they go to `ingest/`, and [`Ingest::commit`] moves
+/// the file under `blobs/` only when the digest (and size) match.
+pub struct Ingest<'a> {
+    content: &'a Content,
+    digest: Digest,
+    size: Option<u64>,
+    path: PathBuf,
+    file: fs::File,
+    hasher: Hasher,
+    written: u64,
+    _lock: LockFile,
+}
+
+impl Ingest<'_> {
+    /// Bytes already there (to resume from).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Starts over (the server sent the whole blob again).
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        self.file.set_len(0).map_err(io_err("truncate", &self.path))?;
+        self.hasher = Hasher::new(self.digest.algorithm());
+        self.written = 0;
+        Ok(())
+    }
+
+    /// Copies `from` to the end of the blob. An error reading `from` is returned as is (the caller
+    /// may resume); one writing the file is the store's.
+    pub fn copy_from(&mut self, from: &mut dyn Read) -> Result<Result<(), io::Error>, StoreError> {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => return Ok(Ok(())),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ok(Err(e)),
+            };
+            if self.size.is_some_and(|s| self.written + n as u64 > s) {
+                return Ok(Err(io::Error::other(format!(
+                    "more than the {} bytes its descriptor gives",
+                    self.size.unwrap_or(0)
+                ))));
+            }
+            self.file.write_all(&buf[..n]).map_err(io_err("write", &self.path))?;
+            self.hasher.update(&buf[..n]);
+            self.written += n as u64;
+        }
+    }
+
+    /// Checks the digest and size, and publishes the blob. A mismatch removes what was written.
+    pub fn commit(self) -> Result<(), StoreError> {
+        let actual = self.hasher.finish();
+        if actual != self.digest || self.size.is_some_and(|s| s != self.written) {
+            let _ = fs::remove_file(&self.path);
+            return Err(StoreError::DigestMismatch {
+                layer: format!("blob {}", self.digest),
+                what: "content digest",
+                expected: self.digest.clone(),
+                actual,
+            });
+        }
+        self.file.sync_all().map_err(io_err("fsync", &self.path))?;
+        let target = self.content.blob_path(&self.digest);
+        fs::rename(&self.path, &target).map_err(io_err("rename", &target))?;
+        sync_dir(target.parent().expect("blob has a parent"))
+    }
+}

@@ -1,0 +1,392 @@
+//! `spawner pull` and `spawner run REF` against a real registry (Debian's docker-registry, the
+//! CNCF distribution server) on 127.0.0.1, filled with skopeo from the project's test images: by
+//! tag, by digest, platform choice, TLS with a CA the test makes, basic auth, auth files, a
+//! tampered blob, concurrent pulls. All traffic stays on loopback.
+
+use integration_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A registry of the test's own: its storage, config and (with TLS) certificates in `dir`,
+/// listening on 127.0.0.1:`port`; stopped and removed when dropped.
+struct Registry {
+    child: Child,
+    dir: PathBuf,
+    host: String,
+    /// The CA's directory (ca.crt) when the registry speaks TLS.
+    certs: Option<PathBuf>,
+}
+
+/// The user and password of a registry with basic auth.
+const USER: &str = "tester";
+const PASSWORD: &str = "s3cret-pass";
+
+impl Registry {
+    fn start(test: &str, tls_and_auth: bool) -> Registry {
+        for (program, args) in [
+            ("docker-registry", &["--version"][..]),
+            ("skopeo", &["--version"]),
+            ("openssl", &["version"]),
+            ("htpasswd", &["-h"]),
+        ] {
+            assert_installed(program, args);
+        }
+        let dir = std::env::temp_dir().join(format!("spawner-registry-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let host = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            dir.display()
+        );
+        let certs = tls_and_auth.then(|| {
+            let certs = dir.join("certs");
+            make_certificates(&certs);
+            config += &format!(
+                "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\nauth:\n  htpasswd:\n    realm: spawner-test\n    path: {1}/htpasswd\n",
+                certs.display(),
+                dir.display()
+            );
+            let out = Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]).output().unwrap();
+            assert!(out.status.success(), "htpasswd: {}", stderr(&out));
+            std::fs::write(dir.join("htpasswd"), &out.stdout).unwrap();
+            // The CA alone, for clients' --cert-dir.
+            let ca = dir.join("ca");
+            std::fs::create_dir_all(&ca).unwrap();
+            std::fs::copy(certs.join("ca.crt"), ca.join("ca.crt")).unwrap();
+            ca
+        });
+        std::fs::write(dir.join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("registry.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("registry.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let registry = Registry { child, dir, host, certs };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&registry.host).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start: {}", registry.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.err")).unwrap_or_default()
+    }
+
+    /// Copies `source` (a skopeo source, e.g. `docker-archive:PATH`) to `name` in the registry,
+    /// every platform of it.
+    fn push(&self, source: &str, name: &str) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "-q", "--all"]);
+        match &self.certs {
+            Some(ca) => {
+                cmd.arg("--dest-cert-dir").arg(ca).args(["--dest-creds", &format!("{USER}:{PASSWORD}")]);
+            }
+            None => {
+                cmd.arg("--dest-tls-verify=false");
+            }
+        }
+        cmd.arg(source).arg(format!("docker://{}/{name}", self.host));
+        let out = run(cmd);
+        assert!(out.status.success(), "skopeo copy {source}: {}\n{}", stderr(&out), self.log());
+    }
+
+    /// The blob files in the registry's storage, biggest first.
+    fn blobs(&self) -> Vec<PathBuf> {
+        let mut blobs = Vec::new();
+        let mut stack = vec![self.dir.join("data/docker/registry/v2/blobs")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else if e.file_name() == "data" {
+                    blobs.push(e.path());
+                }
+            }
+        }
+        blobs.sort_by_key(|b| std::cmp::Reverse(std::fs::metadata(b).unwrap().len()));
+        blobs
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A CA, and a certificate it signed for 127.0.0.1 (P-256 keys: quick to make).
+fn make_certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = run({
+            let mut c = Command::new("openssl");
+            c.current_dir(dir).args(args);
+            c
+        });
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=spawner test CA"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]]
+            .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+/// The one line a failed command printed, with its exit status.
+fn failure(out: &std::process::Output) -> (i32, String) {
+    (code(out), stderr(out).lines().filter(|l| l.starts_with("spawner:")).collect::<Vec<_>>().join("\n"))
+}
+
+/// The names the content store's index holds.
+fn stored_names(state: &StateDir) -> Vec<String> {
+    let index = std::fs::read_to_string(state.0.join("store/content/index.json")).unwrap_or_default();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap_or_default();
+    index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["annotations"]["io.containerd.image.name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn docker_archive(name: &str) -> String {
+    format!("docker-archive:{}", image(name).display())
+}
+
+#[test]
+fn pull_by_tag_and_digest_then_run_by_name() {
+    let registry = Registry::start("tag", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let state = StateDir::new("pull-tag");
+    let name = format!("{}/library/busybox", registry.host);
+
+    let out = state.run(&["pull", &name]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let image_id = stdout(&out).trim().to_string();
+    assert!(image_id.starts_with("sha256:"), "pull prints the image ID: {}", stdout(&out));
+    assert_eq!(stderr(&out).matches(": downloading").count(), 3, "three layers: {}", stderr(&out));
+    let digest = stderr(&out).lines().find_map(|l| l.strip_prefix("Digest: ")).unwrap().to_string();
+    let images = stdout(&state.run(&["images"]));
+    assert!(
+        images.contains(&image_id["sha256:".len()..][..12]) && images.contains(&format!("{name}:latest")),
+        "{images}"
+    );
+
+    // Pulled again, nothing is downloaded; by digest, the same image.
+    let again = state.run(&["pull", &name]);
+    assert_eq!((code(&again), stdout(&again).trim()), (0, image_id.as_str()), "{}", stderr(&again));
+    assert!(!stderr(&again).contains("downloading"), "{}", stderr(&again));
+    let by_digest = state.run(&["pull", &format!("{name}@{digest}")]);
+    assert_eq!(
+        (code(&by_digest), stdout(&by_digest).trim()),
+        (0, image_id.as_str()),
+        "{}",
+        stderr(&by_digest)
+    );
+
+    // run REF runs the stored image, by its name, with no archive.
+    let out = state.run(&["run", &name, "--", "sh", "-c", "echo hello from the registry"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "hello from the registry\n"), "{}", stderr(&out));
+
+    // What is not there: one line naming the reference, 125, nothing stored under it.
+    let before = stored_names(&state);
+    let out = state.run(&["pull", &format!("{name}:nope")]);
+    assert_eq!(
+        failure(&out),
+        (125, format!("spawner: {name}:nope: not found in the registry: no tag nope")),
+        "{}",
+        stderr(&out)
+    );
+    let unknown = format!("{name}@sha256:{}", "0".repeat(64));
+    let out = state.run(&["pull", &unknown]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(failure(&out).1.contains("not found in the registry"), "{}", stderr(&out));
+    let out = state.run(&["run", "--pull", "never", &format!("{name}:other"), "--", "true"]);
+    assert_eq!(
+        failure(&out),
+        (125, format!("spawner: {name}:other: not in the store, and --pull never forbids pulling it")),
+    );
+    assert_eq!(stored_names(&state), before, "failures name nothing");
+    assert_eq!(stored_names(&state), [format!("{name}:latest"), format!("{name}@{digest}")]);
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_chooses_the_platform() {
+    let registry = Registry::start("platform", false);
+    registry
+        .push(&format!("oci-archive:{}", image("busybox-oci-multiarch.tar").display()), "org/team/multi:1.0");
+    let state = StateDir::new("pull-platform");
+    let name = format!("{}/org/team/multi:1.0", registry.host);
+    // Not stored: run pulls it (this host's platform), then runs it.
+    let out = state.run(&["run", &name, "--", "sh", "-c", "echo ran"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "ran\n"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("Pulling {name}")), "{}", stderr(&out));
+    let host_id = stdout(&state.run(&["pull", "-q", &name])).trim().to_string();
+    let arm_id = stdout(&state.run(&["pull", "-q", "--platform", "linux/arm64", &name])).trim().to_string();
+    assert!(
+        arm_id.starts_with("sha256:") && arm_id != host_id,
+        "another platform, another image: {arm_id} {host_id}"
+    );
+    let out = state.run(&["pull", "--platform", "linux/s390x", &name]);
+    assert_eq!(
+        failure(&out),
+        (125, format!("spawner: {name}: no image for platform linux/s390x (the registry has linux/arm64/v8, linux/amd64)"))
+    );
+}
+
+/// The registry serves whatever bytes its storage holds: one changed byte in a layer, and the
+/// pull stops at its digest with nothing named, no blob and no layer stored.
+#[test]
+fn a_tampered_blob_is_refused_and_nothing_is_stored() {
+    let registry = Registry::start("tamper", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let blob = registry.blobs().into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&blob, bytes).unwrap();
+    let state = StateDir::new("pull-tamper");
+    let name = format!("{}/library/busybox:latest", registry.host);
+    let out = state.run(&["pull", &name]);
+    let (status, line) = failure(&out);
+    assert_eq!(status, 125, "{}", stderr(&out));
+    assert!(
+        line.starts_with(&format!("spawner: {name}: layer blob sha256:"))
+            && line.contains("does not match its digest"),
+        "{line}"
+    );
+    assert_eq!(stored_names(&state), Vec::<String>::new());
+    let layer_hex = blob.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        !state.0.join("store/content/blobs/sha256").join(&layer_hex).exists(),
+        "the tampered blob is not stored"
+    );
+    assert!(!state.0.join("store/content/ingest").join(&layer_hex).exists(), "nor kept to resume");
+    assert_eq!(stdout(&state.run(&["images"])).lines().count(), 1, "no image recorded");
+}
+
+/// TLS with a CA only the test has, and HTTP basic auth: refused without the CA, refused without
+/// credentials or with wrong ones; pulled with --cert-dir and --creds, or an auth file.
+#[test]
+fn tls_with_a_private_ca_and_basic_auth() {
+    let registry = Registry::start("tls", true);
+    registry.push(&docker_archive("busybox-docker.tar"), "app/busybox:1");
+    let ca = registry.certs.clone().unwrap();
+    let name = format!("{}/app/busybox:1", registry.host);
+    let creds = format!("{USER}:{PASSWORD}");
+    let state = StateDir::new("pull-tls");
+    let pull = |extra: &[&str]| state.run(&[&["pull", "-q"][..], extra, &[name.as_str()]].concat());
+
+    let (status, line) = failure(&pull(&["--creds", &creds]));
+    assert_eq!(status, 125);
+    assert!(
+        line.contains(&registry.host) && line.to_lowercase().contains("certificate"),
+        "no CA, no trust: {line}"
+    );
+    let (status, line) = failure(&pull(&["--cert-dir", ca.to_str().unwrap()]));
+    assert_eq!(
+        (status, line.as_str()),
+        (
+            125,
+            format!(
+                "spawner: {name}: unauthorized: the registry requires credentials (--creds or --authfile)"
+            )
+            .as_str()
+        )
+    );
+    let (status, line) = failure(&pull(&["--cert-dir", ca.to_str().unwrap(), "--creds", "tester:wrong"]));
+    assert_eq!(
+        (status, line.as_str()),
+        (125, format!("spawner: {name}: unauthorized: the registry refused the credentials").as_str())
+    );
+    assert_eq!(stored_names(&state), Vec::<String>::new());
+
+    let out = pull(&["--cert-dir", ca.to_str().unwrap(), "--creds", &creds]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+
+    // An auth file as podman login writes it, in a fresh store.
+    let other = StateDir::new("pull-tls-authfile");
+    let auth = other.0.join("auth.json");
+    let encoded = {
+        let out =
+            Command::new("base64").arg("-w0").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        use std::io::Write;
+        let mut out = out;
+        out.stdin.take().unwrap().write_all(creds.as_bytes()).unwrap();
+        String::from_utf8(out.wait_with_output().unwrap().stdout).unwrap()
+    };
+    std::fs::write(&auth, format!(r#"{{"auths": {{"{}": {{"auth": "{encoded}"}}}}}}"#, registry.host))
+        .unwrap();
+    let out = other.run(&[
+        "pull",
+        "-q",
+        "--cert-dir",
+        ca.to_str().unwrap(),
+        "--authfile",
+        auth.to_str().unwrap(),
+        &name,
+    ]);
+    assert_eq!((code(&out), stdout(&out).trim()), (0, id.as_str()), "{}", stderr(&out));
+
+    // --tls-verify=false trusts any certificate (credentials still needed).
+    let third = StateDir::new("pull-tls-insecure");
+    let out = third.run(&["pull", "-q", "--tls-verify=false", "--creds", &creds, &name]);
+    assert_eq!((code(&out), stdout(&out).trim()), (0, id.as_str()), "{}", stderr(&out));
+}
+
+/// Two pulls of one image into one store at once: both succeed, one copy of each layer.
+#[test]
+fn concurrent_pulls_share_the_store() {
+    let registry = Registry::start("concurrent", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let state = StateDir::new("pull-concurrent");
+    let name = format!("{}/library/busybox:latest", registry.host);
+    let children: Vec<Child> =
+        (0..3).map(|_| state.spawner(&["pull", "-q", &name]).spawn().unwrap()).collect();
+    let outs: Vec<_> = children.into_iter().map(|c| wait_or_kill(c, Duration::from_secs(60))).collect();
+    for out in &outs {
+        assert_eq!(code(out), 0, "{}", stderr(out));
+        assert_eq!(stdout(out), stdout(&outs[0]));
+    }
+    let layers = std::fs::read_dir(state.0.join("store/layers/sha256")).unwrap().count();
+    assert_eq!(layers, 3, "one copy of each layer");
+    let out = state.run(&["run", &name, "--", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
