@@ -390,3 +390,206 @@ fn concurrent_pulls_share_the_store() {
     let out = state.run(&["run", &name, "--", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// What [`FaultProxy`] breaks.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// The first blob response bigger than N bytes ends after N bytes of its body.
+    CutBlobAfter(u64),
+    /// The first N manifest or blob requests get 503.
+    Unavailable(usize),
+}
+
+/// An HTTP proxy on 127.0.0.1 in front of a registry that breaks things on purpose, and logs
+/// each request it saw (`METHOD PATH` and its Range header).
+struct FaultProxy {
+    host: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FaultProxy {
+    fn start(upstream: &str, fault: Fault) -> FaultProxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        listener.set_nonblocking(true).unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (upstream, log2, stop2) = (upstream.to_string(), log.clone(), stop.clone());
+        let faults_left = Arc::new(AtomicUsize::new(match fault {
+            Fault::CutBlobAfter(_) => 1,
+            Fault::Unavailable(n) => n,
+        }));
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (upstream, log, faults_left) =
+                            (upstream.clone(), log2.clone(), faults_left.clone());
+                        std::thread::spawn(move || {
+                            let _ = proxy_one(client, &upstream, fault, &log, &faults_left);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FaultProxy { host, log, stop }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One connection: one request forwarded with `Connection: close`, its response copied back,
+/// unless the fault applies to it.
+fn proxy_one(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    fault: Fault,
+    log: &std::sync::Mutex<Vec<String>>,
+    faults_left: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    client.set_nonblocking(false)?;
+    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    // A TLS ClientHello (a client trying HTTPS first) gets the 400 a Go HTTP server sends.
+    let mut first = [0u8];
+    if client.peek(&mut first)? == 1 && first[0] == 0x16 {
+        return client
+            .write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n");
+    }
+    let head = read_head(&mut client)?;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let request_line = text.lines().next().unwrap_or("").to_string();
+    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+    let range =
+        text.lines().find(|l| l.to_ascii_lowercase().starts_with("range:")).map(|l| l.trim().to_string());
+    log.lock().unwrap().push(format!(
+        "{}{}",
+        request_line,
+        range.map(|r| format!(" [{r}]")).unwrap_or_default()
+    ));
+    let content_request = path.contains("/blobs/") || path.contains("/manifests/");
+    if let Fault::Unavailable(_) = fault {
+        if content_request
+            && faults_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        {
+            return client.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    }
+    let mut forwarded: String = text
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    forwarded += "Connection: close\r\n\r\n";
+    let mut server = std::net::TcpStream::connect(upstream)?;
+    server.write_all(forwarded.as_bytes())?;
+    let response_head = read_head(&mut server)?;
+    client.write_all(&response_head)?;
+    let length = String::from_utf8_lossy(&response_head)
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let cut = match fault {
+        Fault::CutBlobAfter(n) if path.contains("/blobs/") && length > n => faults_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+            .is_ok()
+            .then_some(n),
+        _ => None,
+    };
+    match cut {
+        Some(n) => {
+            std::io::copy(&mut (&mut server).take(n), &mut client)?;
+            client.flush()?;
+            // The connection breaks mid-body.
+            let _ = client.shutdown(std::net::Shutdown::Both);
+        }
+        None => {
+            std::io::copy(&mut server, &mut client)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads an HTTP head (through the blank line), byte by byte: nothing of the body is taken.
+fn read_head(stream: &mut std::net::TcpStream) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before the head ended",
+            ));
+        }
+        head.push(byte[0]);
+        if head.len() > 64 << 10 {
+            return Err(std::io::Error::other("head too long"));
+        }
+    }
+    Ok(head)
+}
+
+/// A connection that breaks in the middle of a layer: the pull resumes the blob with a Range
+/// request from the byte it stopped at, and the image is whole.
+#[test]
+fn a_broken_download_resumes_where_it_stopped() {
+    let registry = Registry::start("resume", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let proxy = FaultProxy::start(&registry.host, Fault::CutBlobAfter(300_000));
+    let state = StateDir::new("pull-resume");
+    let name = format!("{}/library/busybox:latest", proxy.host);
+    let out = state.run(&["pull", &name]);
+    assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
+    let resumed: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.to_ascii_lowercase().contains("[range: bytes=300000-]"))
+        .collect();
+    assert_eq!(
+        resumed.len(),
+        1,
+        "one Range request from the byte the connection broke at: {:?}",
+        proxy.requests()
+    );
+    let out = state.run(&["run", &name, "--", "sh", "-c", "echo whole"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+}
+
+/// A registry that answers 503 a few times: the pull tries again, with backoff, and succeeds.
+#[test]
+fn server_errors_are_retried() {
+    let registry = Registry::start("retry", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let proxy = FaultProxy::start(&registry.host, Fault::Unavailable(3));
+    let state = StateDir::new("pull-retry");
+    let name = format!("{}/library/busybox:latest", proxy.host);
+    let out = state.run(&["pull", &name]);
+    assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
+    assert!(stderr(&out).contains("HTTP status 503"), "the retries are said: {}", stderr(&out));
+    // Five attempts at most: a registry that keeps failing fails the pull, naming the status.
+    let down = FaultProxy::start(&registry.host, Fault::Unavailable(1000));
+    let out = StateDir::new("pull-down").run(&["pull", &format!("{}/library/busybox:latest", down.host)]);
+    let (status, line) = failure(&out);
+    assert_eq!(status, 125);
+    assert!(line.ends_with("HTTP status 503"), "{line}");
+}
