@@ -24,6 +24,11 @@ const PASSWORD: &str = "s3cret-pass";
 
 impl Registry {
     fn start(test: &str, tls_and_auth: bool) -> Registry {
+        Registry::start_with(test, tls_and_auth, None)
+    }
+
+    /// With `token`: the registry takes Bearer tokens that [`TokenServer`] issues (plain HTTP).
+    fn start_with(test: &str, tls_and_auth: bool, token: Option<&TokenServer>) -> Registry {
         for (program, args) in [
             ("docker-registry", &["--version"][..]),
             ("skopeo", &["--version"]),
@@ -58,6 +63,13 @@ impl Registry {
             std::fs::copy(certs.join("ca.crt"), ca.join("ca.crt")).unwrap();
             ca
         });
+        if let Some(t) = token {
+            config += &format!(
+                "auth:\n  token:\n    realm: http://{}/token\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                t.host,
+                t.dir.join("token.crt").display()
+            );
+        }
         std::fs::write(dir.join("config.yml"), config).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -592,4 +604,205 @@ fn server_errors_are_retried() {
     let (status, line) = failure(&out);
     assert_eq!(status, 125);
     assert!(line.ends_with("HTTP status 503"), "{line}");
+}
+
+const TOKEN_SERVICE: &str = "spawner-test-registry";
+const TOKEN_ISSUER: &str = "spawner-test-issuer";
+
+/// A token server as Docker Hub's auth.docker.io: `GET /token?service=…&scope=repository:NAME:ACTIONS`
+/// answers `{"token": JWT}`, a JWT the registry accepts (RS256, signed with openssl by a key
+/// whose self-signed certificate is the registry's `rootcertbundle` and rides in the `x5c`
+/// header). Anyone gets what they ask for; each request is logged with whether it carried
+/// credentials.
+struct TokenServer {
+    host: String,
+    dir: PathBuf,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TokenServer {
+    fn start(test: &str) -> TokenServer {
+        let dir = std::env::temp_dir().join(format!("spawner-token-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = run({
+                let mut c = Command::new("openssl");
+                c.current_dir(&dir).args(args);
+                c
+            });
+            assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "token.key",
+            "-out",
+            "token.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=spawner test token signer",
+        ]);
+        openssl(&["x509", "-in", "token.crt", "-outform", "DER", "-out", "token.der"]);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (dir2, log2, stop2) = (dir.clone(), log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let _ = answer_token_request(&mut client, &dir2, &log2);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        TokenServer { host, dir, log, stop }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn answer_token_request(
+    client: &mut std::net::TcpStream,
+    dir: &Path,
+    log: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    client.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let head = String::from_utf8_lossy(&read_head(client)?).into_owned();
+    let target = head.lines().next().unwrap_or("").split(' ').nth(1).unwrap_or("").to_string();
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect();
+    let credentials = head.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization: basic "));
+    let scopes: Vec<&str> = params.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
+    log.lock().unwrap().push(format!("scope={} credentials={credentials}", scopes.join(" ")));
+    let access: Vec<serde_json::Value> = scopes
+        .iter()
+        .filter_map(|s| {
+            let mut parts = s.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+        })
+        .collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER, "sub": if credentials { "tester" } else { "" }, "aud": TOKEN_SERVICE,
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", std::process::id()),
+        "access": access,
+    });
+    let der = std::fs::read(dir.join("token.der"))?;
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [base64(&der, false)]});
+    let signing_input = format!(
+        "{}.{}",
+        base64(header.to_string().as_bytes(), true),
+        base64(claims.to_string().as_bytes(), true)
+    );
+    let mut sign = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(dir.join("token.key"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    sign.stdin.take().unwrap().write_all(signing_input.as_bytes())?;
+    let signature = sign.wait_with_output()?.stdout;
+    let token = format!("{signing_input}.{}", base64(&signature, true));
+    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string();
+    write!(
+        client,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Standard base64, or base64url without padding (JWTs).
+fn base64(bytes: &[u8], url: bool) -> String {
+    let table: &[u8; 64] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            out.push_str(&"=".repeat(3 - chunk.len()));
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Docker Hub's way: a 401 names a token realm; the pull gets a token there (anonymously, or
+/// with the user's credentials as Basic), and reuses it for every request after.
+#[test]
+fn bearer_tokens_from_the_realm_the_registry_names() {
+    let tokens = TokenServer::start("bearer");
+    let registry = Registry::start_with("bearer", false, Some(&tokens));
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let pushed = tokens.requests().len();
+    assert!(pushed > 0, "skopeo's push went through the token server");
+    let state = StateDir::new("pull-bearer");
+    let name = format!("{}/library/busybox:latest", registry.host);
+    let out = state.run(&["pull", &name]);
+    assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), registry.log());
+    let asked: Vec<String> = tokens.requests()[pushed..].to_vec();
+    assert_eq!(
+        asked,
+        ["scope=repository:library/busybox:pull credentials=false"],
+        "one anonymous token, for pulling this repository, reused for the manifest and every blob"
+    );
+    // With credentials, the token server gets them (as Basic).
+    let other = StateDir::new("pull-bearer-creds");
+    let out = other.run(&["pull", "--creds", "tester:pw", &name]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(tokens.requests().last().unwrap(), "scope=repository:library/busybox:pull credentials=true");
 }
