@@ -806,3 +806,46 @@ fn bearer_tokens_from_the_realm_the_registry_names() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(tokens.requests().last().unwrap(), "scope=repository:library/busybox:pull credentials=true");
 }
+
+/// `spawner run debian:bookworm` with registries.conf naming a loopback registry for docker.io
+/// (and a mirror before it that is down): the Debian image is pulled from there, nothing else is
+/// asked, and apt works inside.
+#[test]
+fn debian_from_a_configured_registry_runs_apt() {
+    let registry = Registry::start("debian", false);
+    registry.push(&docker_archive("debian.tar"), "library/debian:bookworm");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let state = StateDir::new("pull-debian");
+    let conf = state.0.join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"{}\"\ninsecure = true\n[[registry.mirror]]\nlocation = \"{dead}\"\ninsecure = true\n",
+            registry.host
+        ),
+    )
+    .unwrap();
+    let mut cmd = state.spawner(&[
+        "run",
+        "debian:bookworm",
+        "--",
+        "sh",
+        "-c",
+        ". /etc/os-release; echo $VERSION_CODENAME; apt-get check >/dev/null && echo apt ok; dpkg -s apt | grep '^Status'",
+    ]);
+    cmd.env("CONTAINERS_REGISTRIES_CONF", &conf);
+    let out = wait_or_kill(cmd.spawn().unwrap(), Duration::from_secs(300));
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (0, "bookworm\napt ok\nStatus: install ok installed\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("Pulling docker.io/library/debian:bookworm"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("mirror {dead}: ")),
+        "the dead mirror was tried first: {}",
+        stderr(&out)
+    );
+    assert_eq!(stored_names(&state), ["docker.io/library/debian:bookworm"]);
+}

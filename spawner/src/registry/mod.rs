@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod mirrors;
 pub mod pull;
 pub mod reference;
 

@@ -144,7 +144,6 @@ pub fn pull(
     options: &PullOptions,
 ) -> Result<Pulled, RegistryError> {
     let content = Content::open(store.root())?;
-    let client = Client::new(reference, &options.registry)?;
     let name = reference.to_string();
     let wanted = options.platform.clone().unwrap_or_else(Platform::host);
     let say = |line: &str| {
@@ -154,8 +153,9 @@ pub fn pull(
     };
     say(&format!("Pulling {name}"));
 
-    // The manifest: by digest (pinned), or by tag (checked against the registry's digest).
-    let fetched = retry(|| client.manifest(&reference.manifest_ref()))?;
+    // The manifest: by digest (pinned), or by tag (checked against the registry's digest); from
+    // the first mirror that has it, else the registry.
+    let (client, fetched) = first_answer(reference, options)?;
     let mut digest = manifest_digest(&name, reference.digest.as_ref(), &fetched)?;
     let mut bytes = fetched.bytes;
     let mut media_type = fetched.media_type;
@@ -242,6 +242,27 @@ pub fn pull(
     store.ensure_image(&archive, &image)?;
     say(&format!("Digest: {digest}"));
     Ok(Pulled { name, manifest_digest: digest, config_digest: config.digest, downloaded: missing.len() })
+}
+
+/// A client for the first endpoint (mirrors of registries.conf, then the registry) that serves
+/// the manifest, and that manifest. A mirror's failure is said and the next one tried.
+fn first_answer(reference: &Reference, options: &PullOptions) -> Result<(Client, Fetched), RegistryError> {
+    let endpoints = super::mirrors::endpoints(reference, &super::mirrors::config_files())?;
+    for endpoint in endpoints {
+        let mut registry = options.registry.clone();
+        registry.insecure |= endpoint.insecure;
+        let attempt = Client::new(&endpoint.reference, &registry).and_then(|client| {
+            let fetched = retry(|| client.manifest(&endpoint.reference.manifest_ref()))?;
+            Ok((client, fetched))
+        });
+        match attempt {
+            Err(e) if endpoint.mirror => {
+                log::warn!("mirror {}: {e}; trying the next", endpoint.reference.registry)
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the registry itself is the last endpoint")
 }
 
 /// The digest a fetched manifest must have, checked: the one asked for, else the registry's
