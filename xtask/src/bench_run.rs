@@ -283,7 +283,7 @@ pub fn unpack() -> Result<()> {
 }
 
 /// Wall seconds and peak RSS (KiB, of the largest process in the tree as GNU time reports it).
-fn timed_rss(command: &mut Command) -> Result<(f64, u64)> {
+pub fn timed_rss(command: &mut Command) -> Result<(f64, u64)> {
     let mut timed = Command::new("/usr/bin/time");
     timed.args(["-f", "%e %M"]).arg(command.get_program()).args(command.get_args());
     let out = timed.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_oci;
+mod bench_pull;
 mod bench_run;
 mod images;
 mod util;
@@ -22,6 +23,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench init  init's size, idle RSS and reaping speed beside tini-static, dumb-init, catatonit
   bench run   start-to-exit of /bin/true beside crun, runc and bubblewrap
   bench oci   spawner-runc beside crun and runc on one OCI bundle: run, create + start + delete
+  bench pull  pulling busybox and Debian from a loopback registry beside skopeo and podman
   bench unpack  unpacking a ~320 MB layer beside GNU tar -x
   lint        cargo fmt --check and clippy -D warnings on both workspaces
   vm-test     boot a kernel under QEMU with init as PID 1 and run spawner's cgroup v2 checks there
@@ -39,10 +41,12 @@ fn main() {
         ["bench", "init"] => bench::init(),
         ["bench", "run"] => bench_run::start_to_exit(),
         ["bench", "oci"] => bench_oci::oci(),
+        ["bench", "pull"] => bench_pull::pull(),
         ["bench", "unpack"] => bench_run::unpack(),
         ["bench"] => bench::init()
             .and_then(|()| bench_run::start_to_exit())
             .and_then(|()| bench_oci::oci())
+            .and_then(|()| bench_pull::pull())
             .and_then(|()| bench_run::unpack()),
         ["__bench-run-inner", rest @ ..] => match bench_run::work_paths(rest) {
             Some((spawner, image, bundle, work)) => bench_run::inner(&spawner, &image, &bundle, &work),
