@@ -1,5 +1,5 @@
 //! The spawner command line: `spawner run IMAGE [-- cmd args…]` (an archive or a registry
-//! reference), `spawner pull REF`, `spawner images`, `spawner prune`.
+//! reference), `spawner pull REF`, `spawner images`, `spawner rmi REF`, `spawner prune`.
 //! Spawner's own failures exit 125 with one line on stderr; the container's status is spawner's.
 
 use clap::{Args, Parser, Subcommand};
@@ -34,8 +34,13 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Remove layers that no stored image uses.
+    /// Remove layers and blobs that no stored image and no container uses.
     Prune,
+    /// Remove an image's name; the image, once it has no name left, and what only it used.
+    Rmi {
+        /// The image: a name as `images` lists it (busybox:latest, host:5000/app:1).
+        references: Vec<String>,
+    },
     /// Pull an image from a registry into the store (debian, ghcr.io/org/app:1, host:5000/app@sha256:…).
     Pull {
         #[command(flatten)]
@@ -182,6 +187,33 @@ struct RunArgs {
     /// Command and arguments (replace the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// Removes what no image and no container (running, kept or crashed) uses.
+fn prune(store: &LayerStore, state_dir: &std::path::Path) -> spawner::store::PruneReport {
+    let containers = state_dir.join("containers");
+    store.prune_keeping(&|| docker::layers_in_use(&containers)).unwrap_or_else(|e| fail(e))
+}
+
+/// `repo:tag` → (`repo`, `tag`); `repo@digest` → (`repo`, `<none>`).
+fn split_name(name: &str) -> (&str, &str) {
+    if let Some((repo, _)) = name.split_once('@') {
+        return (repo, "<none>");
+    }
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].rfind(':') {
+        Some(i) => (&name[..slash + i], &name[slash + i + 1..]),
+        None => (name, "<none>"),
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000_000 => format!("{:.2}GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{:.1}MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1}kB", b as f64 / 1e3),
+        b => format!("{b}B"),
+    }
 }
 
 fn fail(message: impl std::fmt::Display) -> ! {
@@ -358,11 +390,25 @@ fn main() {
         }
         Command::Images { verify: false } => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
-            println!("{:<20} {:<8} NAMES", "IMAGE ID", "LAYERS");
+            println!("{:<40} {:<16} {:<14} {:<22} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
             for image in store.list_images().unwrap_or_else(|e| fail(e)) {
                 let id = image.config_digest.to_string();
                 let short = id.split(':').nth(1).unwrap_or(&id).chars().take(12).collect::<String>();
-                println!("{short:<20} {:<8} {}", image.layers.len(), image.names.join(" "));
+                let size: u64 = image.layers.iter().filter_map(|l| store.layer_size(l)).sum();
+                let created = image
+                    .created
+                    .as_deref()
+                    .map(|c| c.chars().take(19).collect::<String>().replace('T', " "));
+                let names =
+                    if image.names.is_empty() { vec!["<none>".to_string()] } else { image.names.clone() };
+                for name in names {
+                    let (repo, tag) = split_name(&name);
+                    println!(
+                        "{repo:<40} {tag:<16} {short:<14} {:<22} {}",
+                        created.as_deref().unwrap_or("-"),
+                        human_size(size)
+                    );
+                }
             }
         }
         Command::Pull { registry, quiet, reference } => {
@@ -375,15 +421,33 @@ fn main() {
         }
         Command::Prune => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
-            let report = store.prune().unwrap_or_else(|e| fail(e));
+            let report = prune(&store, &state_dir);
             for layer in &report.removed_layers {
                 println!("removed layer {layer}");
             }
             println!(
-                "{} layers removed, {} interrupted unpacks cleaned",
+                "{} layers removed, {} blobs removed, {} interrupted unpacks cleaned",
                 report.removed_layers.len(),
+                report.removed_blobs,
                 report.removed_scratch
             );
+        }
+        Command::Rmi { references } => {
+            let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
+            let content = spawner::store::content::Content::open(store.root()).unwrap_or_else(|e| fail(e));
+            for reference in &references {
+                let full = spawner::registry::Reference::parse(reference).map(|r| r.to_string()).ok();
+                let named = full.as_deref().map(|f| content.untag(f)).transpose().unwrap_or_else(|e| fail(e));
+                let image = store.untag(reference).unwrap_or_else(|e| fail(e));
+                if image.is_none() && named != Some(true) {
+                    fail(format!("no such image: {reference}"));
+                }
+                println!("Untagged: {reference}");
+            }
+            let report = prune(&store, &state_dir);
+            for layer in &report.removed_layers {
+                println!("Deleted: {layer}");
+            }
         }
     }
 }

@@ -216,7 +216,8 @@ fn pull_by_tag_and_digest_then_run_by_name() {
     let digest = stderr(&out).lines().find_map(|l| l.strip_prefix("Digest: ")).unwrap().to_string();
     let images = stdout(&state.run(&["images"]));
     assert!(
-        images.contains(&image_id["sha256:".len()..][..12]) && images.contains(&format!("{name}:latest")),
+        images.lines().nth(1).unwrap().split_whitespace().take(3).collect::<Vec<_>>()
+            == [name.as_str(), "latest", &image_id["sha256:".len()..][..12]],
         "{images}"
     );
 
@@ -256,6 +257,14 @@ fn pull_by_tag_and_digest_then_run_by_name() {
     );
     assert_eq!(stored_names(&state), before, "failures name nothing");
     assert_eq!(stored_names(&state), [format!("{name}:latest"), format!("{name}@{digest}")]);
+
+    // rmi of both names: the image, its layers and its blobs go.
+    let out = state.run(&["rmi", &format!("{name}:latest"), &format!("{name}@{digest}")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).matches("Deleted: sha256:").count(), 3, "{}", stdout(&out));
+    assert_eq!(stored_names(&state), Vec::<String>::new());
+    let blobs = std::fs::read_dir(state.0.join("store/content/blobs/sha256")).unwrap().count();
+    assert_eq!(blobs, 0, "no blob left");
 }
 
 #[test]

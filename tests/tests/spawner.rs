@@ -329,19 +329,38 @@ fn nothing_is_left_after_a_run() {
     assert!(!sleeping, "a container process outlived its container");
 }
 
+/// `images` lists name, tag, ID, created and size; `rmi` removes the name and what only that
+/// image used, but never a layer under a running container (prune keeps what containers mount).
 #[test]
-fn images_and_prune() {
+fn images_rmi_and_prune_keep_what_containers_use() {
     let state = StateDir::new("images");
     assert_eq!(code(&state.run(&["run", &busybox(), "--", "true"])), 0);
     let out = state.run(&["images"]);
-    assert!(stdout(&out).contains("busybox:latest"), "{}", stdout(&out));
-    assert!(
-        stdout(&out).lines().nth(1).unwrap().split_whitespace().nth(1) == Some("3"),
-        "3 layers: {}",
-        stdout(&out)
-    );
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"], "{}", stdout(&out));
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!((row[0], row[1], row[2].len()), ("busybox", "latest", 12), "{}", stdout(&out));
+    assert!(row.last().unwrap().ends_with("MB"), "the layers' size: {}", stdout(&out));
     let out = state.run(&["prune"]);
     assert!(stdout(&out).contains("0 layers removed"), "{}", stdout(&out));
+
+    // A container runs while its image is removed: its layers stay until it is gone.
+    let script = "echo up; sleep 1.5; ls /bin/busybox >/dev/null && echo still here";
+    let mut child = state.spawner(&["run", &busybox(), "--", "sh", "-c", script]).spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut first)
+        .unwrap();
+    assert_eq!(first, "up\n");
+    let out = state.run(&["rmi", "busybox:latest"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "Untagged: busybox:latest\n"), "{}", stderr(&out));
+    let out = wait_or_kill(child, Duration::from_secs(30));
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "still here\n"), "{}", stderr(&out));
+    assert_eq!(stdout(&state.run(&["images"])).lines().count(), 1, "no image left");
+    let out = state.run(&["prune"]);
+    assert!(stdout(&out).contains("\n3 layers removed"), "the container is gone: {}", stdout(&out));
+    let out = state.run(&["rmi", "busybox:latest"]);
+    assert_eq!((code(&out), stderr(&out).as_str()), (125, "spawner: no such image: busybox:latest\n"));
 }
 
 #[test]

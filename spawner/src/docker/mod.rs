@@ -211,6 +211,36 @@ impl Drop for ContainerDir {
 /// /dev, /etc/hostname, /etc/hosts, /etc/resolv.conf), as Docker's "init layer" does: with them there,
 /// bind-mounting the /etc files copies nothing up, so a run leaves its upper directory empty and
 /// creating and removing it stays cheap. Made once per state directory, atomically.
+/// The file in a container's directory naming the store layers it mounts (one directory a
+/// line): `prune` keeps them while the directory exists.
+pub const LAYERS_FILE: &str = "layers";
+
+fn record_layers(container: &Path, layers: &[PathBuf]) -> Result<(), RunError> {
+    let text: String = layers.iter().map(|l| format!("{}\n", l.display())).collect();
+    let path = container.join(LAYERS_FILE);
+    std::fs::write(&path, text).map_err(|e| RunError(format!("write {}: {e}", path.display())))
+}
+
+/// The diff_ids of the layers every container in `containers` (running, kept or left by a crash)
+/// mounts, from their [`LAYERS_FILE`].
+pub fn layers_in_use(
+    containers: &Path,
+) -> Result<std::collections::HashSet<crate::image::Digest>, crate::store::StoreError> {
+    let mut used = std::collections::HashSet::new();
+    let Ok(entries) = std::fs::read_dir(containers) else { return Ok(used) };
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join(LAYERS_FILE)) else { continue };
+        for line in text.lines() {
+            // STORE/layers/sha256/<hex>/diff
+            let hex = Path::new(line).parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+            if let Some(d) = hex.and_then(|h| format!("sha256:{h}").parse().ok()) {
+                used.insert(d);
+            }
+        }
+    }
+    Ok(used)
+}
+
 fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
     let path = state_dir.join("init-layer");
     if path.is_dir() {
@@ -352,7 +382,10 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         image.names.first().map(String::as_str).unwrap_or("(unnamed)"),
         opts.archive.display()
     );
+    // prune waits until the container's layers are on record in its directory.
+    let hold = store.hold()?;
     let mut layers = store.ensure_image(&archive, &image)?;
+    let image_layers = layers.clone();
     layers.push(init_layer(&opts.state_dir)?);
     log::info!("{} layers ready in {}", layers.len(), store.root().display());
 
@@ -362,6 +395,8 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
     stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
     let mut dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
+    record_layers(&dir.path, &image_layers)?;
+    drop(hold);
     let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
 
     // Mounts that need no namespace of the container's are made here, while the network namespace

@@ -17,6 +17,9 @@ pub struct ImageConfig {
     pub os: Option<String>,
     #[serde(default)]
     pub variant: Option<String>,
+    /// When the image was built (RFC 3339), if it says.
+    #[serde(default)]
+    pub created: Option<String>,
     /// How to run the image. Absent or `null` in some legacy layers: then all defaults.
     #[serde(default, deserialize_with = "null_as_default")]
     pub config: RunConfig,

@@ -56,6 +56,7 @@ pub use digest::{Algorithm, Digest, DigestParseError, DigestReader, Hasher};
 pub use error::{printable, ImageError};
 pub use layer::{Compression, Decompressor};
 pub(crate) use oci::host_platform;
+pub(crate) use reference::matches as reference_matches;
 pub use source::MemberReader;
 
 use source::Source;

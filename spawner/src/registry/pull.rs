@@ -143,6 +143,8 @@ pub fn pull(
     reference: &Reference,
     options: &PullOptions,
 ) -> Result<Pulled, RegistryError> {
+    // prune waits for the pull (it removes unfinished downloads and unnamed blobs).
+    let _hold = store.hold()?;
     let content = Content::open(store.root())?;
     let name = reference.to_string();
     let wanted = options.platform.clone().unwrap_or_else(Platform::host);

@@ -151,6 +151,68 @@ impl Content {
         write_atomic(&self.root.join("index.json"), &bytes)
     }
 
+    /// Forgets the name `name` (a full reference). Returns whether it was there.
+    pub fn untag(&self, name: &str) -> Result<bool, StoreError> {
+        let _lock = LockFile::acquire(&self.root.join("locks/index.lock"), LockMode::Exclusive)?;
+        let mut index = self.read_index()?;
+        let Some(manifests) = index["manifests"].as_array_mut() else { return Ok(false) };
+        let before = manifests.len();
+        manifests.retain(|d| d["annotations"][NAME_ANNOTATION].as_str() != Some(name));
+        if manifests.len() == before {
+            return Ok(false);
+        }
+        write_atomic(
+            &self.root.join("index.json"),
+            &serde_json::to_vec_pretty(&index).expect("index serializes"),
+        )?;
+        Ok(true)
+    }
+
+    /// Removes every blob no named image reaches (through its index, manifest, config and
+    /// layers) and every unfinished download. Only with the store held exclusively (no pull is
+    /// running then). Returns how many blobs went.
+    pub fn prune(&self) -> Result<usize, StoreError> {
+        let mut reachable = std::collections::HashSet::new();
+        let mut pending: Vec<String> = self.read_index()?["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d["digest"].as_str().map(str::to_string))
+            .collect();
+        while let Some(digest) = pending.pop() {
+            if !reachable.insert(digest.clone()) {
+                continue;
+            }
+            let Ok(d) = digest.parse::<Digest>() else { continue };
+            let Ok(bytes) = fs::read(self.blob_path(&d)) else { continue };
+            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+            let children = doc["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(doc["layers"].as_array().into_iter().flatten());
+            pending.extend(
+                children
+                    .chain(std::iter::once(&doc["config"]))
+                    .filter_map(|c| c["digest"].as_str().map(str::to_string)),
+            );
+        }
+        let mut removed = 0;
+        let blobs = self.root.join("blobs/sha256");
+        for entry in fs::read_dir(&blobs).map_err(io_err("readdir", &blobs))?.flatten() {
+            let name = format!("sha256:{}", entry.file_name().to_string_lossy());
+            if !reachable.contains(&name) {
+                fs::remove_file(entry.path()).map_err(io_err("unlink", &entry.path()))?;
+                removed += 1;
+            }
+        }
+        let ingest = self.root.join("ingest");
+        for entry in fs::read_dir(&ingest).map_err(io_err("readdir", &ingest))?.flatten() {
+            fs::remove_file(entry.path()).map_err(io_err("unlink", &entry.path()))?;
+        }
+        Ok(removed)
+    }
+
     fn read_index(&self) -> Result<serde_json::Value, StoreError> {
         let path = self.root.join("index.json");
         let bytes = fs::read(&path).map_err(io_err("read", &path))?;

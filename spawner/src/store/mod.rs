@@ -60,6 +60,14 @@ pub struct StoredImage {
     pub names: Vec<String>,
     /// diff_ids, bottom to top.
     pub layers: Vec<Digest>,
+    /// The config's `created`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// A shared hold on the store (see [`LayerStore::hold`]).
+pub struct StoreHold {
+    _lock: LockFile,
 }
 
 /// What [`LayerStore::prune`] removed.
@@ -69,6 +77,8 @@ pub struct PruneReport {
     pub removed_layers: Vec<Digest>,
     /// Leftovers of interrupted unpacks in `tmp/`.
     pub removed_scratch: usize,
+    /// Content-store blobs no named image reaches.
+    pub removed_blobs: usize,
 }
 
 /// What [`LayerStore::verify`] found, layer by layer and image by image.
@@ -225,6 +235,38 @@ impl LayerStore {
             && self.layer_dir(diff_id).is_dir()
     }
 
+    /// Holds off [`LayerStore::prune`] until dropped: taken before a container's layers are
+    /// ensured and kept until the container has put them on record.
+    pub fn hold(&self) -> Result<StoreHold, StoreError> {
+        Ok(StoreHold { _lock: self.lock_store(LockMode::Shared)? })
+    }
+
+    /// The bytes of a layer's uncompressed tar, as recorded when it was unpacked.
+    pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
+        read_json::<LayerInfo>(&self.layer_home(diff_id).join("layer.json")).ok().map(|i| i.tar_size)
+    }
+
+    /// Forgets `name` (and, when it was the image's last name, the image). Returns the image it
+    /// named, if any. Its layers stay until [`LayerStore::prune`].
+    pub fn untag(&self, name: &str) -> Result<Option<StoredImage>, StoreError> {
+        let _store = self.lock_store(LockMode::Shared)?;
+        for mut image in self.list_images()? {
+            let before = image.names.len();
+            image.names.retain(|n| !crate::image::reference_matches(name, n));
+            if image.names.len() == before {
+                continue;
+            }
+            let path = self.image_record(&image.config_digest);
+            if image.names.is_empty() {
+                fs::remove_file(&path).map_err(io_err("unlink", &path))?;
+            } else {
+                write_atomic(&path, &serde_json::to_vec_pretty(&image).expect("image record serializes"))?;
+            }
+            return Ok(Some(image));
+        }
+        Ok(None)
+    }
+
     /// How many layers this handle has unpacked (not found already present) since it was opened.
     pub fn layers_unpacked(&self) -> usize {
         self.unpacked.load(Ordering::Relaxed)
@@ -369,11 +411,26 @@ impl LayerStore {
     /// Removes layers that no recorded image uses, and debris of interrupted unpacks. Waits for
     /// running [`LayerStore::ensure_image`] calls to finish, and blocks new ones meanwhile.
     pub fn prune(&self) -> Result<PruneReport, StoreError> {
+        self.prune_keeping(&|| Ok(HashSet::new()))
+    }
+
+    /// [`LayerStore::prune`], also keeping the layers `in_use` names (the containers' layers),
+    /// asked once the store is locked: a container that holds [`LayerStore::hold`] until its
+    /// layers are on record cannot lose one in between.
+    pub fn prune_keeping(
+        &self,
+        in_use: &dyn Fn() -> Result<HashSet<Digest>, StoreError>,
+    ) -> Result<PruneReport, StoreError> {
         let _store = self.lock_store(LockMode::Exclusive)?;
         let mut report = PruneReport::default();
         let tmp = self.root.join("tmp");
         report.removed_scratch = self.clear_scratch()?;
-        let used: HashSet<Digest> = self.list_images()?.into_iter().flat_map(|image| image.layers).collect();
+        let mut used: HashSet<Digest> =
+            self.list_images()?.into_iter().flat_map(|image| image.layers).collect();
+        used.extend(in_use()?);
+        if self.root.join("content").exists() {
+            report.removed_blobs = content::Content::open(&self.root)?.prune()?;
+        }
         for layer in self.list_layers()? {
             if used.contains(&layer) {
                 continue;
@@ -574,6 +631,7 @@ impl LayerStore {
             config_digest: image.config_digest.clone(),
             names: names.into_iter().collect(),
             layers: layers.to_vec(),
+            created: image.config.created.clone(),
         };
         let json = serde_json::to_vec_pretty(&record).expect("image record serializes");
         write_atomic(&path, &json)

@@ -333,7 +333,10 @@ fn list_and_prune() {
     assert!(dir_is_empty(&store.root().join("tmp")));
     // ...and by prune.
     fs::create_dir_all(store.root().join("tmp/sha256-dead-1-0/diff")).unwrap();
-    assert_eq!(store.prune().unwrap(), PruneReport { removed_layers: vec![], removed_scratch: 1 });
+    assert_eq!(
+        store.prune().unwrap(),
+        PruneReport { removed_layers: vec![], removed_scratch: 1, removed_blobs: 0 }
+    );
 
     assert!(store.remove_image(&b.config_digest).unwrap());
     let report = store.prune().unwrap();
