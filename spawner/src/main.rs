@@ -36,6 +36,29 @@ enum Command {
     },
     /// Remove layers and blobs that no stored image and no container uses.
     Prune,
+    /// Log in to a registry: check the credentials, and keep them in the auth file.
+    Login {
+        #[arg(short = 'u', long)]
+        username: Option<String>,
+        /// The password (visible to other users in the process list: prefer --password-stdin).
+        #[arg(short = 'p', long)]
+        password: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The registry: host[:port] (docker.io when left out).
+        server: Option<String>,
+    },
+    /// Forget a registry's credentials (or every registry's, with --all).
+    Logout {
+        #[arg(long)]
+        authfile: Option<PathBuf>,
+        #[arg(long)]
+        all: bool,
+        server: Option<String>,
+    },
     /// Remove an image's name; the image, once it has no name left, and what only it used.
     Rmi {
         /// The image: a name as `images` lists it (busybox:latest, host:5000/app:1).
@@ -187,6 +210,46 @@ struct RunArgs {
     /// Command and arguments (replace the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// `https://index.docker.io/v1/` and the like → the registry's name as references use it.
+fn registry_host(server: &str) -> String {
+    let s = server.strip_prefix("https://").or_else(|| server.strip_prefix("http://")).unwrap_or(server);
+    let s = s.split('/').next().unwrap_or(s);
+    match s {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn login(user: Option<String>, password: Option<String>, stdin: bool, registry: &RegistryArgs, server: &str) {
+    let host = registry_host(server);
+    let user = user.unwrap_or_else(|| fail("login: give the user name with -u"));
+    let password = match (password, stdin) {
+        (Some(_), true) => fail("login: give --password or --password-stdin, not both"),
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .unwrap_or_else(|e| fail(format!("stdin: {e}")));
+            text.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => fail("login: give the password with --password-stdin (or -p)"),
+    };
+    let credentials = spawner::registry::auth::Credentials { user, password };
+    let mut options = registry.options().registry;
+    options.creds = Some(credentials.clone());
+    let reference = spawner::registry::Reference {
+        registry: host.clone(),
+        repository: String::new(),
+        tag: None,
+        digest: None,
+    };
+    let client = spawner::registry::client::Client::new(&reference, &options).unwrap_or_else(|e| fail(e));
+    client.login().unwrap_or_else(|e| fail(e));
+    let file = spawner::registry::auth::login_file(registry.authfile.as_deref());
+    spawner::registry::auth::store(&file, &host, Some(&credentials)).unwrap_or_else(|e| fail(e));
+    println!("Login Succeeded!");
 }
 
 /// Removes what no image and no container (running, kept or crashed) uses.
@@ -431,6 +494,26 @@ fn main() {
                 report.removed_blobs,
                 report.removed_scratch
             );
+        }
+        Command::Login { username, password, password_stdin, registry, server } => {
+            login(username, password, password_stdin, &registry, server.as_deref().unwrap_or("docker.io"))
+        }
+        Command::Logout { authfile, all, server } => {
+            let file = spawner::registry::auth::login_file(authfile.as_deref());
+            if all {
+                match std::fs::remove_file(&file) {
+                    Ok(()) => println!("Removed login credentials for all registries"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => fail(format!("{}: {e}", file.display())),
+                }
+                return;
+            }
+            let server = registry_host(server.as_deref().unwrap_or("docker.io"));
+            match spawner::registry::auth::store(&file, &server, None) {
+                Ok(true) => println!("Removed login credentials for {server}"),
+                Ok(false) => fail(format!("not logged in to {server}")),
+                Err(e) => fail(e),
+            }
         }
         Command::Rmi { references } => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));

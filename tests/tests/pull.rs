@@ -386,6 +386,55 @@ fn tls_with_a_private_ca_and_basic_auth() {
     ]);
     assert_eq!((code(&out), stdout(&out).trim()), (0, id.as_str()), "{}", stderr(&out));
 
+    // login checks the credentials and keeps them in the auth file; logout forgets them.
+    let login_file = other.0.join("login.json");
+    let login = |password: &str| {
+        let mut cmd = other.spawner(&[
+            "login",
+            "--authfile",
+            login_file.to_str().unwrap(),
+            "--cert-dir",
+            ca.to_str().unwrap(),
+            "-u",
+            USER,
+            "--password-stdin",
+            &registry.host,
+        ]);
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        wait_or_kill(child, Duration::from_secs(30))
+    };
+    let out = login("wrong");
+    assert_eq!(
+        failure(&out),
+        (125, format!("spawner: {}: unauthorized: the registry refused the credentials", registry.host))
+    );
+    assert!(!login_file.exists(), "a failed login writes nothing");
+    let out = login(PASSWORD);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "Login Succeeded!\n"), "{}", stderr(&out));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&login_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let fresh = StateDir::new("pull-tls-login");
+    let with_login = |state: &StateDir| {
+        state.run(&[
+            "pull",
+            "-q",
+            "--cert-dir",
+            ca.to_str().unwrap(),
+            "--authfile",
+            login_file.to_str().unwrap(),
+            &name,
+        ])
+    };
+    let out = with_login(&fresh);
+    assert_eq!((code(&out), stdout(&out).trim()), (0, id.as_str()), "{}", stderr(&out));
+    let out = other.run(&["logout", "--authfile", login_file.to_str().unwrap(), &registry.host]);
+    assert_eq!(stdout(&out), format!("Removed login credentials for {}\n", registry.host));
+    let out = with_login(&StateDir::new("pull-tls-logout"));
+    assert_eq!(code(&out), 125, "logged out: {}", stderr(&out));
+
     // --tls-verify=false trusts any certificate (credentials still needed).
     let third = StateDir::new("pull-tls-insecure");
     let out = third.run(&["pull", "-q", "--tls-verify=false", "--creds", &creds, &name]);
@@ -814,6 +863,20 @@ fn bearer_tokens_from_the_realm_the_registry_names() {
     let out = other.run(&["pull", "--creds", "tester:pw", &name]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(tokens.requests().last().unwrap(), "scope=repository:library/busybox:pull credentials=true");
+    // login asks the token server with the credentials and no scope, as docker login does.
+    let file = other.0.join("auth.json");
+    let out = other.run(&[
+        "login",
+        "--authfile",
+        file.to_str().unwrap(),
+        "-u",
+        "tester",
+        "-p",
+        "pw",
+        &registry.host,
+    ]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "Login Succeeded!\n"), "{}", stderr(&out));
+    assert_eq!(tokens.requests().last().unwrap(), "scope= credentials=true");
 }
 
 /// `spawner run debian:bookworm` with registries.conf naming a loopback registry for docker.io

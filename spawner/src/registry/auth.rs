@@ -136,6 +136,68 @@ impl AuthEntry {
     }
 }
 
+/// The auth file `login` writes: the one given, else `$REGISTRY_AUTH_FILE`, else podman's
+/// (`$XDG_RUNTIME_DIR/containers/auth.json`, `/run/containers/UID/auth.json`).
+pub fn login_file(authfile: Option<&Path>) -> PathBuf {
+    if let Some(f) = authfile {
+        return f.to_path_buf();
+    }
+    if let Some(f) = std::env::var_os("REGISTRY_AUTH_FILE") {
+        return PathBuf::from(f);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join("containers/auth.json"),
+        None => PathBuf::from(format!("/run/containers/{}/auth.json", rustix::process::geteuid().as_raw())),
+    }
+}
+
+/// Puts (`Some`) or removes (`None`) the entry for `registry` in the auth file, keeping the
+/// others; the file is written whole (0600, renamed into place). Returns whether an entry was
+/// there before.
+pub fn store(file: &Path, registry: &str, credentials: Option<&Credentials>) -> Result<bool, String> {
+    let mut doc: serde_json::Value = match std::fs::read_to_string(file) {
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| format!("{}: not an auth file: {e}", file.display()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(format!("{}: {e}", file.display())),
+    };
+    if !doc.is_object() {
+        return Err(format!("{}: not an auth file", file.display()));
+    }
+    if !doc["auths"].is_object() {
+        doc["auths"] = serde_json::json!({});
+    }
+    let auths = doc["auths"].as_object_mut().expect("auths is an object");
+    let keys: Vec<String> = auths.keys().filter(|k| normalize_key(k) == registry).cloned().collect();
+    let existed = !keys.is_empty();
+    for k in keys {
+        auths.remove(&k);
+    }
+    if let Some(c) = credentials {
+        let encoded = base64_encode(format!("{}:{}", c.user, c.password).as_bytes());
+        auths.insert(registry.to_string(), serde_json::json!({ "auth": encoded }));
+    }
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(".{}.tmp", file.file_name().and_then(|n| n.to_str()).unwrap_or("auth.json")));
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(&doc).expect("serializes").as_bytes())
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, file).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(existed)
+}
+
 /// What a 401 asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {

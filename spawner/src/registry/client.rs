@@ -198,8 +198,15 @@ impl Client {
         service: Option<String>,
         scope: Option<String>,
     ) -> Result<String, RegistryError> {
-        let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", self.reference.repository));
-        let mut request = self.agent.get(realm).query("scope", &scope);
+        // No repository (a login): no scope, as docker login asks.
+        let scope = scope.or_else(|| {
+            (!self.reference.repository.is_empty())
+                .then(|| format!("repository:{}:pull", self.reference.repository))
+        });
+        let mut request = self.agent.get(realm);
+        if let Some(scope) = &scope {
+            request = request.query("scope", scope);
+        }
         if let Some(s) = &service {
             request = request.query("service", s);
         }
@@ -230,6 +237,53 @@ impl Client {
             .or(token.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| self.unauthorized(&format!("the token server {realm} sent no token")))
+    }
+
+    /// Checks the credentials against the registry (`docker login`): `/v2/` answers 200 with
+    /// them, through whatever auth its 401 asks for.
+    pub fn login(&self) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/", self.base()?);
+        let response = self.agent.get(&url).call().map_err(|e| self.transport(&url, e))?;
+        let authorization = match response.status().as_u16() {
+            200 => return Ok(()),
+            401 => {
+                let challenge = response
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(auth::parse_challenge)
+                    .ok_or_else(|| {
+                        self.unauthorized("the registry answered 401 without a challenge it understands")
+                    })?;
+                let Some(credentials) = &self.credentials else {
+                    return Err(self.unauthorized("no credentials given"));
+                };
+                match challenge {
+                    Challenge::Basic => credentials.basic(),
+                    Challenge::Bearer { realm, service, .. } => {
+                        format!("Bearer {}", self.token(&realm, service, None)?)
+                    }
+                }
+            }
+            status => {
+                return Err(RegistryError::Status {
+                    registry: self.reference.registry.clone(),
+                    what: "/v2/".into(),
+                    status,
+                    retry: false,
+                })
+            }
+        };
+        let response = self
+            .agent
+            .get(&url)
+            .header("Authorization", &authorization)
+            .call()
+            .map_err(|e| self.transport(&url, e))?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            _ => Err(self.unauthorized("the registry refused the credentials")),
+        }
     }
 
     /// A manifest or index by tag or digest.

@@ -122,7 +122,11 @@ impl Reference {
 
     /// `registry/repository`, the name without tag or digest.
     pub fn name(&self) -> String {
-        format!("{}/{}", self.registry, self.repository)
+        match self.repository.as_str() {
+            // A registry alone (login).
+            "" => self.registry.clone(),
+            repository => format!("{}/{repository}", self.registry),
+        }
     }
 
     /// The name Docker shows: Docker Hub and `library/` left out.
