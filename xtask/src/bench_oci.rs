@@ -3,8 +3,7 @@
 //! and create + start + delete as youki's README measures it (`create -b B ID && start ID &&
 //! delete -f ID`). `spawner run` of the image archive is there for reference.
 
-use crate::bench_run::make_bundle;
-use crate::util::{apt_install, cmd, output, root, run, Result};
+use crate::util::{apt_install, cmd, output, root, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,23 +14,7 @@ const RUNS: usize = 40;
 /// which crun refuses on a hybrid host (shared/notes/machine.md); xtask re-executes itself there.
 pub fn oci() -> Result<()> {
     apt_install(&["crun", "runc", "util-linux"])?;
-    let dist = crate::dist()?;
-    let images = crate::images::build(false)?;
-    let image = crate::images::busybox(&images)?.clone();
-    let work = root().join("target/bench-oci");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let bundle = work.join("bundle");
-    make_bundle(&image, &bundle)?;
-    let exe = std::env::current_exe()?;
-    run(cmd("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(exe)
-        .arg("__bench-oci-inner")
-        .arg(&dist.spawner)
-        .arg(&image)
-        .arg(&bundle)
-        .arg(&work))
+    crate::bench_run::in_bundle_namespace("bench-oci", "__bench-oci-inner")
 }
 
 /// One runtime's command line: its program and global flags (the state root its own).

@@ -13,10 +13,17 @@ const RUNS: usize = 60;
 /// hybrid cgroup hosts otherwise (see shared/notes/machine.md). xtask re-executes itself there.
 pub fn start_to_exit() -> Result<()> {
     apt_install(&["crun", "runc", "bubblewrap", "util-linux", "time"])?;
+    in_bundle_namespace("bench-run", "__bench-run-inner")
+}
+
+/// Builds the dist binaries and the busybox image, makes `target/NAME/bundle` of it, and
+/// re-executes xtask as `INNER SPAWNER IMAGE BUNDLE WORK` in a private mount namespace (where the
+/// inner part unmounts /sys/fs/cgroup/unified for crun).
+pub fn in_bundle_namespace(name: &str, inner: &str) -> Result<()> {
     let dist = crate::dist()?;
     let images = crate::images::build(false)?;
     let image = crate::images::busybox(&images)?.clone();
-    let work = root().join("target/bench-run");
+    let work = root().join("target").join(name);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let bundle = work.join("bundle");
@@ -25,7 +32,7 @@ pub fn start_to_exit() -> Result<()> {
     run(cmd("unshare")
         .args(["--mount", "--propagation", "private"])
         .arg(exe)
-        .arg("__bench-run-inner")
+        .arg(inner)
         .arg(&dist.spawner)
         .arg(&image)
         .arg(&bundle)
@@ -158,7 +165,7 @@ const DOCKER_CAPS: [&str; 14] = [
 /// An OCI bundle: the image's layers extracted in order into rootfs/, and a config.json with the same
 /// namespaces, mounts, masked and read-only paths and capabilities spawner sets up (not its seccomp
 /// filter: that would need a profile file per runtime).
-pub fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
+fn make_bundle(image: &Path, bundle: &Path) -> Result<()> {
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs)?;
     let unpacked = bundle.join("archive");

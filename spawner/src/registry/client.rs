@@ -159,15 +159,7 @@ impl Client {
         if response.status() != 401 {
             return Ok(response);
         }
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .and_then(auth::parse_challenge)
-            .ok_or_else(|| {
-                self.unauthorized("the registry answered 401 without a challenge it understands")
-            })?;
-        let authorization = match challenge {
+        let authorization = match self.challenge(&response)? {
             Challenge::Basic => match &self.credentials {
                 Some(c) => c.basic(),
                 None => {
@@ -247,14 +239,7 @@ impl Client {
         let authorization = match response.status().as_u16() {
             200 => return Ok(()),
             401 => {
-                let challenge = response
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(auth::parse_challenge)
-                    .ok_or_else(|| {
-                        self.unauthorized("the registry answered 401 without a challenge it understands")
-                    })?;
+                let challenge = self.challenge(&response)?;
                 let Some(credentials) = &self.credentials else {
                     return Err(self.unauthorized("no credentials given"));
                 };
@@ -319,6 +304,16 @@ impl Client {
         self.check_status(&response, &format!("blob {digest}"))?;
         let partial = response.status() == 206;
         Ok((Box::new(response.into_body().into_reader()), partial))
+    }
+
+    /// What a 401 asks for, from its `WWW-Authenticate`.
+    fn challenge(&self, response: &ureq::http::Response<ureq::Body>) -> Result<Challenge, RegistryError> {
+        response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::parse_challenge)
+            .ok_or_else(|| self.unauthorized("the registry answered 401 without a challenge it understands"))
     }
 
     fn check_status(
