@@ -36,6 +36,12 @@ enum Command {
     },
     /// Remove layers and blobs that no stored image and no container uses.
     Prune,
+    /// Load the images of an archive into the store, to run by name (docker load).
+    Load {
+        /// The archive (docker save, podman save, skopeo docker-archive or oci-archive, OCI layout).
+        #[arg(short = 'i', long = "input")]
+        input: PathBuf,
+    },
     /// Log in to a registry: check the credentials, and keep them in the auth file.
     Login {
         #[arg(short = 'u', long)]
@@ -210,6 +216,45 @@ struct RunArgs {
     /// Command and arguments (replace the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// `load -i ARCHIVE`: every image of the archive unpacked into the layer store and named in the
+/// content store under its full reference (busybox:latest is docker.io/library/busybox:latest).
+fn load(state_dir: &std::path::Path, input: &std::path::Path) {
+    let archive = spawner::image::Archive::open(input).unwrap_or_else(|e| fail(e));
+    let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
+    let content = spawner::store::content::Content::open(store.root()).unwrap_or_else(|e| fail(e));
+    // Everything is checked and unpacked before anything is named.
+    let mut ready = Vec::new();
+    for i in 0..archive.images().len() {
+        let image = archive.select(Some(&format!("#{i}"))).unwrap_or_else(|e| fail(e));
+        let Some(diff_ids) = image.config.diff_ids().map(<[_]>::to_vec) else {
+            fail(format!(
+                "{}: a legacy archive (no diff_ids in its config) runs as a file, but cannot be loaded",
+                input.display()
+            ))
+        };
+        store.ensure_image(&archive, &image).unwrap_or_else(|e| fail(e));
+        let layers: Vec<_> = diff_ids.iter().map(|d| (d.clone(), store.layer_size(d).unwrap_or(0))).collect();
+        let names: Vec<String> = image
+            .names
+            .iter()
+            .map(|n| {
+                spawner::registry::Reference::parse(n).map(|r| r.to_string()).unwrap_or_else(|e| fail(e))
+            })
+            .collect();
+        let config = archive.config_bytes(&image).unwrap_or_else(|e| fail(e));
+        ready.push((image.config_digest.clone(), config, layers, names));
+    }
+    for (id, config, layers, names) in ready {
+        content.import(&config, &id, &layers, &names).unwrap_or_else(|e| fail(e));
+        if names.is_empty() {
+            println!("Loaded image ID: {id}");
+        }
+        for name in names {
+            println!("Loaded image: {name}");
+        }
+    }
 }
 
 /// `https://index.docker.io/v1/` and the like → the registry's name as references use it.
@@ -462,8 +507,20 @@ fn main() {
                     .created
                     .as_deref()
                     .map(|c| c.chars().take(19).collect::<String>().replace('T', " "));
-                let names =
-                    if image.names.is_empty() { vec!["<none>".to_string()] } else { image.names.clone() };
+                // One row a name, as Docker shows it (docker.io/library/busybox:latest and
+                // busybox:latest are one).
+                let mut names: Vec<String> = Vec::new();
+                for name in &image.names {
+                    let shown = spawner::registry::Reference::parse(name)
+                        .map(|r| r.familiar())
+                        .unwrap_or(name.clone());
+                    if !names.contains(&shown) {
+                        names.push(shown);
+                    }
+                }
+                if names.is_empty() {
+                    names.push("<none>".into());
+                }
                 for name in names {
                     let (repo, tag) = split_name(&name);
                     println!(
@@ -495,6 +552,7 @@ fn main() {
                 report.removed_scratch
             );
         }
+        Command::Load { input } => load(&state_dir, &input),
         Command::Login { username, password, password_stdin, registry, server } => {
             login(username, password, password_stdin, &registry, server.as_deref().unwrap_or("docker.io"))
         }

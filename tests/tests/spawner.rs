@@ -708,3 +708,34 @@ fn memory_limits_are_applied_and_visible_inside() {
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).starts_with("spawner: "), "{}", stderr(&out));
 }
+
+/// `load -i` unpacks an archive's images and names them in the store: they run by name, with no
+/// archive and no registry; an archive that cannot be named (legacy, no diff_ids) is refused.
+#[test]
+fn load_then_run_by_name() {
+    let state = StateDir::new("load");
+    let out = state.run(&["load", "-i", image("multi.tar").to_str().unwrap()]);
+    assert_eq!(
+        (code(&out), stdout(&out).as_str()),
+        (
+            0,
+            "Loaded image: docker.io/library/busybox:latest\nLoaded image: docker.io/library/busybox:other\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = state.run(&["run", "--pull", "never", "busybox:other", "--", "sh", "-c", "echo by name"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "by name\n"), "{}", stderr(&out));
+    let legacy = image("busybox-legacy-nomanifest.tar");
+    let out = StateDir::new("load-legacy").run(&["load", "-i", legacy.to_str().unwrap()]);
+    assert_eq!(
+        (code(&out), stderr(&out)),
+        (
+            125,
+            format!(
+                "spawner: {}: a legacy archive (no diff_ids in its config) runs as a file, but cannot be loaded\n",
+                legacy.display()
+            )
+        )
+    );
+}

@@ -238,6 +238,12 @@ impl Archive {
         })
     }
 
+    /// The image's config JSON as the archive holds it (its sha256 is the image ID).
+    pub fn config_bytes(&self, image: &Image) -> Result<Vec<u8>, ImageError> {
+        let config = &self.images[image.index].config;
+        self.read_member(&config.member, Some(&image.config_digest))
+    }
+
     /// Opens a layer's blob as stored (possibly compressed).
     pub fn open_blob(&self, layer: &LayerRef) -> Result<MemberReader, ImageError> {
         self.source

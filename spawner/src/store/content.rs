@@ -151,6 +151,45 @@ impl Content {
         write_atomic(&self.root.join("index.json"), &bytes)
     }
 
+    /// Names an archive's image here (`load`): its config, and an OCI manifest whose layers are
+    /// the uncompressed tars, by diff_id (the layer store holds them unpacked), under each of
+    /// `names` (full references). Returns the manifest's digest.
+    pub fn import(
+        &self,
+        config: &[u8],
+        config_digest: &Digest,
+        layers: &[(Digest, u64)],
+        names: &[String],
+    ) -> Result<Digest, StoreError> {
+        self.put(config_digest, config)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest.to_string(),
+                "size": config.len(),
+            },
+            "layers": layers.iter().map(|(diff_id, size)| serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": diff_id.to_string(),
+                "size": size,
+            })).collect::<Vec<_>>(),
+        });
+        let bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+        let digest = Digest::sha256_of(&bytes);
+        self.put(&digest, &bytes)?;
+        for name in names {
+            let descriptor = serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest.to_string(),
+                "size": bytes.len(),
+            });
+            self.tag(name, descriptor)?;
+        }
+        Ok(digest)
+    }
+
     /// Forgets the name `name` (a full reference). Returns whether it was there.
     pub fn untag(&self, name: &str) -> Result<bool, StoreError> {
         let _lock = LockFile::acquire(&self.root.join("locks/index.lock"), LockMode::Exclusive)?;
