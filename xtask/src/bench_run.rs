@@ -101,8 +101,12 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
             time_once(&mut p.command).map_err(|e| format!("{}: {e}", p.name))?;
         }
     }
-    for _ in 0..RUNS {
-        for p in &mut peers {
+    // Each round starts with the next peer: a run's place after another (whose teardown may
+    // still be running, or whose files are warm) is no one's advantage.
+    let n = peers.len();
+    for round in 0..RUNS {
+        for i in 0..n {
+            let p = &mut peers[(round + i) % n];
             p.times.push(time_once(&mut p.command).map_err(|e| format!("{}: {e}", p.name))?);
         }
     }
@@ -115,7 +119,7 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
     let date = output(cmd("date").arg("+%Y-%m-%d"))?;
     let mut table = format!(
         "Measured {} by `cargo xtask bench run` (2 cores): start-to-exit of `/bin/true` from the busybox\n\
-         image, {RUNS} runs each, interleaved, after 3 warm-up runs; medians. spawner runs the image archive\n\
+         image, {RUNS} runs each, interleaved (each round starting with the next runtime), after 3 warm-up runs; medians. spawner runs the image archive\n\
          itself (archive index, warm layer store, overlay, cgroup, 6 namespaces, pivot_root, init as PID 1);\n\
          crun and runc run an OCI bundle of the same rootfs with the same namespaces, mounts, masked paths\n\
          and capabilities (crun with\n\
