@@ -921,3 +921,34 @@ fn debian_from_a_configured_registry_runs_apt() {
     );
     assert_eq!(stored_names(&state), ["docker.io/library/debian:bookworm"]);
 }
+
+/// On a terminal, a line a layer, redrawn in place with its state and bytes; the image ID still
+/// goes alone to stdout (here the same terminal), and -q shows nothing but it.
+#[test]
+fn progress_on_a_terminal() {
+    let registry = Registry::start("progress", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let state = StateDir::new("pull-progress");
+    let name = format!("{}/library/busybox:latest", registry.host);
+    let mut cmd = Command::new(spawner_bin());
+    cmd.arg("--root").arg(&state.0).args(["pull", &name]);
+    let (child, mut master) = spawn_on_terminal(cmd, Some((30, 120)));
+    let seen = read_until(&mut master, "Digest: ");
+    let seen = seen + &read_until(&mut master, "\n");
+    let out = wait_or_kill(child, Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{seen:?}");
+    // Each layer's line: 12 hex digits, then its state.
+    let mut layers: Vec<&str> = seen
+        .match_indices(": Waiting")
+        .filter_map(|(i, _)| seen.get(i.checked_sub(12)?..i))
+        .filter(|short| short.bytes().all(|c| c.is_ascii_hexdigit()))
+        .collect();
+    layers.sort();
+    layers.dedup();
+    assert_eq!(layers.len(), 3, "a line a layer: {seen:?}");
+    for short in layers {
+        assert!(seen.contains(&format!("{short}: Download complete")), "{short}: {seen:?}");
+    }
+    assert!(seen.contains("\x1b["), "redrawn in place: {seen:?}");
+    assert!(!seen.contains(": downloading"), "no event lines on a terminal: {seen:?}");
+}

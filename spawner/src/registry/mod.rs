@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod client;
 pub mod mirrors;
+pub mod progress;
 pub mod pull;
 pub mod reference;
 

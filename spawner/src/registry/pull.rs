@@ -148,11 +148,8 @@ pub fn pull(
     let content = Content::open(store.root())?;
     let name = reference.to_string();
     let wanted = options.platform.clone().unwrap_or_else(Platform::host);
-    let say = |line: &str| {
-        if !options.quiet {
-            eprintln!("{line}");
-        }
-    };
+    let progress = super::progress::Progress::new(options.quiet);
+    let say = |line: &str| progress.say(line);
     say(&format!("Pulling {name}"));
 
     // The manifest: by digest (pinned), or by tag (checked against the registry's digest); from
@@ -229,7 +226,7 @@ pub fn pull(
         .filter(|(layer, diff_id)| !store.has_layer(diff_id) && !content.has_blob(&layer.digest))
         .map(|(layer, _)| layer)
         .collect();
-    download_all(&client, &content, &missing, options.jobs.max(1), &say)?;
+    download_all(&client, &content, &missing, options.jobs.max(1), &progress)?;
 
     // Named only now, every blob it needs in place; then unpacked as any stored image.
     content.put(&digest, &bytes)?;
@@ -354,11 +351,12 @@ fn download_all(
     content: &Content,
     blobs: &[&Descriptor],
     jobs: usize,
-    say: &(dyn Fn(&str) + Sync),
+    progress: &super::progress::Progress,
 ) -> Result<(), RegistryError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let errors = std::sync::Mutex::new(Vec::new());
+    let lines: Vec<_> = blobs.iter().map(|b| progress.layer(&b.digest.hex()[..12], b.size)).collect();
     std::thread::scope(|s| {
         for _ in 0..jobs.min(blobs.len()) {
             s.spawn(|| loop {
@@ -366,12 +364,12 @@ fn download_all(
                     return;
                 }
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(blob) = blobs.get(i) else { return };
-                let short = &blob.digest.hex()[..12];
-                say(&format!("{short}: downloading {} bytes", blob.size));
-                match download(client, content, blob) {
-                    Ok(()) => say(&format!("{short}: done")),
+                let (Some(blob), Some(line)) = (blobs.get(i), lines.get(i)) else { return };
+                line.downloading();
+                match download(client, content, blob, line) {
+                    Ok(()) => line.done(),
                     Err(e) => {
+                        line.failed();
                         failed.store(true, std::sync::atomic::Ordering::Relaxed);
                         errors.lock().expect("errors lock").push(e);
                         return;
@@ -388,19 +386,26 @@ fn download_all(
 
 /// One blob into the content store, resuming with a Range request after a broken or stalled
 /// connection, retrying 5xx with backoff; committed only when its digest and size match.
-fn download(client: &Client, content: &Content, blob: &Descriptor) -> Result<(), RegistryError> {
+fn download(
+    client: &Client,
+    content: &Content,
+    blob: &Descriptor,
+    line: &super::progress::Layer,
+) -> Result<(), RegistryError> {
     let Some(mut ingest) = content.ingest(&blob.digest, Some(blob.size))? else {
         return Ok(());
     };
     let mut attempt = 0;
     while ingest.written() < blob.size {
         let from = ingest.written();
+        line.at(from);
         let failure = match client.blob(&blob.digest.to_string(), from) {
             Ok((mut reader, partial)) => {
                 if from > 0 && !partial {
                     ingest.restart()?;
+                    line.at(0);
                 }
-                match ingest.copy_from(&mut reader)? {
+                match ingest.copy_from(&mut reader, &|n| line.bytes(n))? {
                     Ok(()) if ingest.written() >= blob.size => break,
                     Ok(()) => {
                         format!("the connection ended after {} of {} bytes", ingest.written(), blob.size)
@@ -422,6 +427,7 @@ fn download(client: &Client, content: &Content, blob: &Descriptor) -> Result<(),
         log::warn!("blob {}: {failure}; resuming at byte {}", blob.digest, ingest.written());
         std::thread::sleep(Duration::from_millis(200 << attempt));
     }
+    line.verifying();
     ingest.commit().map_err(|e| match e {
         crate::store::StoreError::DigestMismatch { expected, actual, .. } => RegistryError::DigestMismatch {
             reference: client.reference().to_string(),

@@ -286,9 +286,14 @@ impl Ingest<'_> {
         Ok(())
     }
 
-    /// Copies `from` to the end of the blob. An error reading `from` is returned as is (the caller
-    /// may resume); one writing the file is the store's.
-    pub fn copy_from(&mut self, from: &mut dyn Read) -> Result<Result<(), io::Error>, StoreError> {
+    /// Copies `from` to the end of the blob, telling `on_bytes` each chunk's length. An error
+    /// reading `from` is returned as is (the caller may resume); one writing the file is the
+    /// store's.
+    pub fn copy_from(
+        &mut self,
+        from: &mut dyn Read,
+        on_bytes: &dyn Fn(u64),
+    ) -> Result<Result<(), io::Error>, StoreError> {
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = match from.read(&mut buf) {
@@ -306,6 +311,7 @@ impl Ingest<'_> {
             self.file.write_all(&buf[..n]).map_err(io_err("write", &self.path))?;
             self.hasher.update(&buf[..n]);
             self.written += n as u64;
+            on_bytes(n as u64);
         }
     }
 
