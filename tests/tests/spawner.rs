@@ -739,3 +739,27 @@ fn load_then_run_by_name() {
         )
     );
 }
+
+/// Archives named with skopeo's transports run as the file they name; a name that is neither a
+/// file nor a path is a registry reference.
+#[test]
+fn archive_transports_on_the_command_line() {
+    let state = StateDir::new("transports");
+    for (transport, file) in [
+        ("docker-archive:", "busybox-docker.tar"),
+        ("oci-archive:", "busybox-oci-gzip.tar"),
+        ("oci:", "busybox-oci-gzip.tar"),
+    ] {
+        let spec = format!("{transport}{}", image(file).display());
+        let out = state.run(&["run", &spec, "--", "sh", "-c", "echo ran"]);
+        assert_eq!((code(&out), stdout(&out).as_str()), (0, "ran\n"), "{spec}: {}", stderr(&out));
+    }
+    let out = state.run(&["run", "./no-such-archive.tar", "--", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("no-such-archive.tar"), "a missing file is named: {}", stderr(&out));
+    let out = state.run(&["run", "--pull", "never", "no-such-image:1", "--", "true"]);
+    assert_eq!(
+        stderr(&out),
+        "spawner: docker.io/library/no-such-image:1: not in the store, and --pull never forbids pulling it\n"
+    );
+}
