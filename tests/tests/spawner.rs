@@ -301,7 +301,7 @@ fn nothing_is_left_after_a_run() {
     let state = StateDir::new("leftovers");
     let mut cgroups = Vec::new();
     for args in
-        [&["--", "true"][..], &["--", "sh", "-c", "sleep 100 & exit 3"][..], &["--", "no-such-command"][..]]
+        [&["--", "true"][..], &["--", "sh", "-c", "sleep 4321 & exit 3"][..], &["--", "no-such-command"][..]]
     {
         let img = busybox();
         let mut all = vec!["-v", "run", "--memory", "64m", &img];
@@ -321,11 +321,12 @@ fn nothing_is_left_after_a_run() {
     assert!(containers.is_empty(), "container dirs left: {containers:?}");
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(state.0.to_str().unwrap()), "mounts left");
-    // The `sleep 100` left behind was killed with its container.
+    // The `sleep 4321` left behind was killed with its container (a duration no other test
+    // uses: tests run side by side).
     let sleeping = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x00100\x00"));
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x004321\x00"));
     assert!(!sleeping, "a container process outlived its container");
 }
 
