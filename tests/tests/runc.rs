@@ -451,21 +451,21 @@ fn failing_hooks() {
             "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("/usr/bin/touch {}", s(&marker))]}],
         });
     });
-    let out = rt.run(&["create", "--bundle", s(&bundle), "f1"]);
+    let out = rt.run(&["create", "--bundle", s(&bundle), "hf1"]);
     assert_eq!(code(&out), 1);
     assert!(
         stderr(&out).contains("createRuntime hook #0 (/bin/sh): exit status 4: no network for you"),
         "{}",
         stderr(&out)
     );
-    assert_eq!(code(&rt.run(&["state", "f1"])), 1, "a failed create leaves nothing");
+    assert_eq!(code(&rt.run(&["state", "hf1"])), 1, "a failed create leaves nothing");
     assert!(marker.exists(), "poststop hooks run when create fails");
     let bundle = rt.bundle("c", &["sleep", "100"], |c| {
         c["hooks"] = serde_json::json!({"poststart": [{"path": "/bin/false"}]});
     });
-    assert_eq!(code(&rt.run(&["create", "--bundle", s(&bundle), "f2"])), 0);
-    let out = rt.run(&["start", "f2"]);
+    assert_eq!(code(&rt.run(&["create", "--bundle", s(&bundle), "hf2"])), 0);
+    let out = rt.run(&["start", "hf2"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("poststart hook #0 (/bin/false): exit status 1"), "{}", stderr(&out));
-    assert_eq!(rt.status("f2"), "running");
+    assert_eq!(rt.status("hf2"), "running");
 }
