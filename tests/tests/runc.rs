@@ -469,3 +469,23 @@ fn failing_hooks() {
     assert!(stderr(&out).contains("poststart hook #0 (/bin/false): exit status 1"), "{}", stderr(&out));
     assert_eq!(rt.status("hf2"), "running");
 }
+
+/// `--no-pivot` (runc's, for a root on a ramfs, which pivot_root refuses): the root is moved onto
+/// / and chrooted into, as --debug says; the container runs the same.
+#[test]
+fn no_pivot_moves_the_root_instead() {
+    let rt = Runc::new("nopivot");
+    let bundle = rt.bundle("b", &["sh", "-c", "ls /bin/busybox; cat /proc/self/mountinfo | wc -l"], |_| {});
+    let pivoted = rt.run(&["--debug", "run", "--bundle", s(&bundle), "np1"]);
+    let moved = rt.run(&["--debug", "run", "--no-pivot", "--bundle", s(&bundle), "np2"]);
+    for out in [&pivoted, &moved] {
+        assert_eq!((code(out), stdout(out).lines().next()), (0, Some("/bin/busybox")), "{}", stderr(out));
+    }
+    assert_eq!(stdout(&pivoted), stdout(&moved), "the same mounts are visible");
+    assert!(stderr(&pivoted).contains("container: pivoted into the root"), "{}", stderr(&pivoted));
+    assert!(
+        stderr(&moved).contains("container: root moved onto / and chrooted into (no pivot_root)"),
+        "{}",
+        stderr(&moved)
+    );
+}

@@ -38,6 +38,9 @@ pub struct ChildPlan<'a> {
     /// has written its maps by the time it says go) or joined before clone: the process becomes
     /// its root, and spawner sets the process's limits.
     pub user_namespace: bool,
+    /// runc's `--no-pivot`: the root is moved onto `/` and chrooted into (see
+    /// `rootfs::move_into`) instead of pivot_root.
+    pub no_pivot: bool,
     /// Namespaces given by path that an intermediate process joins before it clones this one (see
     /// `super::namespaces::clone_via`); taken out by spawner before clone.
     pub via: Vec<(NamespaceKind, OwnedFd)>,
@@ -168,7 +171,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         }
         None => None,
     };
-    enter_rootfs(config, &mounts, &sources).map_err(|e| e.to_string())?;
+    enter_rootfs(config, &mounts, &sources, plan.no_pivot).map_err(|e| e.to_string())?;
     drop((root, sources));
     log::debug!("container: root file system ready");
     // From here on paths come from the image (the working directory, /etc/passwd): no host file or
@@ -623,9 +626,18 @@ fn mount_rootfs(
 }
 
 /// Pivots into the root, then what needs the container's /proc: propagation, sysctls, masks.
-fn enter_rootfs(config: &Config, plan: &Plan, sources: &[OwnedFd]) -> rootfs::Result<()> {
+fn enter_rootfs(config: &Config, plan: &Plan, sources: &[OwnedFd], no_pivot: bool) -> rootfs::Result<()> {
     let root_path = &config.root.path;
-    rootfs::pivot_into(root_path)?;
+    match no_pivot {
+        true => {
+            rootfs::move_into(root_path)?;
+            log::debug!("container: root moved onto / and chrooted into (no pivot_root)");
+        }
+        false => {
+            rootfs::pivot_into(root_path)?;
+            log::debug!("container: pivoted into the root");
+        }
+    }
     if let Some(propagation) = config.rootfs_propagation {
         let slash = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
             .context(|| "open /".into())?;

@@ -77,6 +77,9 @@ pub struct Extras {
     /// `--cgroups=disabled` asks for): its processes stay in spawner's cgroup, and `linux.resources`
     /// is not applied (a warning says so).
     pub no_cgroup: bool,
+    /// runc's `--no-pivot` (a root on a ramfs, which pivot_root refuses): moved onto `/` and
+    /// chrooted into.
+    pub no_pivot: bool,
 }
 
 /// How a container ended.
@@ -336,6 +339,7 @@ impl<'a> Prepared<'a> {
                 .iter()
                 .any(|ns| ns.kind == NamespaceKind::Cgroup && ns.path.is_none()),
             user_namespace: config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User),
+            no_pivot: extras.no_pivot,
             via,
             seccomp: self.seccomp.take(),
             console,

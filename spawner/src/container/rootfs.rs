@@ -626,6 +626,17 @@ pub fn pivot_into(new_root: &Path) -> Result<()> {
     rustix::process::chdir("/").context(|| "chdir /".into())
 }
 
+/// runc's `--no-pivot`: the new root moved onto `/` and chrooted into, for a root pivot_root
+/// refuses (on a ramfs or initramfs). The old root's mounts stay below it, out of reach by
+/// path; a process with CAP_SYS_CHROOT can climb out of a chroot, which is why runc and spawner
+/// make it the caller's choice.
+pub fn move_into(new_root: &Path) -> Result<()> {
+    rustix::process::chdir(new_root).context(|| format!("chdir {}", new_root.display()))?;
+    rustix::mount::mount_move(".", "/").context(|| format!("move {} onto /", new_root.display()))?;
+    rustix::process::chroot(".").context(|| "chroot".into())?;
+    rustix::process::chdir("/").context(|| "chdir /".into())
+}
+
 /// `PROC_SUPER_MAGIC` and `SYSFS_MAGIC` from linux/magic.h.
 const PROC_SUPER_MAGIC: u64 = 0x9fa0;
 const SYSFS_MAGIC: u64 = 0x6265_6572;

@@ -445,6 +445,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         init: Some(container::sealed_memfd().map_err(RunError)?),
         image_user: Some(opts_user(opts, &image.config)),
         no_cgroup: false,
+        no_pivot: false,
     };
     let exit = container::run(&config, extras)?;
     match exit.cgroup_left {

@@ -131,7 +131,7 @@ pub struct CreateArgs {
     /// Pass this many more fds (from 3 up) to the container's process.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Accepted for runc compatibility (spawner always pivots).
+    /// Move the root onto / and chroot instead of pivot_root (for a root on a ramfs).
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
     /// Accepted for runc compatibility (no session keyring is made).

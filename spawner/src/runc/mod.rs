@@ -142,7 +142,7 @@ fn create_with(
         .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
         rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622))
             .map_err(|e| format!("chmod {}: {e}", fifo.display()))?;
-        let extras = Extras { id: id.to_string(), no_cgroup, ..Default::default() };
+        let extras = Extras { id: id.to_string(), no_cgroup, no_pivot: args.no_pivot, ..Default::default() };
         let held =
             Held { exec_fifo: fifo, console_socket, preserve_fds: args.preserve_fds, bundle: bundle.clone() };
         let created = container::create(&config, extras, held).map_err(|e| {
