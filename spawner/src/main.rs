@@ -42,6 +42,14 @@ enum Command {
         #[arg(short = 'i', long = "input")]
         input: PathBuf,
     },
+    /// Write images to an archive that docker load and podman load take.
+    Save {
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+        /// The images, by name.
+        #[arg(required = true)]
+        references: Vec<String>,
+    },
     /// Log in to a registry: check the credentials, and keep them in the auth file.
     Login {
         #[arg(short = 'u', long)]
@@ -553,6 +561,18 @@ fn main() {
             );
         }
         Command::Load { input } => load(&state_dir, &input),
+        Command::Save { output, references } => {
+            let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
+            let content = spawner::store::content::Content::open(store.root()).unwrap_or_else(|e| fail(e));
+            let names: Vec<(String, String)> = references
+                .iter()
+                .map(|r| {
+                    let reference = spawner::registry::Reference::parse(r).unwrap_or_else(|e| fail(e));
+                    (reference.to_string(), reference.familiar())
+                })
+                .collect();
+            content.save(&names, &output).unwrap_or_else(|e| fail(e));
+        }
         Command::Login { username, password, password_stdin, registry, server } => {
             login(username, password, password_stdin, &registry, server.as_deref().unwrap_or("docker.io"))
         }

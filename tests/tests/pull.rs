@@ -952,3 +952,53 @@ fn progress_on_a_terminal() {
     assert!(seen.contains("\x1b["), "redrawn in place: {seen:?}");
     assert!(!seen.contains(": downloading"), "no event lines on a terminal: {seen:?}");
 }
+
+/// `save -o` writes a pulled image as Docker 25 does (manifest.json over an OCI layout): podman
+/// loads it under its name, and spawner runs the file.
+#[test]
+fn save_then_podman_load() {
+    assert_installed("podman", &["--version"]);
+    let registry = Registry::start("save", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let state = StateDir::new("pull-save");
+    let name = format!("{}/library/busybox:latest", registry.host);
+    let id = stdout(&state.run(&["pull", "-q", &name])).trim().to_string();
+    let archive = state.0.join("saved.tar");
+    let out = state.run(&["save", "-o", archive.to_str().unwrap(), &name]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = StateDir::new("pull-save-run").run(&[
+        "run",
+        archive.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "echo saved",
+    ]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "saved\n"), "{}", stderr(&out));
+    // podman's own store, in the test's directory (its runroot must be a short path).
+    let runroot = std::env::temp_dir().join(format!("sbpl-{}", std::process::id()));
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root").arg(state.0.join("podman")).arg("--runroot").arg(&runroot);
+        c.args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            .args(args);
+        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        run(c)
+    };
+    let out = podman(&["load", "-i", archive.to_str().unwrap()]);
+    let listed = podman(&["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let _ = podman(&["rmi", "-a", "-f"]);
+    let _ = std::fs::remove_dir_all(&runroot);
+    assert!(out.status.success(), "podman load: {}", stderr(&out));
+    assert_eq!(
+        stdout(&listed).trim(),
+        format!("{name} {id}"),
+        "podman has it under its name and ID: {}",
+        stderr(&listed)
+    );
+    // An image the store did not get whole (its layers were there already) cannot be saved.
+    let out = state.run(&["save", "-o", state.0.join("none.tar").to_str().unwrap(), "no-such:1"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("no image docker.io/library/no-such:1 in the store"), "{}", stderr(&out));
+    assert!(!state.0.join("none.tar").exists(), "nothing written");
+}

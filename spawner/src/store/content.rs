@@ -190,6 +190,105 @@ impl Content {
         Ok(digest)
     }
 
+    /// Writes the images `names` (full references, each with the name it is shown by) to `out` as
+    /// an archive `docker load` and `podman load` take: manifest.json (Docker's index, with
+    /// RepoTags) over an OCI layout (oci-layout, index.json, blobs/sha256/), as Docker 25 writes.
+    /// The blobs must be here (a pulled image's are; a layer that was in the store already when
+    /// the image came is not). Written to a temporary file, renamed into place when complete.
+    pub fn save(&self, names: &[(String, String)], out: &Path) -> Result<(), StoreError> {
+        let mut docker_index = Vec::new();
+        let mut oci_index = Vec::new();
+        let mut blobs: Vec<Digest> = Vec::new();
+        for (name, shown) in names {
+            let descriptor = self.lookup(name)?.ok_or_else(|| StoreError::Corrupt {
+                path: self.root.join("index.json"),
+                reason: format!("no image {name} in the store"),
+            })?;
+            let digest: Digest =
+                descriptor["digest"].as_str().unwrap_or("").parse().map_err(|_| StoreError::Corrupt {
+                    path: self.root.join("index.json"),
+                    reason: format!("{name}: bad digest"),
+                })?;
+            let manifest: serde_json::Value = serde_json::from_slice(
+                &fs::read(self.blob_path(&digest)).map_err(io_err("read", &self.blob_path(&digest)))?,
+            )
+            .map_err(|e| StoreError::Corrupt { path: self.blob_path(&digest), reason: e.to_string() })?;
+            let digest_of = |v: &serde_json::Value| -> Result<Digest, StoreError> {
+                v["digest"].as_str().unwrap_or("").parse().map_err(|_| StoreError::Corrupt {
+                    path: self.blob_path(&digest),
+                    reason: "a descriptor without a digest (an index?)".into(),
+                })
+            };
+            let config = digest_of(&manifest["config"])?;
+            let layers = manifest["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(digest_of)
+                .collect::<Result<Vec<_>, _>>()?;
+            for blob in std::iter::once(&config).chain(&layers) {
+                if !self.has_blob(blob) {
+                    return Err(StoreError::Corrupt {
+                        path: self.blob_path(blob),
+                        reason: format!(
+                            "{name}: the store keeps no blob {blob} (a layer it had unpacked already when the image came): \
+                             pull the image into an empty store to save it"
+                        ),
+                    });
+                }
+            }
+            let path = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+            let tags: Vec<&str> = if shown.contains('@') { vec![] } else { vec![shown.as_str()] };
+            docker_index.push(serde_json::json!({
+                "Config": path(&config),
+                "RepoTags": tags,
+                "Layers": layers.iter().map(path).collect::<Vec<_>>(),
+            }));
+            let mut d = descriptor.clone();
+            d["annotations"] = serde_json::json!({ REF_ANNOTATION: shown, NAME_ANNOTATION: name });
+            oci_index.push(d);
+            blobs.push(digest);
+            blobs.push(config);
+            blobs.extend(layers);
+        }
+        blobs.sort();
+        blobs.dedup();
+        let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".{}.tmp", out.file_name().and_then(|n| n.to_str()).unwrap_or("save")));
+        let written = (|| -> Result<(), StoreError> {
+            let file = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+            let mut tar = tar::Builder::new(io::BufWriter::new(file));
+            let mut add = |name: &str, size: u64, data: &mut dyn Read| -> Result<(), StoreError> {
+                let mut header = tar::Header::new_ustar();
+                header.set_size(size);
+                header.set_mode(0o644);
+                header.set_mtime(0);
+                header.set_entry_type(tar::EntryType::Regular);
+                tar.append_data(&mut header, name, data).map_err(io_err("write", &tmp))
+            };
+            add("oci-layout", 30, &mut &br#"{"imageLayoutVersion":"1.0.0"}"#[..])?;
+            for blob in &blobs {
+                let path = self.blob_path(blob);
+                let mut f = fs::File::open(&path).map_err(io_err("open", &path))?;
+                let size = f.metadata().map_err(io_err("stat", &path))?.len();
+                add(&format!("blobs/sha256/{}", blob.hex()), size, &mut f)?;
+            }
+            let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": oci_index}))
+                .expect("index serializes");
+            add("index.json", index.len() as u64, &mut &index[..])?;
+            let manifest = serde_json::to_vec(&docker_index).expect("manifest serializes");
+            add("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
+            let buffered = tar.into_inner().map_err(io_err("write", &tmp))?;
+            let file = buffered.into_inner().map_err(|e| io_err("write", &tmp)(e.into_error()))?;
+            file.sync_all().map_err(io_err("fsync", &tmp))?;
+            fs::rename(&tmp, out).map_err(io_err("rename", out))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
     /// Forgets the name `name` (a full reference). Returns whether it was there.
     pub fn untag(&self, name: &str) -> Result<bool, StoreError> {
         let _lock = LockFile::acquire(&self.root.join("locks/index.lock"), LockMode::Exclusive)?;
