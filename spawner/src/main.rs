@@ -265,18 +265,8 @@ fn load(state_dir: &std::path::Path, input: &std::path::Path) {
     }
 }
 
-/// `https://index.docker.io/v1/` and the like → the registry's name as references use it.
-fn registry_host(server: &str) -> String {
-    let s = server.strip_prefix("https://").or_else(|| server.strip_prefix("http://")).unwrap_or(server);
-    let s = s.split('/').next().unwrap_or(s);
-    match s {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        other => other.to_string(),
-    }
-}
-
 fn login(user: Option<String>, password: Option<String>, stdin: bool, registry: &RegistryArgs, server: &str) {
-    let host = registry_host(server);
+    let host = spawner::registry::auth::registry_of(server);
     let user = user.unwrap_or_else(|| fail("login: give the user name with -u"));
     let password = match (password, stdin) {
         (Some(_), true) => fail("login: give --password or --password-stdin, not both"),
@@ -586,7 +576,7 @@ fn main() {
                 }
                 return;
             }
-            let server = registry_host(server.as_deref().unwrap_or("docker.io"));
+            let server = spawner::registry::auth::registry_of(server.as_deref().unwrap_or("docker.io"));
             match spawner::registry::auth::store(&file, &server, None) {
                 Ok(true) => println!("Removed login credentials for {server}"),
                 Ok(false) => fail(format!("not logged in to {server}")),

@@ -38,6 +38,7 @@ mod error;
 mod layer;
 mod legacy;
 mod oci;
+mod platform;
 mod reference;
 mod source;
 
@@ -55,7 +56,7 @@ pub use config::{ImageConfig, RootFs, RunConfig};
 pub use digest::{Algorithm, Digest, DigestParseError, DigestReader, Hasher};
 pub use error::{printable, ImageError};
 pub use layer::{Compression, Decompressor};
-pub(crate) use oci::host_platform;
+pub use platform::Platform;
 pub(crate) use reference::matches as reference_matches;
 pub use source::MemberReader;
 

@@ -2,12 +2,11 @@
 //! `blobs/<alg>/<hex>`. Docker's manifest-list and v2 manifest media types are read the same way.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
 
 use super::digest::Digest;
-use super::{Archive, BlobRef, ImageError, IndexedImage};
+use super::{Archive, BlobRef, ImageError, IndexedImage, Platform};
 
 pub(super) const INDEX: &str = "index.json";
 
@@ -33,24 +32,6 @@ struct Descriptor {
     annotations: Option<BTreeMap<String, String>>,
     #[serde(default)]
     platform: Option<Platform>,
-}
-
-#[derive(Deserialize, Clone, PartialEq, Eq)]
-struct Platform {
-    architecture: String,
-    os: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        match &self.variant {
-            Some(v) => write!(f, "/{v}"),
-            None => Ok(()),
-        }
-    }
 }
 
 /// An index or a manifest. Which one is told by the media type or, when a writer left that out,
@@ -91,11 +72,7 @@ pub(crate) fn host_platform() -> (&'static str, &'static str, Option<&'static st
 }
 
 fn host_platform_name() -> String {
-    let (os, arch, variant) = host_platform();
-    match variant {
-        Some(v) => format!("{os}/{arch}/{v}"),
-        None => format!("{os}/{arch}"),
-    }
+    Platform::host().to_string()
 }
 
 /// How well a descriptor's platform fits this host: `None` if it does not run here.

@@ -89,7 +89,15 @@ pub fn lookup(files: &[PathBuf], registry: &str, repository: &str) -> Result<Opt
     Ok(None)
 }
 
-/// `https://index.docker.io/v1/` → `docker.io`; `http://host:5000` → `host:5000`.
+/// The registry a server argument names (`docker login`'s): `https://index.docker.io/v1/` →
+/// `docker.io`, `http://host:5000/v2/` → `host:5000`.
+pub fn registry_of(server: &str) -> String {
+    let key = normalize_key(server);
+    key.split('/').next().unwrap_or(&key).to_string()
+}
+
+/// An auth file's key as a registry (and path): `https://index.docker.io/v1/` → `docker.io`;
+/// `http://host:5000` → `host:5000`.
 fn normalize_key(key: &str) -> String {
     let key = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
     let key = key.trim_end_matches('/');

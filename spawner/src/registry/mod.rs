@@ -10,8 +10,9 @@ pub mod progress;
 pub mod pull;
 pub mod reference;
 
+pub use crate::image::Platform;
 pub use client::Options;
-pub use pull::{pull, Platform, PullOptions, Pulled};
+pub use pull::{pull, PullOptions, Pulled};
 pub use reference::{Reference, ReferenceError};
 
 use crate::image::{Digest, ImageError};
