@@ -259,11 +259,13 @@ echo "exec: $($C task exec --exec-id e1 web sh -c 'echo in the container; cat /p
 $C task exec --exec-id e2 web sh -c 'exit 4'; echo "exec status: $?"
 echo "exec user: $($C task exec --exec-id e3 --user 1000 web id -u)"
 echo "links: $($C task exec --exec-id e4 web ls /sys/class/net | tr '\n' ' ')"
-# ctr -t wants a terminal of its own: script gives it one. Its stdin is a FIFO held open until
+# ctr -t wants a terminal of its own: script gives it one. ctr runs in the terminal's foreground
+# process group (no `timeout` between them: it would put ctr in a group of its own, where setting
+# the terminal raw stops it with SIGTTOU; that hung CI). script's stdin is a FIFO held open until
 # it is done: at the end of its input, script 2.38 sends the terminal an EOF that can race the
-# command's start, and at times waits for the command forever (it hung CI once).
+# command's start.
 mkfifo "$D/tty-in" && { sleep 120 > "$D/tty-in" & hold=$!; }
-tty=$(timeout -k 5 30 script -qec "$C task exec -t --exec-id e5 web sh -c 'tty; echo \$((6 * 7))'" /dev/null < "$D/tty-in")
+tty=$(timeout -k 5 30 script -qec "ctr --address $D/containerd.sock task exec -t --exec-id e5 web sh -c 'tty; echo \$((6 * 7))'" /dev/null < "$D/tty-in")
 echo "exec tty: $(echo "$tty" | tr -d '\r' | grep -oE '^(/dev/pts/[0-9]+|42)$' | tr '\n' ' ')"
 kill $hold
 missing=$($C task exec --exec-id e6 web no-such-program 2>&1); echo "exec missing: $? $missing"
