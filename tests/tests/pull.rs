@@ -931,7 +931,8 @@ fn progress_on_a_terminal() {
     let state = StateDir::new("pull-progress");
     let name = format!("{}/library/busybox:latest", registry.host);
     let mut cmd = Command::new(spawner_bin());
-    cmd.arg("--root").arg(&state.0).args(["pull", &name]);
+    // A terminal that can redraw (CI may run with TERM unset).
+    cmd.arg("--root").arg(&state.0).args(["pull", &name]).env("TERM", "xterm");
     let (child, mut master) = spawn_on_terminal(cmd, Some((30, 120)));
     let seen = read_until(&mut master, "Digest: ");
     let seen = seen + &read_until(&mut master, "\n");

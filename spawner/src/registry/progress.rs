@@ -13,7 +13,10 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        let terminal = rustix::termios::isatty(rustix::stdio::stderr());
+        // A terminal that can redraw: with TERM unset or dumb, indicatif draws nothing, so such a
+        // terminal gets the event lines a pipe gets.
+        let dumb = std::env::var("TERM").map_or(true, |t| t.is_empty() || t == "dumb");
+        let terminal = rustix::termios::isatty(rustix::stdio::stderr()) && !dumb;
         let multi =
             (!quiet && terminal).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         Progress { quiet, multi }
