@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod container;
 pub mod docker;
 pub mod image;
+pub mod network;
 pub mod registry;
 pub mod runc;
 /// seccomp profiles (Docker's default, profile files) compiled into BPF filters.

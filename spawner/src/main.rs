@@ -176,9 +176,27 @@ struct RunArgs {
     /// Parent cgroup (default: below spawner's own cgroup).
     #[arg(long)]
     cgroup_parent: Option<PathBuf>,
-    /// Network: none (own namespace with loopback; the default) or host.
-    #[arg(long, default_value = "none")]
-    net: String,
+    /// Network: bridge (spawner0, with NAT; the default as root), none (loopback only) or host.
+    #[arg(long = "network", visible_alias = "net")]
+    network: Option<String>,
+    /// Publish a container port: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp] (bridge network).
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// The bridge network's subnet, at its first use (default 10.89.0.0/16).
+    #[arg(long)]
+    subnet: Option<String>,
+    /// A DNS server for the container's /etc/resolv.conf (instead of the host's).
+    #[arg(long)]
+    dns: Vec<std::net::IpAddr>,
+    /// A DNS search domain.
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// A resolver option (ndots:2, ...).
+    #[arg(long = "dns-option")]
+    dns_option: Vec<String>,
+    /// Add NAME:IP to the container's /etc/hosts.
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
     /// Keep the container's writable layer after it exits.
     #[arg(long)]
     keep: bool,
@@ -224,6 +242,42 @@ struct RunArgs {
     /// Command and arguments (replace the image's Cmd).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// `--network`, `-p`, `--subnet`, `--dns*` and `--add-host`. The bridge is the default for root
+/// (as Docker's); other users get a network namespace of their own with loopback only.
+fn network_options(args: &RunArgs) -> Result<spawner::network::Options, spawner::network::NetworkError> {
+    use spawner::network::{self, Mode, NetworkError};
+    let mode = match &args.network {
+        Some(m) => Mode::parse(m)?,
+        None if rustix::process::geteuid().is_root() => Mode::Bridge,
+        None => Mode::None,
+    };
+    let publish = args.publish.iter().map(|p| network::Publish::parse(p)).collect::<Result<Vec<_>, _>>()?;
+    if !publish.is_empty() && mode != Mode::Bridge {
+        return Err(NetworkError("-p: ports are published on the bridge network only".into()));
+    }
+    let subnet = args.subnet.as_deref().map(network::parse_subnet).transpose()?;
+    let hosts = args
+        .add_host
+        .iter()
+        .map(|h| {
+            let (name, ip) =
+                h.split_once(':').ok_or_else(|| NetworkError(format!("--add-host {h}: use NAME:IP")))?;
+            let ip = ip.trim_matches(|c| c == '[' || c == ']');
+            let ip = ip
+                .parse()
+                .map_err(|_| NetworkError(format!("--add-host {h}: {ip:?} is not an IP address")))?;
+            Ok((name.to_string(), ip))
+        })
+        .collect::<Result<Vec<_>, NetworkError>>()?;
+    let dns = network::dns::Settings {
+        servers: args.dns.clone(),
+        search: args.dns_search.clone(),
+        options: args.dns_option.clone(),
+        hosts,
+    };
+    Ok(network::Options { mode, publish, dns, subnet })
 }
 
 /// `load -i ARCHIVE`: every image of the archive unpacked into the layer store and named in the
@@ -388,11 +442,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         // The device rules are the container's to set, from the nodes it gets.
         ..Limits::default()
     };
-    let net_host = match args.net.as_str() {
-        "host" => true,
-        "none" => false,
-        other => fail(format!("--net {other}: only none and host are supported")),
-    };
+    let network = network_options(&args).unwrap_or_else(|e| fail(e));
     let volumes = args.volumes.iter().map(|v| docker::parse_volume(v).unwrap_or_else(|e| fail(e))).collect();
     let devices =
         args.devices.iter().map(|d| docker::devices::parse(d).unwrap_or_else(|e| fail(e))).collect();
@@ -412,7 +462,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         },
         volumes,
         read_only: args.read_only,
-        net_host,
+        network,
         limits,
         cgroup_parent: args.cgroup_parent,
         keep: args.keep,

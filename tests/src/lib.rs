@@ -164,6 +164,18 @@ pub fn image(name: &str) -> PathBuf {
     path
 }
 
+/// Fails unless the test runs in a network namespace other than the machine's (PID 1's): spawner's
+/// default network builds a bridge and firewall rules in the namespace it runs in.
+pub fn assert_own_network_namespace() {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap_or_default();
+    assert_ne!(
+        ns("self"),
+        ns("1"),
+        "the tests run spawner, whose default network builds a bridge: run them with `cargo xtask test` \
+         (a network namespace of their own), or under `unshare --net` with loopback up"
+    );
+}
+
 /// A state directory of the test's own (layer store, containers), removed when dropped.
 pub struct StateDir(pub PathBuf);
 
@@ -177,6 +189,7 @@ impl StateDir {
 
     /// `spawner --root STATE ARGS`, stdin from /dev/null, output captured.
     pub fn spawner(&self, args: &[&str]) -> Command {
+        assert_own_network_namespace();
         let mut cmd = Command::new(spawner_bin());
         cmd.arg("--root").arg(&self.0).args(args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());

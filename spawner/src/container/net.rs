@@ -1,7 +1,6 @@
-//! The container's network namespace: made on a short-lived thread while the main thread reads the
-//! image and creates the cgroup (creating a network namespace is the slowest part of a clone, about
-//! half a millisecond), with its loopback interface up (SIOCSIFFLAGS, as `ip link set lo up`). The
-//! container's first process joins it with setns (see `namespaces`).
+//! Loopback up in a new network namespace (SIOCSIFFLAGS, as `ip link set lo up`): the front end
+//! makes the namespace (see `crate::network`), and the container's first process joins it with setns
+//! (see `namespaces`).
 
 use rustix::io::Errno;
 use rustix::net::{socket, AddressFamily, SocketType};
@@ -53,6 +52,7 @@ unsafe impl rustix::ioctl::Ioctl for SetFlags {
     }
 }
 
+/// Brings up `lo` in the calling thread's network namespace.
 pub fn loopback_up() -> Result<(), Errno> {
     let sock = socket(AddressFamily::INET, SocketType::DGRAM, None)?;
     let mut name = [0u8; 16];
@@ -63,21 +63,4 @@ pub fn loopback_up() -> Result<(), Errno> {
     let up = flags | IFF_UP;
     // SAFETY: see the Ioctl impls above.
     unsafe { rustix::ioctl::ioctl(&sock, SetFlags(IfReq { name, flags: up, _pad: [0; 22] })) }
-}
-
-/// Starts making a network namespace with loopback up; join the handle for an fd to it.
-pub fn prepare_namespace() -> std::thread::JoinHandle<Result<rustix::fd::OwnedFd, String>> {
-    std::thread::spawn(|| {
-        // SAFETY: unshare(CLONE_NEWNET) moves only this thread (which exits right after) into the
-        // new namespace and touches no file descriptor table.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
-            .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
-        loopback_up().map_err(|e| format!("bring up loopback: {e}"))?;
-        rustix::fs::open(
-            "/proc/thread-self/ns/net",
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| format!("open /proc/thread-self/ns/net: {e}"))
-    })
 }

@@ -14,8 +14,9 @@ mod state_dir;
 
 use crate::cgroup::Limits;
 use crate::container::mount_plan::FrontEndMounts;
-use crate::container::{self, net, rootfs, Extras, RunError};
+use crate::container::{self, rootfs, Extras, RunError};
 use crate::image::Archive;
+use crate::network::{self, dns, Mode};
 use crate::spec::{self, Config, Mount, MountKind, NamespaceKind};
 use crate::store::LayerStore;
 use process::Overrides;
@@ -61,7 +62,7 @@ pub struct RunOptions {
     /// `--device HOST[:CONTAINER][:PERMS]`, as [`devices::parse`] gives them.
     pub devices: Vec<(PathBuf, PathBuf, String)>,
     pub read_only: bool,
-    pub net_host: bool,
+    pub network: crate::network::Options,
     pub limits: Limits,
     pub cgroup_parent: Option<PathBuf>,
     /// Keep the container's upper directory after it exits (implied by `name`).
@@ -322,15 +323,22 @@ fn create_container_dir(
 }
 
 /// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into a
-/// small detached tmpfs and bound over the image's by the child (no file on the host disk).
-fn etc_files(hostname: &str, net_host: bool) -> Vec<(&'static str, String)> {
+/// small detached tmpfs and bound over the image's by the child (no file on the host disk). With
+/// the host's network (`attached` None) they are the host's, with `--add-host` entries added.
+fn etc_files(
+    hostname: &str,
+    attached: Option<&network::Attached>,
+    settings: &dns::Settings,
+) -> Vec<(&'static str, String)> {
     let [hostname_file, hosts_file, resolv_file] = ETC_FILES;
-    let hosts = if net_host {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
+    let (hosts, resolv) = match attached {
+        Some(a) => (dns::hosts(hostname, a.address, &a.peers, settings), a.resolv_conf.clone()),
+        None => {
+            let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            hosts.extend(settings.hosts.iter().map(|(name, ip)| format!("{ip}\t{name}\n")));
+            (hosts, std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        }
     };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     vec![(hostname_file, format!("{hostname}\n")), (hosts_file, hosts), (resolv_file, resolv)]
 }
 
@@ -373,7 +381,10 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
     let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
     let pulled = opts.pull.as_ref().map(|p| ensure_pulled(p, &store)).transpose()?;
-    let net = (!opts.net_host).then(net::prepare_namespace);
+    let id = random_id();
+    let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
+    let net = (opts.network.mode != Mode::Host)
+        .then(|| network::attach(&opts.state_dir, &dir_name, &id, &opts.network));
     let archive = Archive::open(&opts.archive)?;
     let image = archive.select(pulled.as_deref().or(opts.image.as_deref()))?;
     log::debug!("archive indexed");
@@ -389,9 +400,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     layers.push(init_layer(&opts.state_dir)?);
     log::info!("{} layers ready in {}", layers.len(), store.root().display());
 
-    let id = random_id();
     let process = process::resolve(&image.config, &opts.overrides, &id, |n| std::env::var(n).ok())?;
-    let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
     let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
     stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
     let mut dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
@@ -402,7 +411,17 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     // Mounts that need no namespace of the container's are made here, while the network namespace
     // thread works; the container attaches them.
     let overlay = rootfs::prepare_overlay(&layers, &upper, &work, !dir.keep)?;
-    let etc_files = rootfs::etc_files_fs(&etc_files(&process.hostname, opts.net_host))?;
+    // The network thread's work is done before the /etc files, which need its address.
+    let attached = match net.map(|thread| thread.join()) {
+        Some(Ok(result)) => Some(result.map_err(|e| RunError(e.to_string()))?),
+        Some(Err(_)) => return Err(RunError("network namespace thread panicked".into())),
+        None => None,
+    };
+    if let Some(a) = attached.as_ref().filter(|a| a.address.is_some()) {
+        log::info!("network: {:?}", a);
+    }
+    let etc_files =
+        rootfs::etc_files_fs(&etc_files(&process.hostname, attached.as_ref(), &opts.network.dns))?;
     let mut trees: Vec<Option<OwnedFd>> = vec![Some(etc_files)];
     let mut mounts = FrontEndMounts {
         etc_files: Some((0, ETC_FILES.iter().map(|f| f.to_string()).collect())),
@@ -430,11 +449,11 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     };
     let config = container_config(opts, process, dir.path.clone(), limits, cgroups_path, seccomp);
     // Joined before the core clones: spawner is single-threaded again when it forks.
+    let mut attached = attached;
     let mut join = Vec::new();
-    match net.map(|thread| thread.join()) {
-        Some(Ok(result)) => join.push((NamespaceKind::Network, result.map_err(RunError)?)),
-        Some(Err(_)) => return Err(RunError("network namespace thread panicked".into())),
-        None => {}
+    if let Some(a) = attached.as_mut() {
+        let netns = a.netns.try_clone().map_err(|e| RunError(format!("dup network namespace fd: {e}")))?;
+        join.push((NamespaceKind::Network, netns));
     }
     let extras = Extras {
         id: dir_name,

@@ -1,0 +1,478 @@
+//! The container's network, as `docker run --network` and `-p` give it: `none` (a namespace of its
+//! own with loopback only), `host` (the host's), and `bridge` (the default when root, as Docker's):
+//! a bridge `spawner0` on a private subnet, a veth pair per container with an address leased under
+//! the state directory, a default route via the bridge, masquerade on the way out and published
+//! ports by DNAT, in an nftables table of spawner's own.
+//!
+//! The bridge and its table stay once made, as Docker leaves docker0: the next run starts without
+//! setting them up again, and nothing is left that belongs to a container (its veth goes with its
+//! namespace, its lease and ports when it exits, or at the next run after its spawner died).
+//!
+//! All of it happens on the thread that makes the container's namespace, while the main thread
+//! prepares the root file system.
+
+pub mod dns;
+pub mod firewall;
+pub mod ipam;
+pub mod netlink;
+
+use firewall::{Element, Protocol};
+use netlink::Netlink;
+use rustix::fd::OwnedFd;
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+/// A network error: one line naming what failed.
+#[derive(Debug)]
+pub struct NetworkError(pub String);
+
+impl std::fmt::Display for NetworkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NetworkError {}
+
+impl From<netlink::NetlinkError> for NetworkError {
+    fn from(e: netlink::NetlinkError) -> Self {
+        NetworkError(e.to_string())
+    }
+}
+
+/// `--network`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// A namespace of its own with loopback only.
+    #[default]
+    None,
+    /// The host's namespace.
+    Host,
+    /// The bridge network.
+    Bridge,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Mode, NetworkError> {
+        match s {
+            "none" => Ok(Mode::None),
+            "host" => Ok(Mode::Host),
+            "bridge" | "default" => Ok(Mode::Bridge),
+            other => Err(NetworkError(format!("--network {other}: unknown network (none, host or bridge)"))),
+        }
+    }
+}
+
+/// `-p [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    pub protocol: Protocol,
+    pub host_ip: Option<Ipv4Addr>,
+    /// 0: a free port the kernel picks.
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl Publish {
+    pub fn parse(s: &str) -> Result<Publish, NetworkError> {
+        let bad =
+            |why: &str| NetworkError(format!("-p {s}: {why} (use [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp])"));
+        let (spec, protocol) = match s.rsplit_once('/') {
+            Some((spec, "tcp")) => (spec, Protocol::Tcp),
+            Some((spec, "udp")) => (spec, Protocol::Udp),
+            Some((_, other)) => return Err(bad(&format!("unknown protocol {other:?}"))),
+            None => (s, Protocol::Tcp),
+        };
+        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+        let port = |p: &str, zero: bool| -> Result<u16, NetworkError> {
+            match p.parse::<u16>() {
+                Ok(0) if !zero => Err(bad("port 0")),
+                Ok(n) => Ok(n),
+                Err(_) => Err(bad(&format!("{p:?} is not a port"))),
+            }
+        };
+        let container_port = port(parts[0], false)?;
+        let host_port = match parts.get(1) {
+            None | Some(&"") => 0,
+            Some(p) => port(p, false)?,
+        };
+        let host_ip = match parts.get(2) {
+            None | Some(&"") => None,
+            Some(ip) => match ip.parse::<Ipv4Addr>() {
+                Ok(ip) if ip.is_unspecified() => None,
+                Ok(ip) => Some(ip),
+                Err(_) => return Err(bad(&format!("{ip:?} is not an IPv4 address"))),
+            },
+        };
+        Ok(Publish { protocol, host_ip, host_port, container_port })
+    }
+}
+
+/// Everything `run` says about the network.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub mode: Mode,
+    pub publish: Vec<Publish>,
+    pub dns: dns::Settings,
+    /// `--subnet` for the bridge, at its first use.
+    pub subnet: Option<(Ipv4Addr, u8)>,
+}
+
+/// The bridge network's settings, kept in `STATE/network/config.json` from its first use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BridgeConfig {
+    pub bridge: String,
+    pub subnet: String,
+}
+
+pub const DEFAULT_SUBNET: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 89, 0, 0), 16);
+pub const BRIDGE: &str = "spawner0";
+
+impl BridgeConfig {
+    fn parsed(&self) -> Result<(Ipv4Addr, u8), NetworkError> {
+        parse_subnet(&self.subnet)
+    }
+}
+
+/// `A.B.C.D/N`, with no host bits, N from 8 to 30.
+pub fn parse_subnet(s: &str) -> Result<(Ipv4Addr, u8), NetworkError> {
+    let bad = |why: &str| NetworkError(format!("subnet {s:?}: {why}"));
+    let (ip, prefix) = s.split_once('/').ok_or_else(|| bad("use A.B.C.D/N"))?;
+    let ip: Ipv4Addr = ip.parse().map_err(|_| bad("not an IPv4 address"))?;
+    let prefix: u8 =
+        prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(|| bad("prefix must be 8 to 30"))?;
+    if u32::from(ip) & !mask(prefix) != 0 {
+        return Err(bad("host bits are set"));
+    }
+    Ok((ip, prefix))
+}
+
+fn mask(prefix: u8) -> u32 {
+    u32::MAX << (32 - prefix)
+}
+
+/// The gateway (the bridge's address) and the addresses containers lease, in order.
+fn addresses((net, prefix): (Ipv4Addr, u8)) -> (Ipv4Addr, impl Iterator<Item = Ipv4Addr>) {
+    let base = u32::from(net);
+    let broadcast = base | !mask(prefix);
+    (Ipv4Addr::from(base + 1), (base + 2..broadcast).map(Ipv4Addr::from))
+}
+
+fn network_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("network")
+}
+
+/// The bridge network's config: the one on record, else made from `--subnet` or the default and
+/// recorded (atomically: a rename).
+fn bridge_config(state_dir: &Path, subnet: Option<(Ipv4Addr, u8)>) -> Result<BridgeConfig, NetworkError> {
+    let dir = network_dir(state_dir);
+    let path = dir.join("config.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let config: BridgeConfig = serde_json::from_slice(&bytes)
+                .map_err(|e| NetworkError(format!("{}: {e}", path.display())))?;
+            let on_record = config.parsed()?;
+            if let Some(asked) = subnet.filter(|s| *s != on_record) {
+                return Err(NetworkError(format!(
+                    "--subnet {}/{}: the bridge network already uses {} ({})",
+                    asked.0,
+                    asked.1,
+                    config.subnet,
+                    path.display()
+                )));
+            }
+            Ok(config)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (net, prefix) = subnet.unwrap_or(DEFAULT_SUBNET);
+            let config = BridgeConfig { bridge: BRIDGE.into(), subnet: format!("{net}/{prefix}") };
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| NetworkError(format!("mkdir {}: {e}", dir.display())))?;
+            let tmp = dir.join(format!(".config.{}", thread_token()));
+            let text = serde_json::to_vec_pretty(&config).expect("serializes");
+            std::fs::write(&tmp, text).map_err(|e| NetworkError(format!("write {}: {e}", tmp.display())))?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| NetworkError(format!("rename {}: {e}", tmp.display())))?;
+            Ok(config)
+        }
+        Err(e) => Err(NetworkError(format!("read {}: {e}", path.display()))),
+    }
+}
+
+/// A name for temporary files unique to this thread.
+fn thread_token() -> String {
+    format!("{}-{}", std::process::id(), rustix::thread::gettid().as_raw_nonzero())
+}
+
+/// What the network thread made: the namespace for the container to join, and what must live as
+/// long as the container (dropped after it exits: ports withdrawn, then the address released).
+pub struct Attached {
+    pub netns: OwnedFd,
+    pub address: Option<Ipv4Addr>,
+    /// The other containers on the bridge, by name, for its /etc/hosts.
+    pub peers: Vec<(String, Ipv4Addr)>,
+    /// Its /etc/resolv.conf.
+    pub resolv_conf: String,
+    pub published: Vec<Element>,
+    _ports: Option<Ports>,
+    _lease: Option<ipam::Lease>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached")
+            .field("address", &self.address)
+            .field("published", &self.published)
+            .finish()
+    }
+}
+
+/// Published ports: the host ports held by a bound socket each (so no host process takes one, and
+/// a port in use is refused), and the map elements, removed when dropped.
+struct Ports {
+    elements: Vec<Element>,
+    _sockets: Vec<OwnedFd>,
+}
+
+impl Drop for Ports {
+    fn drop(&mut self) {
+        if let Err(e) = firewall::apply(&firewall::delete_script(&self.elements)) {
+            log::warn!("withdraw published ports: {e}");
+        }
+    }
+}
+
+/// Starts making the container's network namespace for `opts` (not for `host`); join the handle
+/// for what it made.
+pub fn attach(
+    state_dir: &Path,
+    name: &str,
+    id: &str,
+    opts: &Options,
+) -> std::thread::JoinHandle<Result<Attached, NetworkError>> {
+    let (state_dir, name, id, opts) =
+        (state_dir.to_path_buf(), name.to_string(), id.to_string(), opts.clone());
+    std::thread::spawn(move || match opts.mode {
+        Mode::Bridge => bridge(&state_dir, &name, &id, &opts),
+        _ => {
+            let netns = own_namespace()?;
+            // Its own loopback cannot reach a server on the host's: the host's file, as Docker.
+            let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let peers = Vec::new();
+            Ok(Attached {
+                netns,
+                address: None,
+                peers,
+                resolv_conf,
+                published: Vec::new(),
+                _ports: None,
+                _lease: None,
+            })
+        }
+    })
+}
+
+/// Moves this thread into a new network namespace with loopback up; an fd to it.
+fn own_namespace() -> Result<OwnedFd, NetworkError> {
+    // SAFETY: unshare(CLONE_NEWNET) moves only this thread (which exits once its work is done)
+    // into the new namespace and touches no file descriptor table.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+        .map_err(|e| NetworkError(format!("unshare(CLONE_NEWNET): {e}")))?;
+    crate::container::net::loopback_up().map_err(|e| NetworkError(format!("bring up loopback: {e}")))?;
+    rustix::fs::open(
+        "/proc/thread-self/ns/net",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| NetworkError(format!("open /proc/thread-self/ns/net: {e}")))
+}
+
+fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Attached, NetworkError> {
+    let config = bridge_config(state_dir, opts.subnet)?;
+    let subnet = config.parsed()?;
+    let (gateway, hosts) = addresses(subnet);
+    let leases = network_dir(state_dir).join("leases");
+    let mut host = Netlink::open()?;
+    let others = ipam::scan(&leases, |dead| {
+        // One element per nft call: one already gone must not keep the others.
+        for element in &dead.ports {
+            let _ = firewall::apply(&firewall::delete_script(std::slice::from_ref(element)));
+        }
+    });
+    let bridge_index = ensure_bridge(&mut host, state_dir, &config, gateway, subnet, &others)?;
+    let record = ipam::Record { name: name.into(), ..Default::default() };
+    let mut lease = ipam::lease(&leases, hosts, &[], record)?;
+    let address = lease.record.address;
+    let ports = publish(&opts.publish, address, &mut lease)?;
+    let netns = own_namespace()?;
+    let mut inner = Netlink::open()?;
+    let host_end = format!("veth{}", &id[..id.len().min(11)]);
+    host.add_veth(&host_end, bridge_index, "eth0", &netns)?;
+    let eth0 = inner
+        .link_index("eth0")?
+        .ok_or_else(|| NetworkError("eth0 did not appear in the container".into()))?;
+    inner.add_address(eth0, address, subnet.1)?;
+    inner.set_up(eth0)?;
+    inner.add_default_route(gateway)?;
+    let peers: Vec<(String, Ipv4Addr)> = others.iter().map(|r| (r.name.clone(), r.address)).collect();
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv_conf =
+        dns::resolv_conf(&host_resolv, || std::fs::read_to_string(dns::RESOLVED_UPSTREAM).ok(), &opts.dns);
+    let published = ports.as_ref().map(|p| p.elements.clone()).unwrap_or_default();
+    Ok(Attached {
+        netns,
+        address: Some(address),
+        peers,
+        resolv_conf,
+        published,
+        _ports: ports,
+        _lease: Some(lease),
+    })
+}
+
+/// The bridge's index; made (with its address, forwarding and the firewall table) when missing.
+fn ensure_bridge(
+    host: &mut Netlink,
+    state_dir: &Path,
+    config: &BridgeConfig,
+    gateway: Ipv4Addr,
+    subnet: (Ipv4Addr, u8),
+    live: &[ipam::Record],
+) -> Result<u32, NetworkError> {
+    if let Some(index) = host.link_index(&config.bridge)? {
+        return Ok(index);
+    }
+    let lock_path = network_dir(state_dir).join("lock");
+    let lock = rustix::fs::open(
+        &lock_path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| NetworkError(format!("open {}: {e}", lock_path.display())))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| NetworkError(format!("lock {}: {e}", lock_path.display())))?;
+    if let Some(index) = host.link_index(&config.bridge)? {
+        return Ok(index);
+    }
+    let index = host.add_bridge(&config.bridge)?;
+    let setup = |host: &mut Netlink| -> Result<(), NetworkError> {
+        host.add_address(index, gateway, subnet.1)?;
+        host.set_up(index)?;
+        for (path, value) in [
+            ("/proc/sys/net/ipv4/ip_forward".to_string(), "1"),
+            (format!("/proc/sys/net/ipv4/conf/{}/route_localnet", config.bridge), "1"),
+        ] {
+            std::fs::write(&path, value).map_err(|e| NetworkError(format!("write {path}: {e}")))?;
+        }
+        let elements: Vec<Element> = live.iter().flat_map(|r| r.ports.iter().copied()).collect();
+        let script = firewall::table(&config.bridge, &config.subnet) + &firewall::add_script(&elements);
+        firewall::apply(&script)
+    };
+    match setup(host) {
+        Ok(()) => {
+            log::info!("made bridge {} on {}", config.bridge, config.subnet);
+            Ok(index)
+        }
+        Err(e) => {
+            // Undone: the next run sets it up whole.
+            let _ = host.delete_link(index);
+            Err(e)
+        }
+    }
+}
+
+/// Reserves the host ports of `publish` (a bound socket each) and adds their DNAT elements, after
+/// recording them in the lease, so a run that dies leaves them to be withdrawn by the next.
+fn publish(
+    publish: &[Publish],
+    address: Ipv4Addr,
+    lease: &mut ipam::Lease,
+) -> Result<Option<Ports>, NetworkError> {
+    if publish.is_empty() {
+        return Ok(None);
+    }
+    let mut sockets = Vec::new();
+    let mut elements = Vec::new();
+    for p in publish {
+        let (kind, proto) = match p.protocol {
+            Protocol::Tcp => (rustix::net::SocketType::STREAM, rustix::net::ipproto::TCP),
+            Protocol::Udp => (rustix::net::SocketType::DGRAM, rustix::net::ipproto::UDP),
+        };
+        let socket = rustix::net::socket_with(
+            rustix::net::AddressFamily::INET,
+            kind,
+            rustix::net::SocketFlags::CLOEXEC,
+            Some(proto),
+        )
+        .map_err(|e| NetworkError(format!("socket: {e}")))?;
+        let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let shown = format!("{ip}:{}/{}", p.host_port, p.protocol.name());
+        rustix::net::bind(&socket, &SocketAddrV4::new(ip, p.host_port)).map_err(|e| match e {
+            rustix::io::Errno::ADDRINUSE => NetworkError(format!("-p {shown}: the port is already in use")),
+            rustix::io::Errno::ADDRNOTAVAIL => {
+                NetworkError(format!("-p {shown}: {ip} is not an address of this host"))
+            }
+            e => NetworkError(format!("-p {shown}: bind: {e}")),
+        })?;
+        let host_port = match rustix::net::getsockname(&socket) {
+            Ok(addr) => SocketAddrV4::try_from(addr).map(|a| a.port()).unwrap_or(p.host_port),
+            Err(_) => p.host_port,
+        };
+        sockets.push(socket);
+        elements.push(Element {
+            protocol: p.protocol,
+            host_ip: p.host_ip,
+            host_port,
+            container_ip: address,
+            container_port: p.container_port,
+        });
+    }
+    lease.record.ports = elements.clone();
+    lease.rewrite()?;
+    firewall::apply(&firewall::add_script(&elements))?;
+    Ok(Some(Ports { elements, _sockets: sockets }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_takes_dockers_forms() {
+        let p = |s: &str| Publish::parse(s).unwrap();
+        assert_eq!(
+            p("8080:80"),
+            Publish { protocol: Protocol::Tcp, host_ip: None, host_port: 8080, container_port: 80 }
+        );
+        assert_eq!(p("127.0.0.1:8080:80/udp").host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(p("127.0.0.1:8080:80/udp").protocol, Protocol::Udp);
+        assert_eq!(p("80").host_port, 0);
+        assert_eq!(p("127.0.0.1::80").host_port, 0);
+        assert_eq!(p("0.0.0.0:53:53/udp").host_ip, None);
+        for bad in ["x:80", "8080:0", "8080:80/sctp", "999999:80", "1.2.3:80:80"] {
+            assert!(Publish::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn subnets_are_checked_and_give_gateway_and_hosts() {
+        assert_eq!(parse_subnet("10.89.0.0/16").unwrap(), (Ipv4Addr::new(10, 89, 0, 0), 16));
+        for bad in ["10.89.0.1/16", "10.89.0.0", "10.89.0.0/31", "x/16"] {
+            assert!(parse_subnet(bad).is_err(), "{bad}");
+        }
+        let (gateway, hosts) = addresses((Ipv4Addr::new(192, 168, 5, 0), 30));
+        assert_eq!(gateway, Ipv4Addr::new(192, 168, 5, 1));
+        assert_eq!(hosts.collect::<Vec<_>>(), [Ipv4Addr::new(192, 168, 5, 2)]);
+    }
+
+    #[test]
+    fn the_subnet_is_kept_from_the_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = bridge_config(dir.path(), Some((Ipv4Addr::new(10, 5, 0, 0), 24))).unwrap();
+        assert_eq!(first.subnet, "10.5.0.0/24");
+        assert_eq!(bridge_config(dir.path(), None).unwrap(), first);
+        let e = bridge_config(dir.path(), Some(DEFAULT_SUBNET)).unwrap_err();
+        assert!(e.0.contains("already uses 10.5.0.0/24"), "{e}");
+    }
+}

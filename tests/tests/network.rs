@@ -1,0 +1,302 @@
+//! `--network`, `-p`, DNS: what a container on spawner's bridge can reach, and what is left after it.
+//!
+//! Every test runs its script in a network namespace it makes (`unshare --net`), standing for the
+//! host: the bridge and the nftables table live there. An "outside world" namespace is joined to it
+//! by a veth, with a server (`netpeer`) on 192.0.2.2 standing for the internet; the host's default
+//! route points there. Nothing touches the machine's own network namespace.
+
+use integration_tests::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The start of every script: the host namespace's loopback, the outside world (`$W` runs a
+/// command in it), `serve` to start a netpeer there, `$S` for spawner on the test's state
+/// directory, `gone` to print what a run may have left on the host.
+const WORLD: &str = r#"
+set -u
+die() { echo "$*" >&2; exit 1; }
+servers=""
+world=""
+trap 'kill $world $servers 2>/dev/null' EXIT
+ip link set lo up || die "lo up"
+unshare --net sleep 600 & world=$!
+for i in $(seq 100); do
+    [ "$(readlink /proc/$world/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break; sleep 0.02
+done
+W="nsenter -t $world -n"
+ip link add wan type veth peer name wan netns $world || die "veth to the world"
+ip addr add 192.0.2.1/24 dev wan && ip link set wan up && ip route add default via 192.0.2.2 || die "host side"
+$W ip link set lo up && $W ip addr add 192.0.2.2/24 dev wan && $W ip link set wan up || die "world side"
+# serve NAME ARGS: a netpeer in the world, up before serve returns.
+serve() {
+    name=$1; shift
+    $W "$NETPEER" "$@" > "$D/$name.out" 2>&1 & servers="$servers $!"
+    for i in $(seq 100); do grep -q ready "$D/$name.out" 2>/dev/null && return; sleep 0.02; done
+    die "netpeer $name did not start: $(cat "$D/$name.out")"
+}
+S="$SPAWNER --root $D"
+# What runs leave: veths, leases, published ports (map elements). A container's veth goes with
+# its network namespace, which the kernel tears down in the background: given a moment.
+veths() { ip -o link show type veth | grep -vc ' wan@'; }
+gone() {
+    for i in $(seq 100); do [ "$(veths)" = 0 ] && break; sleep 0.05; done
+    echo "$(veths) veths, $(ls "$D/network/leases" 2>/dev/null | wc -l) leases, $(ports) ports"
+}
+# The published ports: the elements of spawner's maps.
+ports() { nft list table ip spawner 2>/dev/null | grep -v 'type ' | grep -o ' : ' | wc -l; }
+# until_up URL: waits for a server in a container to answer.
+until_up() {
+    for i in $(seq 100); do wget -qO- "$1" 2>/dev/null && return; sleep 0.05; done
+    echo "nothing answered $1"
+}
+"#;
+
+/// Runs `WORLD` then `script` in a network (and mount) namespace of its own; its stdout.
+fn in_network_namespace(dir: &StateDir, script: &str) -> String {
+    for (program, args) in [("ip", &["-V"][..]), ("nft", &["--version"]), ("nsenter", &["--version"])] {
+        assert_installed(program, args);
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--net", "--mount", "--propagation", "private", "sh", "-c"]);
+    cmd.arg(format!("{WORLD}\n{script}"));
+    cmd.env("D", &dir.0)
+        .env("SPAWNER", spawner_bin())
+        .env("NETPEER", env!("CARGO_BIN_EXE_netpeer"))
+        .env("IMG", image("busybox-docker.tar"))
+        .env("PATH", format!("{}:{}", busybox_dir(dir).display(), std::env::var("PATH").unwrap_or_default()));
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = wait_or_kill(cmd.spawn().unwrap(), Duration::from_secs(240));
+    let text = stdout(&out);
+    assert!(out.status.success(), "the script failed:\n{text}\n{}", stderr(&out));
+    text
+}
+
+/// A directory with `wget`, for the scripts' HTTP client on the host side: busybox from the test
+/// image, run by spawner's own `--network host` container would be circular, so the host's
+/// busybox is used when there is one, else a copy of the image's.
+fn busybox_dir(dir: &StateDir) -> std::path::PathBuf {
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| extract_busybox(&bin));
+    let wget = bin.join("wget");
+    if !wget.exists() {
+        std::os::unix::fs::symlink(busybox, &wget).unwrap();
+    }
+    bin
+}
+
+/// The static busybox of the test image, written to `dir`.
+fn extract_busybox(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("busybox");
+    let mut outer = tar::Archive::new(std::fs::File::open(image("busybox-docker.tar")).unwrap());
+    for entry in outer.entries().unwrap() {
+        let entry = entry.unwrap();
+        if !entry.path().unwrap().to_string_lossy().ends_with(".tar") {
+            continue;
+        }
+        let mut layer = tar::Archive::new(entry);
+        for file in layer.entries().unwrap() {
+            let mut file = file.unwrap();
+            if file.path().unwrap().to_string_lossy().trim_start_matches("./") == "bin/busybox" {
+                file.unpack(&out).unwrap();
+                return out;
+            }
+        }
+    }
+    panic!("no bin/busybox in the test image");
+}
+
+fn line<'a>(output: &'a str, name: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name:?} line in:\n{output}"))
+}
+
+const NOTHING_LEFT: &str = "0 veths, 0 leases, 0 ports";
+
+#[test]
+fn bridge_reaches_the_outside_through_the_masquerade() {
+    let dir = StateDir::new("net-bridge");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+serve http http 192.0.2.2:80
+echo "outside sees: $($S run $IMG busybox wget -qO- http://192.0.2.2/)"
+echo "address: $($S run $IMG sh -c 'ip -o -4 addr show eth0' | awk '{print $4}')"
+echo "route: $($S run $IMG busybox ip route show default)"
+echo "hosts: $($S run --hostname web $IMG grep web /etc/hosts | awk '{print $1 ~ /^10\.89\./, $2}')"
+echo "bridge: $(ip -o -4 addr show spawner0 | awk '{print $4}')"
+echo "left: $(gone)"
+"#,
+    );
+    // The server sees the host's address on its side, not the container's.
+    assert_eq!(line(&out, "outside sees"), "192.0.2.1", "{out}");
+    assert!(line(&out, "address").starts_with("10.89."), "{out}");
+    assert_eq!(line(&out, "route"), "default via 10.89.0.1 dev eth0 ", "{out}");
+    assert_eq!(line(&out, "hosts"), "1 web", "/etc/hosts holds the container's own address: {out}");
+    assert_eq!(line(&out, "bridge"), "10.89.0.1/16", "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+}
+
+#[test]
+fn published_ports_reach_the_container_from_outside_and_from_localhost() {
+    let dir = StateDir::new("net-publish");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+web='mkdir /w && echo hello from the container > /w/index.html && exec httpd -f -p 80 -h /w'
+$S run -p 8080:80 -p 127.0.0.1:8081:80 $IMG sh -c "$web" > "$D/web.log" 2>&1 & web_pid=$!
+echo "host address: $(until_up http://192.0.2.1:8080/)"
+echo "from the world: $($W wget -qO- http://192.0.2.1:8080/)"
+echo "localhost: $(wget -qO- http://127.0.0.1:8080/)"
+echo "localhost only: $(wget -qO- http://127.0.0.1:8081/)"
+echo "not from the world: $($W wget -qO- http://192.0.2.1:8081/ 2>/dev/null || echo refused)"
+$S run -p 8080:80 $IMG true 2>"$D/taken.err"; echo "taken: $? $(cat "$D/taken.err")"
+kill -TERM $web_pid; wait $web_pid; echo "stopped: $?"
+echo "after: $(wget -qO- http://127.0.0.1:8080/ 2>/dev/null || echo refused)"
+$S run -p 192.0.2.99:8082:80 $IMG true 2>"$D/foreign.err"; echo "foreign: $? $(cat "$D/foreign.err")"
+echo "left: $(gone)"
+"#,
+    );
+    assert_eq!(line(&out, "host address"), "hello from the container", "{out}");
+    assert_eq!(line(&out, "from the world"), "hello from the container", "{out}");
+    assert_eq!(line(&out, "localhost"), "hello from the container", "{out}");
+    assert_eq!(line(&out, "localhost only"), "hello from the container", "{out}");
+    assert_eq!(
+        line(&out, "not from the world"),
+        "refused",
+        "127.0.0.1:8081 is published on loopback only: {out}"
+    );
+    let taken = line(&out, "taken");
+    assert!(taken.starts_with("125 ") && taken.contains("8080/tcp: the port is already in use"), "{out}");
+    assert_eq!(line(&out, "stopped"), "143", "{out}");
+    assert_eq!(line(&out, "after"), "refused", "{out}");
+    let foreign = line(&out, "foreign");
+    assert!(foreign.starts_with("125 ") && foreign.contains("not an address of this host"), "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "a failed setup is undone too: {out}");
+}
+
+#[test]
+fn containers_on_the_bridge_reach_each_other_by_address_and_name() {
+    let dir = StateDir::new("net-peers");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+web='mkdir /w && echo api here > /w/index.html && exec httpd -f -p 80 -h /w'
+$S run --name api $IMG sh -c "$web" > "$D/api.log" 2>&1 & api_pid=$!
+for i in $(seq 100); do [ -n "$(ls "$D/network/leases" 2>/dev/null)" ] && break; sleep 0.05; done
+api_ip=$(ls "$D/network/leases")
+echo "by address: $($S run $IMG sh -c "for i in \$(seq 50); do wget -qO- http://$api_ip/ && exit; sleep 0.1; done")"
+echo "by name: $($S run $IMG busybox wget -qO- http://api/)"
+kill -TERM $api_pid; wait $api_pid
+echo "left: $(gone)"
+"#,
+    );
+    assert_eq!(line(&out, "by address"), "api here", "{out}");
+    assert_eq!(line(&out, "by name"), "api here", "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+}
+
+#[test]
+fn dns_settings_reach_the_containers_resolver() {
+    let dir = StateDir::new("net-dns");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+serve dns dns 192.0.2.2:53 203.0.113.7
+echo "answer: $($S run --dns 192.0.2.2 $IMG busybox nslookup example.test | grep -A1 'Name:' | sed -n 's/^Address: *//p')"
+echo "search: $($S run --dns 192.0.2.2 --dns-search corp.example --dns-option ndots:2 $IMG cat /etc/resolv.conf | tr '\n' ' ')"
+echo "added: $($S run --add-host db.local:192.0.2.50 $IMG grep db.local /etc/hosts)"
+# A host on systemd-resolved's stub: the container gets the upstream servers instead.
+printf 'nameserver 127.0.0.53\noptions edns0\n' > "$D/stub.conf"
+mount --bind "$D/stub.conf" /etc/resolv.conf
+mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/resolve
+printf 'nameserver 192.0.2.2\n' > /run/systemd/resolve/resolv.conf
+echo "upstream: $($S run $IMG cat /etc/resolv.conf | tr '\n' ' ')"
+echo "upstream answer: $($S run $IMG busybox nslookup example.test | grep -A1 'Name:' | sed -n 's/^Address: *//p')"
+printf 'nameserver 127.0.0.1\n' > "$D/stub.conf"
+echo "loopback only: $($S run $IMG cat /etc/resolv.conf | tr '\n' ' ')"
+echo "left: $(gone)"
+"#,
+    );
+    assert_eq!(line(&out, "answer"), "203.0.113.7", "{out}");
+    assert_eq!(line(&out, "search"), "search corp.example nameserver 192.0.2.2 options ndots:2 ", "{out}");
+    assert_eq!(line(&out, "added"), "192.0.2.50\tdb.local", "{out}");
+    assert_eq!(line(&out, "upstream"), "nameserver 192.0.2.2 ", "{out}");
+    assert_eq!(line(&out, "upstream answer"), "203.0.113.7", "{out}");
+    assert_eq!(line(&out, "loopback only"), "nameserver 8.8.8.8 nameserver 8.8.4.4 ", "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+}
+
+#[test]
+fn none_and_host_networks() {
+    let dir = StateDir::new("net-modes");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+serve http http 192.0.2.2:80
+echo "none: $($S run --network none $IMG ls /sys/class/net | tr '\n' ' ')"
+echo "none outbound: $($S run --network none $IMG busybox wget -qO- http://192.0.2.2/ 2>/dev/null || echo unreachable)"
+echo "host: $($S run --network host $IMG ls /sys/class/net | grep -c wan)"
+echo "host outbound: $($S run --net host $IMG busybox wget -qO- http://192.0.2.2/)"
+$S run --network none -p 80:80 $IMG true 2>"$D/err"; echo "publish on none: $? $(cat "$D/err")"
+$S run --network nope $IMG true 2>"$D/err"; echo "unknown: $? $(cat "$D/err")"
+echo "bridge made: $(ip link show spawner0 >/dev/null 2>&1 && echo yes || echo no)"
+"#,
+    );
+    assert_eq!(line(&out, "none"), "lo ", "{out}");
+    assert_eq!(line(&out, "none outbound"), "unreachable", "{out}");
+    assert_eq!(line(&out, "host"), "1", "{out}");
+    assert_eq!(line(&out, "host outbound"), "192.0.2.1", "{out}");
+    assert!(line(&out, "publish on none").starts_with("125 spawner: -p:"), "{out}");
+    assert!(line(&out, "unknown").starts_with("125 spawner: --network nope: unknown network"), "{out}");
+    assert_eq!(line(&out, "bridge made"), "no", "none and host make no bridge: {out}");
+}
+
+#[test]
+fn a_killed_spawner_leaves_nothing_the_next_run_does_not_reclaim() {
+    let dir = StateDir::new("net-kill");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+$S run -p 8080:80 $IMG sleep 60 > /dev/null 2>&1 & victim=$!
+for i in $(seq 100); do [ "$(ports)" = 1 ] && break; sleep 0.05; done
+echo "running: $(gone)"
+kill -KILL $victim; wait $victim 2>/dev/null
+for i in $(seq 100); do [ "$(veths)" = 0 ] && break; sleep 0.05; done
+echo "after the kill: $(gone)"
+$S run -p 8080:80 $IMG true; echo "port again: $?"
+echo "left: $(gone)"
+"#,
+    );
+    assert_eq!(line(&out, "running"), "1 veths, 1 leases, 1 ports", "{out}");
+    // The veth goes with the container's namespace; the lease and the port stay until a next run.
+    assert_eq!(line(&out, "after the kill"), "0 veths, 1 leases, 1 ports", "{out}");
+    assert_eq!(line(&out, "port again"), "0", "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+}
+
+#[test]
+fn a_thousand_runs_leak_nothing() {
+    let dir = StateDir::new("net-many");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+for i in $(seq 1000); do
+    $S run $IMG true || { echo "run $i failed"; break; }
+done
+echo "left: $(gone)"
+echo "links: $(ip -o link | wc -l)"
+echo "addresses on the bridge: $(ip -o addr show spawner0 | wc -l)"
+"#,
+    );
+    // lo, wan, spawner0.
+    assert_eq!(line(&out, "links"), "3", "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+    assert_eq!(line(&out, "addresses on the bridge"), "2", "its IPv4 and link-local IPv6: {out}");
+}
