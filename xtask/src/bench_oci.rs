@@ -103,7 +103,12 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
         });
     }
     let mut archive = Command::new(spawner);
-    archive.arg("--root").arg(work.join("spawner-state")).arg("run").arg(image).args(["--", "/bin/true"]);
+    archive
+        .arg("--root")
+        .arg(work.join("spawner-state"))
+        .args(["run", "--network", "none"])
+        .arg(image)
+        .args(["--", "/bin/true"]);
     rows.push(Row { name: "spawner run image.tar (reference)".into(), steps: vec![archive], times: vec![] });
     for (i, r) in runtimes.iter().enumerate() {
         let id = format!("life-{i}");

@@ -106,7 +106,14 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
             if image == "debian" {
                 let state = fresh("spawner-run");
                 let mut ours = Command::new(spawner);
-                ours.arg("--root").arg(&state).args(["run", &reference, "--", "/bin/true"]);
+                ours.arg("--root").arg(&state).args([
+                    "run",
+                    "--network",
+                    "none",
+                    &reference,
+                    "--",
+                    "/bin/true",
+                ]);
                 run(&mut cmd("sync"))?;
                 record(
                     "debian: spawner run REF (pull + run)".into(),

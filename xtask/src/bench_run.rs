@@ -51,7 +51,12 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
     let state = work.join("spawner-state");
     let rootfs = bundle.join("rootfs");
     let mut spawner_cmd = Command::new(spawner);
-    spawner_cmd.arg("--root").arg(&state).arg("run").arg(image).args(["--", "/bin/true"]);
+    spawner_cmd
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--network", "none"])
+        .arg(image)
+        .args(["--", "/bin/true"]);
     let mut crun = Command::new("crun");
     crun.args(["--cgroup-manager=disabled", "--root"])
         .arg(work.join("crun-state"))
@@ -73,7 +78,11 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
     let mut bare = Command::new(rootfs.join("bin/busybox"));
     bare.arg("true");
     let mut unconfined = Command::new(spawner);
-    unconfined.arg("--root").arg(&state).args(["run", "--security-opt", "seccomp=unconfined"]).arg(image);
+    unconfined
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--network", "none", "--security-opt", "seccomp=unconfined"])
+        .arg(image);
     unconfined.args(["--", "/bin/true"]);
     let mut peers = vec![
         Peer { name: "spawner run (this project)", command: spawner_cmd, times: Vec::new() },
@@ -248,7 +257,7 @@ pub fn unpack() -> Result<()> {
                 Command::new(&dist.spawner)
                     .arg("--root")
                     .arg(state)
-                    .args(["run"])
+                    .args(["run", "--network", "none"])
                     .arg(&big)
                     .args(["--", "true"]),
             )

@@ -208,14 +208,19 @@ fn test() -> Result<()> {
 }
 
 fn demo() -> Result<()> {
-    apt_install(&["util-linux", "procps"])?;
+    apt_install(&["util-linux", "procps", "iproute2", "nftables"])?;
     let dist = dist()?;
     let images = images::build(false)?;
     let busybox = images::busybox(&images)?;
     let state = root().join("target/demo-state");
-    let script = "echo hello from $(hostname); cat /etc/motd; ps";
-    println!("\n$ spawner --root {} run {} -- sh -c '{script}'", state.display(), busybox.display());
-    run(cmd(dist.spawner.to_str().unwrap())
+    let script = "echo hello from $(hostname); cat /etc/motd; ip -4 -o addr show eth0; ps";
+    // The container gets spawner's bridge network; the demo makes it in a network namespace of its
+    // own, never in the machine's.
+    let line = format!("spawner --root {} run {} -- sh -c '{script}'", state.display(), busybox.display());
+    println!("\n$ unshare --net  # loopback up, then:\n$ {line}");
+    run(cmd("unshare")
+        .args(["--net", "sh", "-c", r#"ip link set lo up && exec "$@""#, "sh"])
+        .arg(&dist.spawner)
         .arg("--root")
         .arg(&state)
         .arg("run")

@@ -95,14 +95,14 @@ cg=$(cat /proc/self/cgroup)
 if [ "$cg" = "0::/" ]; then pass root-cgroup; else fail root-cgroup "the script is in $cg, not the root cgroup"; fi
 
 # A plain run from the root cgroup (exempt from the no-internal-processes rule), in its own UTS namespace.
-out=$($S run $IMG -- sh -c 'echo hello from $(hostname)' 2>/tmp/err); rc=$?
+out=$($S run --network none $IMG -- sh -c 'echo hello from $(hostname)' 2>/tmp/err); rc=$?
 case "$rc:$out" in
     "0:hello from vmtest-host") fail hello "the container has the VM's hostname" ;;
     "0:hello from "?*) pass hello; echo "INFO $out" ;;
     *) fail hello "exit $rc, stdout '$out', stderr $(oneline /tmp/err)" ;;
 esac
 
-$S run --memory 32m $IMG -- dd if=/dev/zero of=/dev/null bs=128M count=1 >/tmp/out 2>/tmp/err; rc=$?
+$S run --network none --memory 32m $IMG -- dd if=/dev/zero of=/dev/null bs=128M count=1 >/tmp/out 2>/tmp/err; rc=$?
 if [ $rc = 137 ] \
     && grep -qxF 'spawner: container was killed by the OOM killer (memory limit 32 MiB)' /tmp/err \
     && grep -qxF 'init: OOM killer killed 1 process in this container (memory limit 32 MiB)' /tmp/err; then
@@ -114,7 +114,7 @@ fi
 
 # A fork bomb of 100 sleeps under a limit of 20 tasks: forks fail and the run ends.
 start=$(date +%s)
-$S run --pids-limit 20 $IMG -- sh -c 'for i in $(seq 100); do sleep 3 & echo $i; done; wait' >/tmp/out 2>/tmp/err
+$S run --network none --pids-limit 20 $IMG -- sh -c 'for i in $(seq 100); do sleep 3 & echo $i; done; wait' >/tmp/out 2>/tmp/err
 rc=$?; n=$(wc -l < /tmp/out); took=$(($(date +%s) - start))
 if [ "$n" -gt 0 ] && [ "$n" -lt 20 ] && grep -q "can't fork" /tmp/err && [ $took -lt 30 ]; then
     pass pids-limit; echo "INFO pids-limit: $n of 100 sleeps started, exit $rc, ${took}s"
@@ -123,7 +123,7 @@ else
 fi
 
 # The container sees its own cgroup (cgroup namespace) at /sys/fs/cgroup.
-out=$($S run --cpus 0.5 $IMG -- cat /sys/fs/cgroup/cpu.max 2>/tmp/err); rc=$?
+out=$($S run --network none --cpus 0.5 $IMG -- cat /sys/fs/cgroup/cpu.max 2>/tmp/err); rc=$?
 if [ "$rc:$out" = "0:50000 100000" ]; then pass cpus; else fail cpus "exit $rc, cpu.max '$out', stderr $(oneline /tmp/err)"; fi
 
 left=$(containers /sys/fs/cgroup)
@@ -131,7 +131,7 @@ if [ -z "$left" ]; then pass cgroup-removed; else fail cgroup-removed "left behi
 
 # An explicit parent that does not exist yet: created (and kept, as Docker does), controllers enabled
 # from the root down, the container's cgroup removed from below it afterwards.
-out=$($S run --cgroup-parent /vmtest/ctrs --memory 16m $IMG -- cat /proc/self/cgroup /sys/fs/cgroup/memory.max 2>/tmp/err); rc=$?
+out=$($S run --network none --cgroup-parent /vmtest/ctrs --memory 16m $IMG -- cat /proc/self/cgroup /sys/fs/cgroup/memory.max 2>/tmp/err); rc=$?
 out=$(echo "$out" | tr '\n' '|'); left=$(containers /sys/fs/cgroup/vmtest/ctrs)
 if [ "$rc:$out" = "0:0::/|16777216|" ] && [ -d /sys/fs/cgroup/vmtest/ctrs ] && [ -z "$left" ]; then
     pass cgroup-parent
@@ -140,7 +140,7 @@ else
 fi
 
 # spawner SIGKILLed: the container must die with it.
-$S run $IMG -- sleep 100 >/dev/null 2>/tmp/err &
+$S run --network none $IMG -- sleep 100 >/dev/null 2>/tmp/err &
 sp=$!
 ctr=; tasks=
 for i in $(seq 100); do
@@ -162,7 +162,7 @@ else
 fi
 if [ -n "$ctr" ] && [ -d "$ctr" ]; then
     echo "INFO spawner-killed: the empty cgroup $ctr is left behind"
-    $S run $IMG -- true 2>/dev/null
+    $S run --network none $IMG -- true 2>/dev/null
     if [ -d "$ctr" ]; then
         echo "INFO spawner-killed: still there after the next spawner run (no stale cleanup); removing it"
         rmdir "$ctr"
@@ -203,12 +203,12 @@ else
     fail device-program "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"
 fi
 # --device with read-only access: read works, write is refused by the program.
-$S run $P --device /dev/ram0:/dev/xda:r $IMG -- sh -c 'head -c 12 /dev/xda; echo; /probe open /dev/xda w' >/tmp/out 2>/tmp/err; rc=$?
+$S run --network none $P --device /dev/ram0:/dev/xda:r $IMG -- sh -c 'head -c 12 /dev/xda; echo; /probe open /dev/xda w' >/tmp/out 2>/tmp/err; rc=$?
 out=$(oneline /tmp/out)
 if [ "$rc:$out" = "0:vm disk data|open: EPERM|" ]; then pass device-option; else fail device-option "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"; fi
 
 # Docker's seccomp profile on this kernel: no nested user namespace, no io_uring.
-$S run $P $IMG -- /probe clone-newuser -- clone3-newuser -- io_uring_setup -- fork >/tmp/out 2>/tmp/err; rc=$?
+$S run --network none $P $IMG -- /probe clone-newuser -- clone3-newuser -- io_uring_setup -- fork >/tmp/out 2>/tmp/err; rc=$?
 out=$(oneline /tmp/out)
 if [ "$rc:$out" = "0:clone-newuser: EPERM|clone3-newuser: ENOSYS|io_uring_setup: EPERM|fork: ok|" ]; then
     pass seccomp-vm
@@ -218,9 +218,9 @@ fi
 
 # x32 syscalls (this boot has syscall.x32=y): they work without the filter (so x32 is really on) and
 # kill the process under it, a new user namespace included.
-$S run $P --security-opt seccomp=unconfined $IMG -- /probe x32-getpid >/tmp/out 2>/tmp/err; rc1=$?; out1=$(oneline /tmp/out)
-$S run $P $IMG -- /probe x32-unshare-newuser >/tmp/out 2>/tmp/err; rc2=$?; out2=$(oneline /tmp/out)
-$S run $P $IMG -- /probe x32-getpid >/tmp/out 2>/tmp/err; rc3=$?
+$S run --network none $P --security-opt seccomp=unconfined $IMG -- /probe x32-getpid >/tmp/out 2>/tmp/err; rc1=$?; out1=$(oneline /tmp/out)
+$S run --network none $P $IMG -- /probe x32-unshare-newuser >/tmp/out 2>/tmp/err; rc2=$?; out2=$(oneline /tmp/out)
+$S run --network none $P $IMG -- /probe x32-getpid >/tmp/out 2>/tmp/err; rc3=$?
 if [ "$rc1:$out1" = "0:x32-getpid: ok|" ] && [ "$rc2:$out2" = "0:x32-unshare-newuser: killed by signal 31|" ] && [ $rc3 = 159 ]; then
     pass x32
 else
@@ -232,13 +232,13 @@ fi
 # redirected through a volume, a writable submount under a read-only volume.
 mkdir -p /tmp/devvol /tmp/rv/sub && ln -s /proc/sys/kernel/core_pattern /tmp/devvol/null && mount -t tmpfs none /tmp/rv/sub
 problems=
-out=$($S run $P $IMG -- /probe mknod-block /dev/disk 1 0 -- open /dev/disk r 2>&1 | tr '\n' '|')
+out=$($S run --network none $P $IMG -- /probe mknod-block /dev/disk 1 0 -- open /dev/disk r 2>&1 | tr '\n' '|')
 [ "$out" = "mknod-block: ok|open: EACCES|" ] || problems="$problems [mknod: $out]"
-$S run -w /dev/fd/5/../../../../../../tmp/vm-canary $IMG -- true 2>/dev/null; rc=$?
+$S run --network none -w /dev/fd/5/../../../../../../tmp/vm-canary $IMG -- true 2>/dev/null; rc=$?
 { [ $rc = 125 ] && [ ! -e /tmp/vm-canary ]; } || problems="$problems [workdir: exit $rc, canary $(ls -d /tmp/vm-canary 2>&1)]"
-out=$($S run -v /tmp/devvol:/dev $IMG -- stat -c '%F %t:%T' /proc/keys 2>&1)
+out=$($S run --network none -v /tmp/devvol:/dev $IMG -- stat -c '%F %t:%T' /proc/keys 2>&1)
 [ "$out" = "character special file 1:3" ] || problems="$problems [mask: $out]"
-out=$($S run -v /tmp/rv:/data:ro $IMG -- sh -c 'touch /data/sub/x 2>&1; echo $?' | tr '\n' '|')
+out=$($S run --network none -v /tmp/rv:/data:ro $IMG -- sh -c 'touch /data/sub/x 2>&1; echo $?' | tr '\n' '|')
 [ "$out" = "touch: /data/sub/x: Read-only file system|1|" ] || problems="$problems [ro: $out]"
 umount /tmp/rv/sub
 if [ -z "$problems" ]; then pass escapes-vm; else fail escapes-vm "$problems"; fi
