@@ -176,7 +176,8 @@ struct RunArgs {
     /// Parent cgroup (default: below spawner's own cgroup).
     #[arg(long)]
     cgroup_parent: Option<PathBuf>,
-    /// Network: bridge (spawner0, with NAT; the default as root), none (loopback only) or host.
+    /// Network: bridge (spawner0, with NAT; the default as root), none (loopback only), host, or
+    /// pasta (user-mode, through Debian's passt).
     #[arg(long = "network", visible_alias = "net")]
     network: Option<String>,
     /// Publish a container port: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp] (bridge network).
@@ -254,8 +255,8 @@ fn network_options(args: &RunArgs) -> Result<spawner::network::Options, spawner:
         None => Mode::None,
     };
     let publish = args.publish.iter().map(|p| network::Publish::parse(p)).collect::<Result<Vec<_>, _>>()?;
-    if !publish.is_empty() && mode != Mode::Bridge {
-        return Err(NetworkError("-p: ports are published on the bridge network only".into()));
+    if !publish.is_empty() && !matches!(mode, Mode::Bridge | Mode::Pasta) {
+        return Err(NetworkError("-p: ports are published on the bridge and pasta networks only".into()));
     }
     let subnet = args.subnet.as_deref().map(network::parse_subnet).transpose()?;
     let hosts = args

@@ -300,3 +300,39 @@ echo "addresses on the bridge: $(ip -o addr show spawner0 | wc -l)"
     assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
     assert_eq!(line(&out, "addresses on the bridge"), "2", "its IPv4 and link-local IPv6: {out}");
 }
+
+#[test]
+fn pasta_gives_user_mode_networking_with_published_ports() {
+    assert_installed("pasta", &["--version"]);
+    let dir = StateDir::new("net-pasta");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+# Not on the gateway's address: pasta maps that one to the host itself.
+$W ip addr add 198.51.100.1/32 dev wan
+serve http http 198.51.100.1:80
+echo "outside sees: $($S run --network pasta $IMG busybox timeout 10 busybox wget -qO- http://198.51.100.1/)"
+echo "interfaces: $($S run --network pasta $IMG ls /sys/class/net | tr '\n' ' ')"
+web='mkdir /w && echo hello through pasta > /w/index.html && exec httpd -f -p 80 -h /w'
+$S run --network pasta -p 8080:80 $IMG sh -c "$web" > "$D/web.log" 2>&1 & web_pid=$!
+for i in $(seq 100); do $W wget -qO- http://192.0.2.1:8080/ > "$D/got" 2>/dev/null && break; sleep 0.05; done
+echo "from the world: $(cat "$D/got")"
+echo "pasta running: $(ps -eo args | grep -c '^pasta ')"
+kill -TERM $web_pid; wait $web_pid
+echo "pasta left: $(ps -eo args | grep -c '^pasta ')"
+echo "mounts left: $(grep -c "$D" /proc/self/mountinfo)"
+echo "bridge made: $(ip link show spawner0 >/dev/null 2>&1 && echo yes || echo no)"
+"#,
+    );
+    assert_eq!(
+        line(&out, "outside sees"),
+        "192.0.2.1",
+        "pasta's traffic leaves through the host's sockets: {out}"
+    );
+    assert_eq!(line(&out, "interfaces"), "lo wan ", "pasta's tap copies the host's interface name: {out}");
+    assert_eq!(line(&out, "from the world"), "hello through pasta", "{out}");
+    assert_eq!(line(&out, "pasta running"), "1", "{out}");
+    assert_eq!(line(&out, "pasta left"), "0", "{out}");
+    assert_eq!(line(&out, "mounts left"), "0", "{out}");
+    assert_eq!(line(&out, "bridge made"), "no", "{out}");
+}

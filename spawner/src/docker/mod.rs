@@ -20,7 +20,7 @@ use crate::network::{self, dns, Mode};
 use crate::spec::{self, Config, Mount, MountKind, NamespaceKind};
 use crate::store::LayerStore;
 use process::Overrides;
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// A `-v HOST:CONTAINER[:OPTIONS]` bind mount, as the user gave it (the source is opened once, into
@@ -420,6 +420,13 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     if let Some(a) = attached.as_ref().filter(|a| a.address.is_some()) {
         log::info!("network: {:?}", a);
     }
+    let _pasta = match (&opts.network.mode, &attached) {
+        (Mode::Pasta, Some(a)) => Some(
+            network::pasta::start(a.netns.as_fd(), &dir.path, &opts.network.publish)
+                .map_err(|e| RunError(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let etc_files =
         rootfs::etc_files_fs(&etc_files(&process.hostname, attached.as_ref(), &opts.network.dns))?;
     let mut trees: Vec<Option<OwnedFd>> = vec![Some(etc_files)];

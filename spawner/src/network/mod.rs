@@ -15,6 +15,7 @@ pub mod dns;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;
+pub mod pasta;
 
 use firewall::{Element, Protocol};
 use netlink::Netlink;
@@ -51,6 +52,8 @@ pub enum Mode {
     Host,
     /// The bridge network.
     Bridge,
+    /// User-mode networking by pasta (see [`pasta`]).
+    Pasta,
 }
 
 impl Mode {
@@ -59,7 +62,10 @@ impl Mode {
             "none" => Ok(Mode::None),
             "host" => Ok(Mode::Host),
             "bridge" | "default" => Ok(Mode::Bridge),
-            other => Err(NetworkError(format!("--network {other}: unknown network (none, host or bridge)"))),
+            "pasta" => Ok(Mode::Pasta),
+            other => {
+                Err(NetworkError(format!("--network {other}: unknown network (none, host, bridge or pasta)")))
+            }
         }
     }
 }
