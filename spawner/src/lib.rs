@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod container;
 pub mod docker;
 pub mod image;
+pub mod in_root;
 pub mod network;
 pub mod registry;
 pub mod runc;

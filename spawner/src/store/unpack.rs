@@ -20,10 +20,11 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::mpsc;
 
+use crate::in_root::openat2;
 use rustix::fs::{
     chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat,
-    openat, openat2, statat, symlinkat, syncfs, unlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode,
-    OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
+    openat, statat, symlinkat, syncfs, unlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode, OFlags,
+    ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 
