@@ -62,6 +62,7 @@ fn in_network_namespace(dir: &StateDir, script: &str) -> String {
     cmd.env("D", &dir.0)
         .env("SPAWNER", spawner_bin())
         .env("NETPEER", env!("CARGO_BIN_EXE_netpeer"))
+        .env("PROBE", probe_bin())
         .env("IMG", image("busybox-docker.tar"))
         .env("PATH", format!("{}:{}", busybox_dir(dir).display(), std::env::var("PATH").unwrap_or_default()));
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -335,4 +336,30 @@ echo "bridge made: $(ip link show spawner0 >/dev/null 2>&1 && echo yes || echo n
     assert_eq!(line(&out, "pasta left"), "0", "{out}");
     assert_eq!(line(&out, "mounts left"), "0", "{out}");
     assert_eq!(line(&out, "bridge made"), "no", "{out}");
+}
+
+/// Attack: a container sends a SYN for 127.0.0.1 straight to the bridge (a raw frame: CAP_NET_RAW
+/// is in Docker's default set). The bridge has route_localnet (for -p via localhost), so without
+/// the guard rule the host's loopback-only service answers.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_services() {
+    let dir = StateDir::new("net-loopback");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+"$NETPEER" http 127.0.0.1:9000 > "$D/local.out" 2>&1 & servers="$servers $!"
+for i in $(seq 100); do grep -q ready "$D/local.out" && break; sleep 0.02; done
+attack='busybox ping -c1 -W1 10.89.0.1 >/dev/null; /probe syn-to-host-loopback $(busybox ip -4 -o addr show eth0 | busybox awk "{print \$4}" | busybox cut -d/ -f1) 9000'
+echo "$($S run -v "$PROBE:/probe:ro" $IMG sh -c "$attack")"
+# The same frame without the guard (the host's own rule removed): the attack itself works.
+nft flush chain ip spawner guard
+echo "unguarded $($S run -v "$PROBE:/probe:ro" $IMG sh -c "$attack")"
+"#,
+    );
+    assert_eq!(line(&out, "syn-to-host-loopback"), "no answer", "{out}");
+    assert_eq!(
+        line(&out, "unguarded syn-to-host-loopback"),
+        "ok",
+        "the probe must be able to reach it: {out}"
+    );
 }

@@ -5,7 +5,10 @@
 //! The `nft` binary makes the table once (when the bridge is made) and adds or removes a run's
 //! elements. Traffic from the host itself to its loopback address reaches a published port through
 //! the output hook, `route_localnet` on the bridge and a masquerade of 127.0.0.0/8 towards it (as
-//! Docker without its userland proxy): no proxy process per port.
+//! Docker without its userland proxy): no proxy process per port. `route_localnet` would also let a
+//! container reach the host's loopback-only services with a frame to the bridge addressed to
+//! 127.0.0.1 (CVE-2020-8558's path); the `guard` chain drops whatever comes in from the bridge for
+//! 127.0.0.0/8 before routing, as Docker's raw-table rule does.
 
 use super::NetworkError;
 use serde::{Deserialize, Serialize};
@@ -86,6 +89,10 @@ table ip {TABLE} {{
         dnat ip to tcp dport map @tcp_any
         dnat ip to ip daddr . udp dport map @udp_addr
         dnat ip to udp dport map @udp_any
+    }}
+    chain guard {{
+        type filter hook prerouting priority -300; policy accept;
+        iifname "{bridge}" ip daddr 127.0.0.0/8 drop
     }}
     chain prerouting {{
         type nat hook prerouting priority -100; policy accept;

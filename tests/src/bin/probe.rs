@@ -187,7 +187,125 @@ fn run(name: &str, args: &[&str]) -> Outcome {
                 println!("uid={} euid={}", libc::getuid(), libc::geteuid());
                 Ok(())
             }
+            // A TCP SYN to 127.0.0.1:PORT sent as a raw frame to the gateway's MAC (CAP_NET_RAW is
+            // in Docker's default set): `ok` when the host answered with a SYN-ACK, i.e. a host
+            // service bound to loopback was reached from the container.
+            "syn-to-host-loopback" => spoof_syn(arg(0), arg(1).parse().expect("a port")),
             other => Err(format!("unknown probe {other:?}")),
         }
+    }
+}
+
+/// `syn-to-host-loopback OWN_IP PORT`: see `run`.
+fn spoof_syn(own: &str, port: u16) -> Outcome {
+    let own: std::net::Ipv4Addr = own.parse().map_err(|_| "OWN_IP".to_string())?;
+    let mac = |text: &str| -> Option<[u8; 6]> {
+        let bytes: Vec<u8> = text.trim().split(':').filter_map(|b| u8::from_str_radix(b, 16).ok()).collect();
+        bytes.try_into().ok()
+    };
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"));
+    let src_mac = mac(&read("/sys/class/net/eth0/address")?).ok_or("eth0's MAC")?;
+    let ifindex: i32 = read("/sys/class/net/eth0/ifindex")?.trim().parse().map_err(|_| "ifindex")?;
+    // The gateway's MAC from the neighbour table (the caller pinged it).
+    let arp = read("/proc/net/arp")?;
+    let gw_mac = arp
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && f[0].ends_with(".1"))
+        .and_then(|f| mac(f[3]))
+        .ok_or("no gateway in /proc/net/arp")?;
+    let checksum = |data: &[u8], mut sum: u32| -> u16 {
+        for pair in data.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    };
+    let dst = std::net::Ipv4Addr::LOCALHOST;
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&40123u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&port.to_be_bytes());
+    tcp[4..8].copy_from_slice(&1u32.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x02; // SYN
+    tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&own.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, 6, 0, 20]);
+    let sum = pseudo.chunks(2).map(|p| u32::from(u16::from_be_bytes([p[0], p[1]]))).sum();
+    let c = checksum(&tcp, sum);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 6;
+    ip[12..16].copy_from_slice(&own.octets());
+    ip[16..20].copy_from_slice(&dst.octets());
+    let c = checksum(&ip, 0);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&gw_mac);
+    frame.extend_from_slice(&src_mac);
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&tcp);
+    // SAFETY: a packet socket, a sockaddr_ll for eth0, and buffers that live through each call.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_IP as u16).to_be() as i32);
+        if fd < 0 {
+            return Err(errno());
+        }
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = (libc::ETH_P_IP as u16).to_be();
+        addr.sll_ifindex = ifindex;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&gw_mac);
+        let len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        if libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len) < 0 {
+            return Err(errno());
+        }
+        let timeout = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
+        let tv = &timeout as *const _ as *const libc::c_void;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            tv,
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        let sent = libc::sendto(
+            fd,
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            &addr as *const _ as *const libc::sockaddr,
+            len,
+        );
+        if sent < 0 {
+            return Err(errno());
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut buf = [0u8; 2048];
+        while std::time::Instant::now() < deadline {
+            let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n < 54 {
+                continue;
+            }
+            let (ip, tcp) = (&buf[14..34], &buf[34..54]);
+            let from_host_loopback = ip[9] == 6 && ip[12..16] == dst.octets() && ip[16..20] == own.octets();
+            if from_host_loopback && tcp[0..2] == port.to_be_bytes() {
+                return match tcp[13] & 0x12 {
+                    0x12 => Ok(()),
+                    _ => Err("answered without SYN-ACK".into()),
+                };
+            }
+        }
+        Err("no answer".into())
     }
 }
