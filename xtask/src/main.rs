@@ -2,6 +2,7 @@
 //! installs what it needs (Debian packages, the musl target) so that it works on a fresh machine.
 
 mod bench;
+mod bench_net;
 mod bench_oci;
 mod bench_pull;
 mod bench_run;
@@ -9,7 +10,7 @@ mod images;
 mod util;
 mod vm;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use util::{apt_install, cmd, root, run, Result};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -23,6 +24,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench init  init's size, idle RSS and reaping speed beside tini-static, dumb-init, catatonit
   bench run   start-to-exit of /bin/true beside crun, runc and bubblewrap
   bench oci   spawner-runc beside crun and runc on one OCI bundle: run, create + start + delete
+  bench net   start-to-exit with --network none, bridge, bridge -p, pasta beside podman; iperf3
   bench pull  pulling busybox and Debian from a loopback registry beside skopeo and podman
   bench unpack  unpacking a ~320 MB layer beside GNU tar -x
   lint        cargo fmt --check and clippy -D warnings on both workspaces
@@ -42,11 +44,16 @@ fn main() {
         ["bench", "run"] => bench_run::start_to_exit(),
         ["bench", "oci"] => bench_oci::oci(),
         ["bench", "pull"] => bench_pull::pull(),
+        ["bench", "net"] => bench_net::net(),
+        ["__bench-net-inner", spawner, image, work] => {
+            bench_net::inner(Path::new(spawner), Path::new(image), Path::new(work))
+        }
         ["bench", "unpack"] => bench_run::unpack(),
         ["bench"] => bench::init()
             .and_then(|()| bench_run::start_to_exit())
             .and_then(|()| bench_oci::oci())
             .and_then(|()| bench_pull::pull())
+            .and_then(|()| bench_net::net())
             .and_then(|()| bench_run::unpack()),
         ["__bench-run-inner", rest @ ..] => match bench_run::work_paths(rest) {
             Some((spawner, image, bundle, work)) => bench_run::inner(&spawner, &image, &bundle, &work),

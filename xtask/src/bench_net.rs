@@ -1,0 +1,233 @@
+//! `cargo xtask bench net`: what a network costs spawner's start, beside podman, and what the
+//! bridge carries. Everything runs in a network namespace the benchmark makes (the bridge, its
+//! table and pasta live there), with an "outside world" namespace joined to it by a veth: pasta
+//! needs a routable interface, and iperf3's server runs there.
+
+use crate::util::{apt_install, cmd, output, root, run, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 40;
+
+pub fn net() -> Result<()> {
+    apt_install(&["iproute2", "nftables", "passt", "iperf3", "podman", "util-linux"])?;
+    let dist = crate::dist()?;
+    let images = crate::images::build(false)?;
+    let image = crate::images::busybox(&images)?.clone();
+    let work = root().join("target/bench-net");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    run(cmd("unshare")
+        .args(["--net", "--mount", "--propagation", "private"])
+        .arg(std::env::current_exe()?)
+        .arg("__bench-net-inner")
+        .arg(&dist.spawner)
+        .arg(&image)
+        .arg(&work))
+}
+
+/// The outside world: a namespace held by a `sleep` of ours, joined to this one by a veth
+/// (192.0.2.1 here, 192.0.2.2 there; the default route points there).
+struct World {
+    holder: Child,
+}
+
+impl World {
+    fn new() -> Result<World> {
+        let holder = Command::new("unshare").args(["--net", "sleep", "3600"]).spawn()?;
+        let pid = holder.id().to_string();
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ns(&pid) == ns("self") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let world = World { holder };
+        let script = format!(
+            "set -e; ip link set lo up; ip link add wan type veth peer name wan netns {pid}; \
+             ip addr add 192.0.2.1/24 dev wan; ip link set wan up; ip route add default via 192.0.2.2; \
+             nsenter -t {pid} -n sh -c 'ip link set lo up; ip addr add 192.0.2.2/24 dev wan; ip link set wan up'"
+        );
+        run(cmd("sh").args(["-c", &script]))?;
+        Ok(world)
+    }
+
+    fn enter(&self) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t").arg(self.holder.id().to_string()).arg("-n");
+        c
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+struct Row {
+    name: &'static str,
+    command: Command,
+    times: Vec<Duration>,
+}
+
+fn time_once(command: &mut Command) -> Result<Duration> {
+    let start = Instant::now();
+    let out = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    let elapsed = start.elapsed();
+    if !out.status.success() {
+        return Err(format!("failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(elapsed)
+}
+
+/// Runs inside the benchmark's network and mount namespaces.
+pub fn inner(spawner: &Path, image: &Path, work: &Path) -> Result<()> {
+    let world = World::new()?;
+    let state = work.join("spawner-state");
+    let spawner_run = |args: &[&str]| {
+        let mut c = Command::new(spawner);
+        c.arg("--root").arg(&state).arg("run").args(args).arg(image).args(["--", "/bin/true"]);
+        c
+    };
+    // podman on this hybrid host: cgroups disabled, /sys/fs/cgroup/unified out of its sight, the
+    // image loaded into a store of the benchmark's own.
+    let _ = Command::new("umount").arg("/sys/fs/cgroup/unified").status();
+    let store = work.join("podman");
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root").arg(store.join("root")).arg("--runroot").arg(runroot(&store));
+        c.args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]).args(args);
+        c
+    };
+    run(podman(&["load", "-q", "-i"]).arg(image))?;
+    let mut podman_none = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cgroups=disabled",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ]);
+    podman_none.args(["localhost/busybox:latest", "/bin/true"]);
+    let mut rows = vec![
+        Row { name: "spawner --network none", command: spawner_run(&["--network", "none"]), times: vec![] },
+        Row {
+            name: "spawner --network bridge",
+            command: spawner_run(&["--network", "bridge"]),
+            times: vec![],
+        },
+        Row {
+            name: "spawner --network bridge -p 8080:80",
+            command: spawner_run(&["--network", "bridge", "-p", "8080:80"]),
+            times: vec![],
+        },
+        Row { name: "spawner --network pasta", command: spawner_run(&["--network", "pasta"]), times: vec![] },
+        Row { name: "podman --network none", command: podman_none, times: vec![] },
+    ];
+    for r in &mut rows {
+        for _ in 0..3 {
+            time_once(&mut r.command).map_err(|e| format!("{}: {e}", r.name))?;
+        }
+    }
+    let n = rows.len();
+    for round in 0..RUNS {
+        for i in 0..n {
+            let r = &mut rows[(round + i) % n];
+            r.times.push(time_once(&mut r.command).map_err(|e| format!("{}: {e}", r.name))?);
+        }
+    }
+    let median = |r: &Row| {
+        let mut t = r.times.clone();
+        t.sort();
+        t[t.len() / 2].as_secs_f64() * 1000.0
+    };
+    let none = median(&rows[0]);
+    let (plain, bridged) = throughput(&world, spawner, &state, image)?;
+    let date = output(cmd("date").arg("+%Y-%m-%d"))?;
+    let mut table = format!(
+        "Measured {} by `cargo xtask bench net` (2 cores), in a network namespace of the benchmark's own:\n\
+         start-to-exit of `/bin/true` from the busybox image, {RUNS} runs each, interleaved, after 3 warm-up\n\
+         runs; medians. The bridge exists from the warm-up on (as docker0 does once made). podman runs\n\
+         with `--cgroups=disabled` (this hybrid-cgroup host) and only `--network none`: its bridge\n\
+         (netavark) and pasta paths need the rootful network stack set up, which this table does not\n\
+         measure.\n\n\
+         | network | median | vs none |\n|---|---:|---:|\n",
+        date.trim()
+    );
+    for r in &rows {
+        let m = median(r);
+        table.push_str(&format!("| {} | {m:.2} ms | {:+.2} ms |\n", r.name, m - none));
+    }
+    table.push_str(&format!(
+        "\niperf3 (TCP, 5 s) to a server in the outside namespace: from a container on the bridge\n\
+         (veth, bridge, forwarding, masquerade, then the link out) {bridged:.1} Gbit/s; between the two plain\n\
+         namespaces (one veth) {plain:.1} Gbit/s.\n"
+    ));
+    println!("\n{table}");
+    crate::util::write_section(&root().join("docs/benchmarks.md"), "net", &table)?;
+    Ok(())
+}
+
+/// podman refuses a runroot path over 50 characters.
+fn runroot(store: &Path) -> PathBuf {
+    let _ = store;
+    PathBuf::from("/tmp/sbn-runroot")
+}
+
+/// iperf3's Gbit/s between the two plain namespaces, then from a container on the bridge (the
+/// client runs in the container's network namespace).
+fn throughput(world: &World, spawner: &Path, state: &Path, image: &Path) -> Result<(f64, f64)> {
+    let measure = |client: &mut Command| -> Result<f64> {
+        let mut server =
+            world.enter().args(["iperf3", "-s", "-1", "-B", "192.0.2.2"]).stdout(Stdio::null()).spawn()?;
+        std::thread::sleep(Duration::from_millis(300));
+        let out =
+            client.args(["iperf3", "-c", "192.0.2.2", "-t", "5", "-J"]).stderr(Stdio::inherit()).output();
+        let _ = server.wait();
+        let out = out?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let bps = json["end"]["sum_received"]["bits_per_second"].as_f64().ok_or("no iperf3 result")?;
+        Ok(bps / 1e9)
+    };
+    let plain = measure(&mut Command::new("env"))?;
+    let mut container = Command::new(spawner)
+        .arg("--root")
+        .arg(state)
+        .args(["run", "--network", "bridge"])
+        .arg(image)
+        .args(["--", "sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()?;
+    let result = (|| -> Result<f64> {
+        let pid = container_pid(container.id())?;
+        let mut client = Command::new("nsenter");
+        client.arg("-t").arg(pid.to_string()).arg("-n");
+        measure(&mut client)
+    })();
+    // SIGTERM reaches the container's init through spawner.
+    let _ = Command::new("kill").arg(container.id().to_string()).status();
+    let _ = container.wait();
+    Ok((plain, result?))
+}
+
+/// The container's first process: the child of `spawner` (pid) in another network namespace.
+fn container_pid(spawner: u32) -> Result<u32> {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let children =
+            std::fs::read_to_string(format!("/proc/{spawner}/task/{spawner}/children")).unwrap_or_default();
+        for child in children.split_whitespace() {
+            if ns(child).is_some() && ns(child) != ns("self") {
+                return Ok(child.parse()?);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err("the container did not start".into())
+}
