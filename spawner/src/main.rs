@@ -176,8 +176,8 @@ struct RunArgs {
     /// Parent cgroup (default: below spawner's own cgroup).
     #[arg(long)]
     cgroup_parent: Option<PathBuf>,
-    /// Network: bridge (spawner0, with NAT; the default as root), none (loopback only), host, or
-    /// pasta (user-mode, through Debian's passt).
+    /// Network: bridge (spawner0, with NAT; the default as root), none (loopback only), host,
+    /// pasta (user-mode, through Debian's passt), or container:NAME (a running container's).
     #[arg(long = "network", visible_alias = "net")]
     network: Option<String>,
     /// Publish a container port: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp] (bridge network).

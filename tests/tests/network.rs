@@ -363,3 +363,28 @@ echo "unguarded $($S run -v "$PROBE:/probe:ro" $IMG sh -c "$attack")"
         "the probe must be able to reach it: {out}"
     );
 }
+
+#[test]
+fn a_container_joins_another_running_containers_network() {
+    let dir = StateDir::new("net-join");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+web='mkdir /w && echo shared loopback > /w/index.html && exec httpd -f -p 127.0.0.1:80 -h /w'
+$S run --name web $IMG sh -c "$web" > "$D/web.log" 2>&1 & web_pid=$!
+for i in $(seq 100); do [ -e "$D/containers/web/netns-fd" ] && break; sleep 0.05; done
+echo "joined: $($S run --network container:web $IMG sh -c 'for i in $(seq 50); do busybox wget -qO- http://127.0.0.1/ && exit; sleep 0.1; done')"
+echo "same address: $($S run --network container:web $IMG busybox ip -4 -o addr show eth0 | awk '{print $4}')"
+kill -TERM $web_pid; wait $web_pid
+$S run --network container:web $IMG true 2>"$D/err"; echo "stopped: $? $(cat "$D/err")"
+$S run --network container:nope $IMG true 2>"$D/err"; echo "unknown: $? $(cat "$D/err")"
+echo "left: $(gone)"
+"#,
+    );
+    assert_eq!(line(&out, "joined"), "shared loopback", "{out}");
+    assert_eq!(line(&out, "same address"), "10.89.0.2/16", "{out}");
+    let stopped = line(&out, "stopped");
+    assert!(stopped.starts_with("125 ") && stopped.contains("no running container of that name"), "{out}");
+    assert!(line(&out, "unknown").starts_with("125 "), "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+}

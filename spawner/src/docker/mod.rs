@@ -420,6 +420,10 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     if let Some(a) = attached.as_ref().filter(|a| a.address.is_some()) {
         log::info!("network: {:?}", a);
     }
+    // Others may share it (`--network container:NAME`) while this run lives.
+    if let Some(a) = attached.as_ref().filter(|_| !matches!(opts.network.mode, Mode::Container(_))) {
+        network::record_namespace(&dir.path, a).map_err(|e| RunError(e.to_string()))?;
+    }
     let _pasta = match (&opts.network.mode, &attached) {
         (Mode::Pasta, Some(a)) => Some(
             network::pasta::start(a.netns.as_fd(), &dir.path, &opts.network.publish)

@@ -54,6 +54,8 @@ pub enum Mode {
     Bridge,
     /// User-mode networking by pasta (see [`pasta`]).
     Pasta,
+    /// Another running container's namespace (`container:NAME`).
+    Container(String),
 }
 
 impl Mode {
@@ -63,9 +65,13 @@ impl Mode {
             "host" => Ok(Mode::Host),
             "bridge" | "default" => Ok(Mode::Bridge),
             "pasta" => Ok(Mode::Pasta),
-            other => {
-                Err(NetworkError(format!("--network {other}: unknown network (none, host, bridge or pasta)")))
-            }
+            other if other.starts_with("container:") => match &other["container:".len()..] {
+                "" => Err(NetworkError("--network container:NAME: no container named".into())),
+                name => Ok(Mode::Container(name.to_string())),
+            },
+            other => Err(NetworkError(format!(
+                "--network {other}: unknown network (none, host, bridge, pasta or container:NAME)"
+            ))),
         }
     }
 }
@@ -259,8 +265,22 @@ pub fn attach(
 ) -> std::thread::JoinHandle<Result<Attached, NetworkError>> {
     let (state_dir, name, id, opts) =
         (state_dir.to_path_buf(), name.to_string(), id.to_string(), opts.clone());
-    std::thread::spawn(move || match opts.mode {
+    std::thread::spawn(move || match &opts.mode {
         Mode::Bridge => bridge(&state_dir, &name, &id, &opts),
+        Mode::Container(other) => {
+            let netns = container_namespace(&state_dir.join("containers"), other)?;
+            let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            let peers = Vec::new();
+            Ok(Attached {
+                netns,
+                address: None,
+                peers,
+                resolv_conf,
+                published: Vec::new(),
+                _ports: None,
+                _lease: None,
+            })
+        }
         _ => {
             let netns = own_namespace()?;
             // Its own loopback cannot reach a server on the host's: the host's file, as Docker.
@@ -277,6 +297,48 @@ pub fn attach(
             })
         }
     })
+}
+
+/// The file in a running container's directory that says where its network namespace is held:
+/// `PID FD`, spawner's pid and its fd to the namespace, for `--network container:NAME`.
+const NAMESPACE_RECORD: &str = "netns-fd";
+
+/// Records in the container directory `dir` where this spawner holds `attached`'s namespace.
+pub fn record_namespace(dir: &Path, attached: &Attached) -> Result<(), NetworkError> {
+    use rustix::fd::AsRawFd;
+    let path = dir.join(NAMESPACE_RECORD);
+    let text = format!("{} {}\n", std::process::id(), attached.netns.as_raw_fd());
+    std::fs::write(&path, text).map_err(|e| NetworkError(format!("write {}: {e}", path.display())))
+}
+
+/// The network namespace of the running container `name` (its spawner's fd to it, opened through
+/// /proc), checked to be a network namespace other than this one.
+fn container_namespace(containers: &Path, name: &str) -> Result<OwnedFd, NetworkError> {
+    use rustix::fs::{FlockOperation, Mode as FileMode, OFlags};
+    let not_running =
+        || NetworkError(format!("--network container:{name}: no running container of that name"));
+    if name.contains('/') || name.starts_with('.') {
+        return Err(not_running());
+    }
+    let dir = containers.join(name);
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let lock = rustix::fs::open(&dir, flags, FileMode::empty()).map_err(|_| not_running())?;
+    // Its run holds an exclusive lock on it while it lives.
+    if rustix::fs::flock(&lock, FlockOperation::NonBlockingLockShared).is_ok() {
+        return Err(not_running());
+    }
+    let record = std::fs::read_to_string(dir.join(NAMESPACE_RECORD)).map_err(|_| {
+        NetworkError(format!("--network container:{name}: it has no network namespace of its own to share"))
+    })?;
+    let (pid, fd) = record.trim().split_once(' ').ok_or_else(not_running)?;
+    let path = format!("/proc/{pid}/fd/{fd}");
+    let link = std::fs::read_link(&path).map_err(|_| not_running())?;
+    let own = std::fs::read_link("/proc/thread-self/ns/net").ok();
+    if !link.to_string_lossy().starts_with("net:[") || Some(&link) == own.as_ref() {
+        return Err(not_running());
+    }
+    rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, FileMode::empty())
+        .map_err(|e| NetworkError(format!("--network container:{name}: open its namespace: {e}")))
 }
 
 /// Moves this thread into a new network namespace with loopback up; an fd to it.
