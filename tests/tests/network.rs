@@ -188,18 +188,27 @@ fn containers_on_the_bridge_reach_each_other_by_address_and_name() {
     let out = in_network_namespace(
         &dir,
         r#"
-web='mkdir /w && echo api here > /w/index.html && exec httpd -f -p 80 -h /w'
+web='mkdir /w && echo api here > /w/index.html && ln -s /etc/hosts /w/hosts && exec httpd -f -p 80 -h /w'
 $S run --name api $IMG sh -c "$web" > "$D/api.log" 2>&1 & api_pid=$!
 for i in $(seq 100); do [ -n "$(ls "$D/network/leases" 2>/dev/null)" ] && break; sleep 0.05; done
 api_ip=$(ls "$D/network/leases")
 echo "by address: $($S run $IMG sh -c "for i in \$(seq 50); do wget -qO- http://$api_ip/ && exit; sleep 0.1; done")"
 echo "by name: $($S run $IMG busybox wget -qO- http://api/)"
+# A container that starts later is added to api's /etc/hosts, and taken out when it exits.
+$S run --name late $IMG sleep 30 > /dev/null 2>&1 & late_pid=$!
+for i in $(seq 100); do [ "$(ls "$D/network/leases" | wc -l)" = 2 ] && break; sleep 0.05; done
+for i in $(seq 100); do wget -qO- "http://$api_ip/hosts" 2>/dev/null | grep -q late && break; sleep 0.05; done
+echo "api knows late: $(wget -qO- "http://$api_ip/hosts" | grep -c 'late$')"
+kill -TERM $late_pid; wait $late_pid
+echo "api forgot late: $(wget -qO- "http://$api_ip/hosts" | grep -c 'late$')"
 kill -TERM $api_pid; wait $api_pid
 echo "left: $(gone)"
 "#,
     );
     assert_eq!(line(&out, "by address"), "api here", "{out}");
     assert_eq!(line(&out, "by name"), "api here", "{out}");
+    assert_eq!(line(&out, "api knows late"), "1", "{out}");
+    assert_eq!(line(&out, "api forgot late"), "0", "{out}");
     assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
 }
 

@@ -433,6 +433,13 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     };
     let etc_files =
         rootfs::etc_files_fs(&etc_files(&process.hostname, attached.as_ref(), &opts.network.dns))?;
+    let mut attached = attached;
+    if let Some(a) = attached.as_mut().filter(|a| a.address.is_some()) {
+        let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
+        let hosts = rustix::fs::openat(&etc_files, "hosts", flags, rustix::fs::Mode::empty())
+            .map_err(|e| RunError(format!("open the container's /etc/hosts: {e}")))?;
+        a.announce(&opts.state_dir, hosts).map_err(|e| RunError(e.to_string()))?;
+    }
     let mut trees: Vec<Option<OwnedFd>> = vec![Some(etc_files)];
     let mut mounts = FrontEndMounts {
         etc_files: Some((0, ETC_FILES.iter().map(|f| f.to_string()).collect())),
@@ -460,7 +467,6 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     };
     let config = container_config(opts, process, dir.path.clone(), limits, cgroups_path, seccomp);
     // Joined before the core clones: spawner is single-threaded again when it forks.
-    let mut attached = attached;
     let mut join = Vec::new();
     if let Some(a) = attached.as_mut() {
         let netns = a.netns.try_clone().map_err(|e| RunError(format!("dup network namespace fd: {e}")))?;

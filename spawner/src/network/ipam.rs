@@ -20,11 +20,14 @@ pub struct Record {
     pub name: String,
     /// Published ports, as the firewall's map elements.
     pub ports: Vec<super::firewall::Element>,
+    /// Where its spawner holds its /etc/hosts: pid and fd (see `names`).
+    #[serde(default)]
+    pub hosts: Option<(u32, i32)>,
 }
 
 impl Default for Record {
     fn default() -> Self {
-        Record { address: Ipv4Addr::UNSPECIFIED, name: String::new(), ports: Vec::new() }
+        Record { address: Ipv4Addr::UNSPECIFIED, name: String::new(), ports: Vec::new(), hosts: None }
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod dns;
 pub mod firewall;
 pub mod ipam;
+pub mod names;
 pub mod netlink;
 pub mod pasta;
 
@@ -228,7 +229,34 @@ pub struct Attached {
     pub resolv_conf: String,
     pub published: Vec<Element>,
     _ports: Option<Ports>,
-    _lease: Option<ipam::Lease>,
+    lease: Option<ipam::Lease>,
+    /// The container's /etc/hosts, once announced to its peers; and the network directory.
+    hosts: Option<(OwnedFd, PathBuf)>,
+}
+
+impl Attached {
+    /// Adds the container to the hosts files of the others on the bridge, and records where its
+    /// own (`hosts`, a file this process keeps open) is, for those that come later.
+    pub fn announce(&mut self, state_dir: &Path, hosts: OwnedFd) -> Result<(), NetworkError> {
+        use rustix::fd::AsRawFd;
+        let Some(lease) = self.lease.as_mut() else { return Ok(()) };
+        lease.record.hosts = Some((std::process::id(), hosts.as_raw_fd()));
+        lease.rewrite()?;
+        let dir = network_dir(state_dir);
+        names::announce(&dir, &lease.record)?;
+        self.hosts = Some((hosts, dir));
+        Ok(())
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        if let (Some((_, dir)), Some(lease)) = (&self.hosts, &self.lease) {
+            if let Err(e) = names::withdraw(dir, &lease.record) {
+                log::warn!("{e}");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Attached {
@@ -278,7 +306,8 @@ pub fn attach(
                 resolv_conf,
                 published: Vec::new(),
                 _ports: None,
-                _lease: None,
+                lease: None,
+                hosts: None,
             })
         }
         _ => {
@@ -293,7 +322,8 @@ pub fn attach(
                 resolv_conf,
                 published: Vec::new(),
                 _ports: None,
-                _lease: None,
+                lease: None,
+                hosts: None,
             })
         }
     })
@@ -395,7 +425,8 @@ fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Atta
         resolv_conf,
         published,
         _ports: ports,
-        _lease: Some(lease),
+        lease: Some(lease),
+        hosts: None,
     })
 }
 
