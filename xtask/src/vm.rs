@@ -178,7 +178,7 @@ mkdir /sys/fs/cgroup/busy
 sh -c '
     echo $$ > /sys/fs/cgroup/busy/cgroup.procs
     sleep 100 & bg=$!
-    spawner --root /tmp/state run --memory 64m --pids-limit 50 --cpus 1 '$IMG' -- cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max >/tmp/out 2>/tmp/err
+    spawner --root /tmp/state run --network none --memory 64m --pids-limit 50 --cpus 1 '$IMG' -- cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max >/tmp/out 2>/tmp/err
     echo $? > /tmp/rc
     kill $bg
 '
@@ -195,7 +195,7 @@ fi
 # does: the VM's RAM disk (its "host disk") must not open, /dev/null must.
 P="-v /bin/probe:/probe:ro"
 insmod /lib/brd.ko rd_nr=1 rd_size=1024 && printf 'vm disk data' > /dev/ram0
-$S -v run $P -v /dev:/hostdev:dev $IMG -- /probe open /hostdev/ram0 r -- open /hostdev/null rw >/tmp/out 2>/tmp/err; rc=$?
+$S -v run --network none $P -v /dev:/hostdev:dev $IMG -- /probe open /hostdev/ram0 r -- open /hostdev/null rw >/tmp/out 2>/tmp/err; rc=$?
 out=$(oneline /tmp/out)
 if [ "$rc:$out" = "0:open: EPERM|open: ok|" ] && grep -q "devices: device rules enforced by a cgroup2 BPF program" /tmp/err; then
     pass device-program

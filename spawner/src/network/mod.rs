@@ -454,7 +454,12 @@ fn ensure_bridge(
     if let Some(index) = host.link_index(&config.bridge)? {
         return Ok(index);
     }
-    let index = host.add_bridge(&config.bridge)?;
+    let index = host.add_bridge(&config.bridge).map_err(|e| match e.errno {
+        rustix::io::Errno::OPNOTSUPP => NetworkError(format!(
+            "{e} (this kernel has no bridge support: use --network none, host or pasta)"
+        )),
+        _ => e.into(),
+    })?;
     let setup = |host: &mut Netlink| -> Result<(), NetworkError> {
         host.add_address(index, gateway, subnet.1)?;
         host.set_up(index)?;
