@@ -2,8 +2,8 @@
 //! published ports as elements of DNAT maps, so that publishing or withdrawing a port is one element,
 //! never a rule, and nobody else's rules are read or touched.
 //!
-//! The `nft` binary makes the table once (when the bridge is made) and adds or removes a run's
-//! elements. Traffic from the host itself to its loopback address reaches a published port through
+//! The `nft` binary makes the table once (when the bridge is made); a run's elements are added and
+//! removed over nfnetlink (see `nftables`). Traffic from the host itself to its loopback address reaches a published port through
 //! the output hook, `route_localnet` on the bridge and a masquerade of 127.0.0.0/8 towards it (as
 //! Docker without its userland proxy): no proxy process per port. `route_localnet` would also let a
 //! container reach the host's loopback-only services with a frame to the bridge addressed to
@@ -66,10 +66,6 @@ impl Element {
             self.container_ip,
             self.container_port
         )
-    }
-
-    fn delete(&self) -> String {
-        format!("delete element ip {TABLE} {} {{ {} }}\n", self.map(), self.key())
     }
 }
 
@@ -143,10 +139,6 @@ pub fn add_script(elements: &[Element]) -> String {
     elements.iter().map(Element::add).collect()
 }
 
-pub fn delete_script(elements: &[Element]) -> String {
-    elements.iter().map(Element::delete).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +154,9 @@ mod tests {
         };
         assert_eq!(add_script(&[any]), "add element ip spawner tcp_any { 8080 : 10.89.0.2 . 80 }\n");
         let local = Element { protocol: Protocol::Udp, host_ip: Some(Ipv4Addr::LOCALHOST), ..any };
-        assert_eq!(delete_script(&[local]), "delete element ip spawner udp_addr { 127.0.0.1 . 8080 }\n");
+        assert_eq!(
+            add_script(&[local]),
+            "add element ip spawner udp_addr { 127.0.0.1 . 8080 : 10.89.0.2 . 80 }\n"
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod names;
 pub mod netlink;
+pub mod nftables;
 pub mod pasta;
 
 use firewall::{Element, Protocol};
@@ -273,11 +274,12 @@ impl std::fmt::Debug for Attached {
 struct Ports {
     elements: Vec<Element>,
     _sockets: Vec<OwnedFd>,
+    nftables: nftables::Session,
 }
 
 impl Drop for Ports {
     fn drop(&mut self) {
-        if let Err(e) = firewall::apply(&firewall::delete_script(&self.elements)) {
+        if let Err(e) = self.nftables.delete(&self.elements) {
             log::warn!("withdraw published ports: {e}");
         }
     }
@@ -392,10 +394,16 @@ fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Atta
     let (gateway, hosts) = addresses(subnet);
     let leases = network_dir(state_dir).join("leases");
     let mut host = Netlink::open()?;
+    let mut reclaim: Option<nftables::Session> = None;
     let others = ipam::scan(&leases, |dead| {
-        // One element per nft call: one already gone must not keep the others.
+        // One element a batch: one already gone must not keep the others.
         for element in &dead.ports {
-            let _ = firewall::apply(&firewall::delete_script(std::slice::from_ref(element)));
+            if reclaim.is_none() {
+                reclaim = nftables::Session::open().ok();
+            }
+            if let Some(session) = reclaim.as_mut() {
+                let _ = session.delete(std::slice::from_ref(element));
+            }
         }
     });
     let bridge_index = ensure_bridge(&mut host, state_dir, &config, gateway, subnet, &others)?;
@@ -534,8 +542,9 @@ fn publish(
     }
     lease.record.ports = elements.clone();
     lease.rewrite()?;
-    firewall::apply(&firewall::add_script(&elements))?;
-    Ok(Some(Ports { elements, _sockets: sockets }))
+    let mut nftables = nftables::Session::open()?;
+    nftables.add(&elements)?;
+    Ok(Some(Ports { elements, _sockets: sockets, nftables }))
 }
 
 #[cfg(test)]
