@@ -3,6 +3,7 @@
 //! table and pasta live there), with an "outside world" namespace joined to it by a veth: pasta
 //! needs a routable interface, and iperf3's server runs there.
 
+use crate::bench_run::{interleaved, Peer};
 use crate::util::{apt_install, cmd, output, root, run, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -66,22 +67,6 @@ impl Drop for World {
     }
 }
 
-struct Row {
-    name: &'static str,
-    command: Command,
-    times: Vec<Duration>,
-}
-
-fn time_once(command: &mut Command) -> Result<Duration> {
-    let start = Instant::now();
-    let out = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-    let elapsed = start.elapsed();
-    if !out.status.success() {
-        return Err(format!("failed: {}: {}", out.status, String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(elapsed)
-}
-
 /// Runs inside the benchmark's network and mount namespaces.
 pub fn inner(spawner: &Path, image: &Path, work: &Path) -> Result<()> {
     let world = World::new()?;
@@ -115,37 +100,17 @@ pub fn inner(spawner: &Path, image: &Path, work: &Path) -> Result<()> {
     ]);
     podman_none.args(["localhost/busybox:latest", "/bin/true"]);
     let mut rows = vec![
-        Row { name: "spawner --network none", command: spawner_run(&["--network", "none"]), times: vec![] },
-        Row {
-            name: "spawner --network bridge",
-            command: spawner_run(&["--network", "bridge"]),
-            times: vec![],
-        },
-        Row {
-            name: "spawner --network bridge -p 8080:80",
-            command: spawner_run(&["--network", "bridge", "-p", "8080:80"]),
-            times: vec![],
-        },
-        Row { name: "spawner --network pasta", command: spawner_run(&["--network", "pasta"]), times: vec![] },
-        Row { name: "podman --network none", command: podman_none, times: vec![] },
+        Peer::new("spawner --network none", spawner_run(&["--network", "none"])),
+        Peer::new("spawner --network bridge", spawner_run(&["--network", "bridge"])),
+        Peer::new(
+            "spawner --network bridge -p 8080:80",
+            spawner_run(&["--network", "bridge", "-p", "8080:80"]),
+        ),
+        Peer::new("spawner --network pasta", spawner_run(&["--network", "pasta"])),
+        Peer::new("podman --network none", podman_none),
     ];
-    for r in &mut rows {
-        for _ in 0..3 {
-            time_once(&mut r.command).map_err(|e| format!("{}: {e}", r.name))?;
-        }
-    }
-    let n = rows.len();
-    for round in 0..RUNS {
-        for i in 0..n {
-            let r = &mut rows[(round + i) % n];
-            r.times.push(time_once(&mut r.command).map_err(|e| format!("{}: {e}", r.name))?);
-        }
-    }
-    let median = |r: &Row| {
-        let mut t = r.times.clone();
-        t.sort();
-        t[t.len() / 2].as_secs_f64() * 1000.0
-    };
+    interleaved(&mut rows, RUNS)?;
+    let median = Peer::median;
     let none = median(&rows[0]);
     let (plain, bridged) = throughput(&world, spawner, &state, image)?;
     let date = output(cmd("date").arg("+%Y-%m-%d"))?;

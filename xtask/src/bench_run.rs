@@ -39,10 +39,42 @@ pub fn in_bundle_namespace(name: &str, inner: &str) -> Result<()> {
         .arg(&work))
 }
 
-struct Peer {
-    name: &'static str,
-    command: Command,
-    times: Vec<Duration>,
+pub struct Peer {
+    pub name: &'static str,
+    pub command: Command,
+    pub times: Vec<Duration>,
+}
+
+impl Peer {
+    pub fn new(name: &'static str, command: Command) -> Peer {
+        Peer { name, command, times: Vec::new() }
+    }
+
+    /// The median of its times, in ms.
+    pub fn median(&self) -> f64 {
+        let mut t = self.times.clone();
+        t.sort();
+        t[t.len() / 2].as_secs_f64() * 1000.0
+    }
+}
+
+/// Times each of `peers` `runs` times after 3 warm-up runs (the first fills caches and stores),
+/// interleaved: each round starts with the next peer, so that a run's place after another (whose
+/// teardown may still be running, or whose files are warm) is no one's advantage.
+pub fn interleaved(peers: &mut [Peer], runs: usize) -> Result<()> {
+    for p in peers.iter_mut() {
+        for _ in 0..3 {
+            time_once(&mut p.command).map_err(|e| format!("{}: {e}", p.name))?;
+        }
+    }
+    let n = peers.len();
+    for round in 0..runs {
+        for i in 0..n {
+            let p = &mut peers[(round + i) % n];
+            p.times.push(time_once(&mut p.command).map_err(|e| format!("{}: {e}", p.name))?);
+        }
+    }
+    Ok(())
 }
 
 /// Runs inside the private mount namespace.
@@ -104,26 +136,8 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
             .args(["--", "/bin/true"]);
         peers.insert(1, Peer { name: "spawner run, baseline build", command, times: Vec::new() });
     }
-    // Warm up: the layer store is filled by spawner's first run, page cache for everyone.
-    for p in &mut peers {
-        for _ in 0..3 {
-            time_once(&mut p.command).map_err(|e| format!("{}: {e}", p.name))?;
-        }
-    }
-    // Each round starts with the next peer: a run's place after another (whose teardown may
-    // still be running, or whose files are warm) is no one's advantage.
-    let n = peers.len();
-    for round in 0..RUNS {
-        for i in 0..n {
-            let p = &mut peers[(round + i) % n];
-            p.times.push(time_once(&mut p.command).map_err(|e| format!("{}: {e}", p.name))?);
-        }
-    }
-    let median = |p: &Peer| {
-        let mut t = p.times.clone();
-        t.sort();
-        t[t.len() / 2].as_secs_f64() * 1000.0
-    };
+    interleaved(&mut peers, RUNS)?;
+    let median = Peer::median;
     let ours = median(&peers[0]);
     let date = output(cmd("date").arg("+%Y-%m-%d"))?;
     let mut table = format!(

@@ -236,6 +236,21 @@ pub struct Attached {
 }
 
 impl Attached {
+    /// A namespace with no address of spawner's (none, pasta, another container's): the host's
+    /// resolv.conf, as Docker gives it.
+    fn unaddressed(netns: OwnedFd) -> Attached {
+        Attached {
+            netns,
+            address: None,
+            peers: Vec::new(),
+            resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            published: Vec::new(),
+            _ports: None,
+            lease: None,
+            hosts: None,
+        }
+    }
+
     /// Adds the container to the hosts files of the others on the bridge, and records where its
     /// own (`hosts`, a file this process keeps open) is, for those that come later.
     pub fn announce(&mut self, state_dir: &Path, hosts: OwnedFd) -> Result<(), NetworkError> {
@@ -298,36 +313,9 @@ pub fn attach(
     std::thread::spawn(move || match &opts.mode {
         Mode::Bridge => bridge(&state_dir, &name, &id, &opts),
         Mode::Container(other) => {
-            let netns = container_namespace(&state_dir.join("containers"), other)?;
-            let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            let peers = Vec::new();
-            Ok(Attached {
-                netns,
-                address: None,
-                peers,
-                resolv_conf,
-                published: Vec::new(),
-                _ports: None,
-                lease: None,
-                hosts: None,
-            })
+            Ok(Attached::unaddressed(container_namespace(&state_dir.join("containers"), other)?))
         }
-        _ => {
-            let netns = own_namespace()?;
-            // Its own loopback cannot reach a server on the host's: the host's file, as Docker.
-            let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            let peers = Vec::new();
-            Ok(Attached {
-                netns,
-                address: None,
-                peers,
-                resolv_conf,
-                published: Vec::new(),
-                _ports: None,
-                lease: None,
-                hosts: None,
-            })
-        }
+        _ => Ok(Attached::unaddressed(own_namespace()?)),
     })
 }
 
