@@ -180,7 +180,8 @@ struct RunArgs {
     /// pasta (user-mode, through Debian's passt), or container:NAME (a running container's).
     #[arg(long = "network", visible_alias = "net")]
     network: Option<String>,
-    /// Publish a container port: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp] (bridge network).
+    /// Publish a container port: [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp], ports or ranges of the
+    /// same length (8080-8081:80-81).
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
     /// The bridge network's subnet, at its first use (default 10.89.0.0/16).
@@ -254,7 +255,10 @@ fn network_options(args: &RunArgs) -> Result<spawner::network::Options, spawner:
         None if rustix::process::geteuid().is_root() => Mode::Bridge,
         None => Mode::None,
     };
-    let publish = args.publish.iter().map(|p| network::Publish::parse(p)).collect::<Result<Vec<_>, _>>()?;
+    let mut publish = Vec::new();
+    for p in &args.publish {
+        publish.extend(network::Publish::parse_ranges(p)?);
+    }
     if !publish.is_empty() && !matches!(mode, Mode::Bridge | Mode::Pasta) {
         return Err(NetworkError("-p: ports are published on the bridge and pasta networks only".into()));
     }

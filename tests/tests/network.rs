@@ -161,6 +161,10 @@ $S run -p 8080:80 $IMG true 2>"$D/taken.err"; echo "taken: $? $(cat "$D/taken.er
 kill -TERM $web_pid; wait $web_pid; echo "stopped: $?"
 echo "after: $(wget -qO- http://127.0.0.1:8080/ 2>/dev/null || echo refused)"
 $S run -p 192.0.2.99:8082:80 $IMG true 2>"$D/foreign.err"; echo "foreign: $? $(cat "$D/foreign.err")"
+two='mkdir /w && echo range > /w/index.html && httpd -p 80 -h /w && exec httpd -f -p 81 -h /w'
+$S run -p 9000-9001:80-81 $IMG sh -c "$two" > "$D/range.log" 2>&1 & range_pid=$!
+echo "range: $(until_up http://192.0.2.1:9000/) $(until_up http://192.0.2.1:9001/)"
+kill -TERM $range_pid; wait $range_pid
 echo "left: $(gone)"
 "#,
     );
@@ -179,6 +183,7 @@ echo "left: $(gone)"
     assert_eq!(line(&out, "after"), "refused", "{out}");
     let foreign = line(&out, "foreign");
     assert!(foreign.starts_with("125 ") && foreign.contains("not an address of this host"), "{out}");
+    assert_eq!(line(&out, "range"), "range range", "{out}");
     assert_eq!(line(&out, "left"), NOTHING_LEFT, "a failed setup is undone too: {out}");
 }
 

@@ -89,9 +89,21 @@ pub struct Publish {
 }
 
 impl Publish {
+    /// One `-p` without ranges.
     pub fn parse(s: &str) -> Result<Publish, NetworkError> {
-        let bad =
-            |why: &str| NetworkError(format!("-p {s}: {why} (use [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp])"));
+        let all = Publish::parse_ranges(s)?;
+        match all[..] {
+            [one] => Ok(one),
+            _ => Err(NetworkError(format!("-p {s}: a range where one port was expected"))),
+        }
+    }
+
+    /// One `-p`, whose ports may be ranges of the same length (`8080-8081:80-81`), as Docker
+    /// takes them: a publish for each port.
+    pub fn parse_ranges(s: &str) -> Result<Vec<Publish>, NetworkError> {
+        let bad = |why: &str| {
+            NetworkError(format!("-p {s}: {why} (use [IP:][HOSTPORT[-END]:]CONTAINERPORT[-END][/tcp|udp])"))
+        };
         let (spec, protocol) = match s.rsplit_once('/') {
             Some((spec, "tcp")) => (spec, Protocol::Tcp),
             Some((spec, "udp")) => (spec, Protocol::Udp),
@@ -99,17 +111,26 @@ impl Publish {
             None => (s, Protocol::Tcp),
         };
         let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-        let port = |p: &str, zero: bool| -> Result<u16, NetworkError> {
+        let port = |p: &str| -> Result<u16, NetworkError> {
             match p.parse::<u16>() {
-                Ok(0) if !zero => Err(bad("port 0")),
+                Ok(0) => Err(bad("port 0")),
                 Ok(n) => Ok(n),
                 Err(_) => Err(bad(&format!("{p:?} is not a port"))),
             }
         };
-        let container_port = port(parts[0], false)?;
-        let host_port = match parts.get(1) {
-            None | Some(&"") => 0,
-            Some(p) => port(p, false)?,
+        let range = |p: &str| -> Result<(u16, u16), NetworkError> {
+            match p.split_once('-') {
+                Some((first, last)) => match (port(first)?, port(last)?) {
+                    (first, last) if first <= last => Ok((first, last)),
+                    _ => Err(bad(&format!("{p:?}: a range ends after it starts"))),
+                },
+                None => port(p).map(|n| (n, n)),
+            }
+        };
+        let container = range(parts[0])?;
+        let host = match parts.get(1) {
+            None | Some(&"") => None,
+            Some(p) => Some(range(p)?),
         };
         let host_ip = match parts.get(2) {
             None | Some(&"") => None,
@@ -119,7 +140,19 @@ impl Publish {
                 Err(_) => return Err(bad(&format!("{ip:?} is not an IPv4 address"))),
             },
         };
-        Ok(Publish { protocol, host_ip, host_port, container_port })
+        let count = container.1 - container.0;
+        if host.is_some_and(|h| h.1 - h.0 != count) {
+            return Err(bad("the host and container ranges differ in length"));
+        }
+        Ok((0..=count)
+            .map(|i| Publish {
+                protocol,
+                host_ip,
+                // 0: a free port the kernel picks.
+                host_port: host.map_or(0, |h| h.0 + i),
+                container_port: container.0 + i,
+            })
+            .collect())
     }
 }
 
@@ -551,8 +584,16 @@ mod tests {
         assert_eq!(p("80").host_port, 0);
         assert_eq!(p("127.0.0.1::80").host_port, 0);
         assert_eq!(p("0.0.0.0:53:53/udp").host_ip, None);
-        for bad in ["x:80", "8080:0", "8080:80/sctp", "999999:80", "1.2.3:80:80"] {
+        for bad in ["x:80", "8080:0", "8080:80/sctp", "999999:80", "1.2.3:80:80", "8080-8081:80"] {
             assert!(Publish::parse(bad).is_err(), "{bad}");
+        }
+        let ranges = Publish::parse_ranges("127.0.0.1:8080-8082:80-82/udp").unwrap();
+        let pairs: Vec<(u16, u16)> = ranges.iter().map(|p| (p.host_port, p.container_port)).collect();
+        assert_eq!(pairs, [(8080, 80), (8081, 81), (8082, 82)]);
+        assert!(ranges.iter().all(|p| p.protocol == Protocol::Udp && p.host_ip == Some(Ipv4Addr::LOCALHOST)));
+        assert_eq!(Publish::parse_ranges("80-81").unwrap().len(), 2);
+        for bad in ["8080-8081:80-82", "8082-8080:80-82"] {
+            assert!(Publish::parse_ranges(bad).is_err(), "{bad}");
         }
     }
 
