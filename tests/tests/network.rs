@@ -132,6 +132,8 @@ echo "address: $($S run $IMG sh -c 'ip -o -4 addr show eth0' | awk '{print $4}')
 echo "route: $($S run $IMG busybox ip route show default)"
 echo "hosts: $($S run --hostname web $IMG grep web /etc/hosts | awk '{print $1 ~ /^10\.89\./, $2}')"
 echo "bridge: $(ip -o -4 addr show spawner0 | awk '{print $4}')"
+$S run $IMG no-such-command 2>/dev/null; echo "not found: $?"
+$S run -v /nonexistent:/x $IMG true 2>/dev/null; echo "bad volume: $?"
 echo "left: $(gone)"
 "#,
     );
@@ -141,7 +143,9 @@ echo "left: $(gone)"
     assert_eq!(line(&out, "route"), "default via 10.89.0.1 dev eth0 ", "{out}");
     assert_eq!(line(&out, "hosts"), "1 web", "/etc/hosts holds the container's own address: {out}");
     assert_eq!(line(&out, "bridge"), "10.89.0.1/16", "{out}");
-    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+    assert_eq!(line(&out, "not found"), "127", "{out}");
+    assert_eq!(line(&out, "bad volume"), "125", "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "runs that failed left nothing either: {out}");
 }
 
 #[test]
