@@ -266,9 +266,17 @@ echo "host outbound: $($S run --net host $IMG busybox wget -qO- http://192.0.2.2
 $S run --network none -p 80:80 $IMG true 2>"$D/err"; echo "publish on none: $? $(cat "$D/err")"
 $S run --network nope $IMG true 2>"$D/err"; echo "unknown: $? $(cat "$D/err")"
 echo "bridge made: $(ip link show spawner0 >/dev/null 2>&1 && echo yes || echo no)"
+# Without nft the bridge cannot get its table: refused, and the half-made bridge is removed.
+env PATH=/nonexistent $SPAWNER --root $D run $IMG true 2>"$D/err"; echo "no nft: $? $(cat "$D/err")"
+echo "bridge after the failure: $(ip link show spawner0 >/dev/null 2>&1 && echo yes || echo no)"
+echo "leases after the failure: $(ls "$D/network/leases" 2>/dev/null | wc -l)"
 "#,
     );
     assert_eq!(line(&out, "none"), "lo ", "{out}");
+    let no_nft = line(&out, "no nft");
+    assert!(no_nft.starts_with("125 spawner: nft: ") && no_nft.contains("--network none"), "{out}");
+    assert_eq!(line(&out, "bridge after the failure"), "no", "{out}");
+    assert_eq!(line(&out, "leases after the failure"), "0", "{out}");
     assert_eq!(line(&out, "none outbound"), "unreachable", "{out}");
     assert_eq!(line(&out, "host"), "1", "{out}");
     assert_eq!(line(&out, "host outbound"), "192.0.2.1", "{out}");

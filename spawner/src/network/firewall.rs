@@ -123,7 +123,9 @@ pub fn apply(script: &str) -> Result<(), NetworkError> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            NetworkError(format!("nft: {e} (the bridge network needs nftables' nft command installed)"))
+            NetworkError(format!(
+                "nft: {e} (the bridge network needs nftables' nft command; or run with --network none)"
+            ))
         })?;
     let written = child.stdin.take().expect("piped").write_all(script.as_bytes());
     let out = child.wait_with_output().map_err(|e| NetworkError(format!("nft: {e}")))?;
