@@ -150,6 +150,16 @@ fn exit_codes() {
     assert!(stderr(&out).starts_with("spawner: ") && stderr(&out).contains("/no/such/image.tar"));
     let out = state.run(&["run", "--bogus-flag", &busybox()]);
     assert_eq!(code(&out), 125);
+    // As Docker: a relative -w and an invalid --hostname are refused, not bent into shape.
+    let out = state.run(&["run", "--network", "none", "-w", "relative", &busybox(), "--", "pwd"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (125, ""), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "spawner: -w relative: the working directory must be an absolute path\n");
+    for bad in ["under_score", "-lead", "a..b"] {
+        let flag = format!("--hostname={bad}");
+        let out = state.run(&["run", "--network", "none", &flag, &busybox(), "--", "hostname"]);
+        assert_eq!(code(&out), 125, "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("not a valid hostname"), "{bad}: {}", stderr(&out));
+    }
 }
 
 #[test]

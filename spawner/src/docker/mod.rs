@@ -372,6 +372,7 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
             return Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
         }
     }
+    process::check_overrides(&opts.overrides).map_err(RunError)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
     // Host paths the user named are looked up now, once; the container gets what they were.
     let volumes = open_volumes(&opts.volumes)?;

@@ -49,6 +49,30 @@ pub fn get_env<'a>(env: &'a [String], name: &str) -> Option<&'a str> {
     env.iter().find_map(|e| e.strip_prefix(name)?.strip_prefix('='))
 }
 
+/// Docker's checks of `-w` and `--hostname`, made before any work: a relative working directory
+/// is refused (Docker: "needs to be an absolute path"), and a hostname must be a valid RFC 1123
+/// name of at most 64 bytes (what the kernel takes).
+pub fn check_overrides(o: &Overrides) -> Result<(), String> {
+    if let Some(w) = o.workdir.as_deref().filter(|w| !w.starts_with('/')) {
+        return Err(format!("-w {w}: the working directory must be an absolute path"));
+    }
+    if let Some(h) = &o.hostname {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if h.is_empty() || h.len() > 64 || !h.split('.').all(label_ok) {
+            return Err(format!(
+                "--hostname {h:?}: not a valid hostname (letters, digits and inner hyphens, dot-separated, 64 bytes at most)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn resolve(
     config: &ImageConfig,
     o: &Overrides,
@@ -143,6 +167,20 @@ mod tests {
         assert_eq!(argv(&c, &o), ["sh"]);
         let c = config(None, None);
         assert_eq!(resolve(&c, &Overrides::default(), "h", |_| None), Err(NoCommand));
+    }
+
+    #[test]
+    fn relative_workdirs_and_bad_hostnames_are_refused() {
+        let o = |w: Option<&str>, h: Option<&str>| Overrides {
+            workdir: w.map(String::from),
+            hostname: h.map(String::from),
+            ..Default::default()
+        };
+        assert!(check_overrides(&o(Some("/srv"), Some("web-1.example"))).is_ok());
+        assert!(check_overrides(&o(Some("srv"), None)).unwrap_err().contains("absolute path"));
+        for bad in ["", "-web", "web-", "we_b", "a..b", "web/1", &"x".repeat(65)] {
+            assert!(check_overrides(&o(None, Some(bad))).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
