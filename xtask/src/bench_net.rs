@@ -5,7 +5,7 @@
 
 use crate::bench_run::{interleaved, Peer};
 use crate::util::{apt_install, cmd, output, root, run, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -82,7 +82,7 @@ pub fn inner(spawner: &Path, image: &Path, work: &Path) -> Result<()> {
     let store = work.join("podman");
     let podman = |args: &[&str]| {
         let mut c = Command::new("podman");
-        c.arg("--root").arg(store.join("root")).arg("--runroot").arg(runroot(&store));
+        c.arg("--root").arg(store.join("root")).arg("--runroot").arg(RUNROOT);
         c.args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]).args(args);
         c
     };
@@ -139,11 +139,8 @@ pub fn inner(spawner: &Path, image: &Path, work: &Path) -> Result<()> {
     Ok(())
 }
 
-/// podman refuses a runroot path over 50 characters.
-fn runroot(store: &Path) -> PathBuf {
-    let _ = store;
-    PathBuf::from("/tmp/sbn-runroot")
-}
+/// podman refuses a runroot path over 50 characters: a short one of the benchmark's own.
+const RUNROOT: &str = "/tmp/sbn-runroot";
 
 /// iperf3's Gbit/s between the two plain namespaces, then from a container on the bridge (the
 /// client runs in the container's network namespace).

@@ -111,17 +111,15 @@ pub fn scan(dir: &Path, mut reclaim: impl FnMut(&Record)) -> Vec<Record> {
     live
 }
 
-/// Leases the first free address of `hosts` (in order) for `record`; `taken` are addresses known
-/// to be in use.
+/// Leases the first free address of `hosts` (in order) for `record`.
 pub fn lease(
     dir: &Path,
     hosts: impl Iterator<Item = Ipv4Addr>,
-    taken: &[Ipv4Addr],
     mut record: Record,
 ) -> Result<Lease, NetworkError> {
     std::fs::create_dir_all(dir).map_err(|e| err("mkdir", dir, e))?;
     let tmp = dir.join(format!(".{}-{}", std::process::id(), super::thread_token()));
-    for address in hosts.filter(|a| !taken.contains(a)) {
+    for address in hosts {
         record.address = address;
         let text = serde_json::to_vec(&record).expect("a lease record serializes");
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -160,17 +158,17 @@ mod tests {
     #[test]
     fn leases_are_unique_and_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
-        let a = lease(dir.path(), hosts(), &[], Record::default()).unwrap();
-        let b = lease(dir.path(), hosts(), &[], Record::default()).unwrap();
+        let a = lease(dir.path(), hosts(), Record::default()).unwrap();
+        let b = lease(dir.path(), hosts(), Record::default()).unwrap();
         assert_eq!(
             (a.record.address, b.record.address),
             (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3))
         );
-        let c = lease(dir.path(), hosts(), &[], Record::default()).unwrap();
-        let full = lease(dir.path(), hosts(), &[], Record::default()).unwrap_err();
+        let c = lease(dir.path(), hosts(), Record::default()).unwrap();
+        let full = lease(dir.path(), hosts(), Record::default()).unwrap_err();
         assert!(full.0.contains("no free address"), "{full}");
         drop(b);
-        let again = lease(dir.path(), hosts(), &[], Record::default()).unwrap();
+        let again = lease(dir.path(), hosts(), Record::default()).unwrap();
         assert_eq!(again.record.address, Ipv4Addr::new(10, 0, 0, 3));
         assert_eq!(scan(dir.path(), |_| panic!("nothing is stale")).len(), 3);
         drop((a, c, again));
@@ -187,7 +185,7 @@ mod tests {
         let mut reclaimed = Vec::new();
         assert!(scan(dir.path(), |r| reclaimed.push(r.name.clone())).is_empty());
         assert_eq!(reclaimed, ["dead"]);
-        let next = lease(dir.path(), hosts(), &[], Record::default()).unwrap();
+        let next = lease(dir.path(), hosts(), Record::default()).unwrap();
         assert_eq!(next.record.address, Ipv4Addr::new(10, 0, 0, 2));
     }
 }

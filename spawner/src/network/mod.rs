@@ -261,7 +261,6 @@ pub struct Attached {
     pub peers: Vec<(String, Ipv4Addr)>,
     /// Its /etc/resolv.conf.
     pub resolv_conf: String,
-    pub published: Vec<Element>,
     _ports: Option<Ports>,
     lease: Option<ipam::Lease>,
     /// The container's /etc/hosts, once announced to its peers; and the network directory.
@@ -277,7 +276,6 @@ impl Attached {
             address: None,
             peers: Vec::new(),
             resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            published: Vec::new(),
             _ports: None,
             lease: None,
             hosts: None,
@@ -312,7 +310,7 @@ impl std::fmt::Debug for Attached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Attached")
             .field("address", &self.address)
-            .field("published", &self.published)
+            .field("published", &self._ports.as_ref().map(|p| &p.elements))
             .finish()
     }
 }
@@ -429,7 +427,7 @@ fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Atta
     });
     let bridge_index = ensure_bridge(&mut host, state_dir, &config, gateway, subnet, &others)?;
     let record = ipam::Record { name: name.into(), ..Default::default() };
-    let mut lease = ipam::lease(&leases, hosts, &[], record)?;
+    let mut lease = ipam::lease(&leases, hosts, record)?;
     let address = lease.record.address;
     let ports = publish(&opts.publish, address, &mut lease)?;
     let netns = own_namespace()?;
@@ -446,13 +444,11 @@ fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Atta
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv_conf =
         dns::resolv_conf(&host_resolv, || std::fs::read_to_string(dns::RESOLVED_UPSTREAM).ok(), &opts.dns);
-    let published = ports.as_ref().map(|p| p.elements.clone()).unwrap_or_default();
     Ok(Attached {
         netns,
         address: Some(address),
         peers,
         resolv_conf,
-        published,
         _ports: ports,
         lease: Some(lease),
         hosts: None,
