@@ -7,6 +7,7 @@
 //! rootfs from its mount plan, pivots, execs, and waits.
 
 pub mod cgroup;
+pub mod clock;
 pub mod container;
 pub mod docker;
 pub mod image;
@@ -16,5 +17,6 @@ pub mod registry;
 pub mod runc;
 /// seccomp profiles (Docker's default, profile files) compiled into BPF filters.
 pub mod seccomp;
+pub mod signal;
 pub mod spec;
 pub mod store;

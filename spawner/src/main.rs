@@ -78,6 +78,114 @@ enum Command {
         /// The image: a name as `images` lists it (busybox:latest, host:5000/app:1).
         references: Vec<String>,
     },
+    /// List containers: running ones, or all with -a.
+    Ps {
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Print only the IDs.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Full IDs and commands.
+        #[arg(long)]
+        no_trunc: bool,
+        /// name=SUBSTRING, id=PREFIX, status=created|running|exited|dead.
+        #[arg(short = 'f', long = "filter")]
+        filter: Vec<String>,
+        /// A Go-style template: {{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}} {{.RunningFor}}
+        /// {{.Status}} {{.State}} {{.Ports}} {{.Names}}; `table` first for a header.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Print a detached container's output (stdout and stderr as it wrote them).
+    Logs {
+        /// Keep printing what it writes until it exits.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only the last N lines ("all": every line).
+        #[arg(short = 'n', long)]
+        tail: Option<String>,
+        /// Each line after the time it was written.
+        #[arg(short = 't', long)]
+        timestamps: bool,
+        container: String,
+    },
+    /// Stop running containers: the stop signal, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10).
+        #[arg(short = 't', long = "time")]
+        time: Option<u32>,
+        /// The signal to send first (default: the container's stop signal).
+        #[arg(short = 's', long)]
+        signal: Option<String>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal (default SIGKILL) to running containers.
+    Kill {
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers: stopped ones, or running ones too with -f.
+    Rm {
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Wait for containers to stop; print each one's exit status.
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Start stopped containers again, in the background (or attached with -a).
+    Start {
+        #[arg(short = 'a', long)]
+        attach: bool,
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop containers and start them again.
+    Restart {
+        #[arg(short = 't', long = "time")]
+        time: Option<u32>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container (its namespaces, cgroup, capabilities and seccomp filter).
+    Exec {
+        /// Keep stdin open (without it, the command's stdin is /dev/null).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// Start the command and return.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// The user: name, uid, name:group or uid:gid, looked up in the container.
+        #[arg(short = 'u', long)]
+        user: Option<String>,
+        #[arg(short = 'w', long)]
+        workdir: Option<String>,
+        #[arg(short = 'e', long = "env")]
+        env: Vec<String>,
+        /// Every capability (still in the container's namespaces, cgroup and filter).
+        #[arg(long)]
+        privileged: bool,
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Print containers' details as Docker's JSON (or as --format says).
+    Inspect {
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Pull an image from a registry into the store (debian, ghcr.io/org/app:1, host:5000/app@sha256:…).
     Pull {
         #[command(flatten)]
@@ -199,15 +307,24 @@ struct RunArgs {
     /// Add NAME:IP to the container's /etc/hosts.
     #[arg(long = "add-host")]
     add_host: Vec<String>,
-    /// Keep the container's writable layer after it exits.
-    #[arg(long)]
-    keep: bool,
-    /// Name the container (its state directory is kept; the name must be unused).
+    /// Name the container (the name must be unused; default: a generated one).
     #[arg(long)]
     name: Option<String>,
-    /// Accepted for Docker compatibility: containers are always removed unless --keep or --name.
+    /// Remove the container when it exits (otherwise it stays, stopped, until `spawner rm`).
     #[arg(long)]
     rm: bool,
+    /// Run in the background: print the container's ID and return; its output goes to its log.
+    #[arg(short = 'd', long)]
+    detach: bool,
+    /// The signal `stop` sends first (default: the image's StopSignal, else SIGTERM).
+    #[arg(long)]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long)]
+    stop_timeout: Option<u32>,
+    /// Restart policy of a detached container: no, on-failure[:MAX-RETRIES], always, unless-stopped.
+    #[arg(long, default_value = "no")]
+    restart: String,
     /// Give the container every capability, no seccomp filter, no masked paths (as Docker does).
     #[arg(long)]
     privileged: bool,
@@ -223,7 +340,7 @@ struct RunArgs {
     /// Give the container a pseudo-terminal (raw mode, window size kept in sync).
     #[arg(short = 't', long)]
     tty: bool,
-    /// Accepted for Docker compatibility: stdin is always passed through.
+    /// Keep stdin open for the container (without it, its stdin is /dev/null).
     #[arg(short = 'i', long)]
     interactive: bool,
     /// Most bytes the image's layers may unpack to (e.g. 20g), counting 4 KiB for each file on
@@ -239,11 +356,15 @@ struct RunArgs {
     #[command(flatten)]
     registry: RegistryArgs,
     /// The image: an archive (a path, optionally with :repo:tag; docker-archive:, oci-archive:
-    /// and oci: say which) or a registry reference.
-    archive: String,
-    /// Command and arguments (replace the image's Cmd).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// and oci: say which) or a registry reference; then the command and its arguments (they
+    /// replace the image's Cmd; everything after the image is the command's).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "IMAGE [COMMAND]..."
+    )]
+    image_and_command: Vec<String>,
 }
 
 /// `--network`, `-p`, `--subnet`, `--dns*` and `--add-host`. The bridge is the default for root
@@ -381,6 +502,57 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+fn containers_dir(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("containers")
+}
+
+/// The container NAME (or ID prefix) names, or exit 125 saying it does not exist.
+fn find(state_dir: &std::path::Path, name: &str) -> docker::record::Container {
+    docker::record::Container::find(&containers_dir(state_dir), name).unwrap_or_else(|e| fail(e))
+}
+
+/// The container's stdin is /dev/null unless -i: spawner's own is, before the container inherits it.
+fn stdin_from_dev_null() {
+    match std::fs::File::open("/dev/null") {
+        Ok(null) => {
+            if let Err(e) = rustix::stdio::dup2_stdin(&null) {
+                fail(format!("stdin: {e}"));
+            }
+        }
+        Err(e) => fail(format!("/dev/null: {e}")),
+    }
+}
+
+/// `start`: the container made before, run again from its record, under a monitor (or attached,
+/// in the foreground: its exit status is returned). A running container is left as it is.
+fn start_container(state_dir: &std::path::Path, name: &str, attach: bool, interactive: bool) -> i32 {
+    let c = find(state_dir, name);
+    if c.status() == docker::record::Status::Running {
+        return 0;
+    }
+    // The run's words again, from where they were given (relative volume paths).
+    let _ = std::env::set_current_dir(&c.record.run_cwd);
+    let words = ["spawner", "run"].into_iter().map(String::from).chain(c.record.run_args.iter().cloned());
+    let args = match Cli::try_parse_from(words) {
+        Ok(Cli { command: Command::Run(args), .. }) => args,
+        _ => fail(format!("container {name}: its record's run arguments no longer parse")),
+    };
+    let opts = run_options(*args, state_dir.to_path_buf(), c.record.run_args.clone());
+    if !attach {
+        return match docker::monitor::detach(&opts, Some(c)) {
+            Ok(_) => 0,
+            Err(code) => std::process::exit(code),
+        };
+    }
+    if !interactive {
+        stdin_from_dev_null();
+    }
+    match docker::run(&opts, docker::Launch { existing: Some(c), ..Default::default() }) {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
 fn fail(message: impl std::fmt::Display) -> ! {
     eprintln!("spawner: {message}");
     std::process::exit(125)
@@ -419,14 +591,27 @@ fn image_source(spec: &str) -> Result<(PathBuf, Option<String>), spawner::regist
     }
 }
 
-fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
+fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunOptions {
+    let mut words = args.image_and_command.clone().into_iter();
+    let image = words.next().unwrap_or_else(|| fail("run: give the image"));
+    let mut command: Vec<String> = words.collect();
+    // `IMAGE -- COMMAND` (the `--` spawner has always taken) is `IMAGE COMMAND`.
+    if command.first().is_some_and(|w| w == "--") {
+        command.remove(0);
+    }
+    if args.rm && args.restart != "no" {
+        fail("conflicting options: --restart and --rm");
+    }
+    if let Err(e) = docker::monitor::Restart::parse(&args.restart) {
+        fail(e);
+    }
     let policy = match args.pull.as_str() {
         "missing" => docker::PullPolicy::Missing,
         "always" => docker::PullPolicy::Always,
         "never" => docker::PullPolicy::Never,
         other => fail(format!("--pull {other}: give missing, always or never")),
     };
-    let (archive, reference, pull) = match image_source(&args.archive) {
+    let (archive, reference, pull) = match image_source(&image) {
         Ok((archive, reference)) => (archive, reference, None),
         Err(r) => {
             let pull = docker::Pull { reference: r, policy, options: args.registry.options() };
@@ -458,7 +643,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         image: reference.or(args.image),
         state_dir,
         overrides: Overrides {
-            command: args.command,
+            command,
             entrypoint: args.entrypoint,
             env: args.env,
             workdir: args.workdir,
@@ -470,8 +655,20 @@ fn run_options(args: RunArgs, state_dir: PathBuf) -> RunOptions {
         network,
         limits,
         cgroup_parent: args.cgroup_parent,
-        keep: args.keep,
+        rm: args.rm,
         name: args.name,
+        interactive: args.interactive,
+        stop_signal: args.stop_signal,
+        stop_timeout: args.stop_timeout,
+        restart: args.restart,
+        security_args: docker::record::SecurityArgs {
+            privileged: args.privileged,
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            security_opt: args.security_opt.clone(),
+        },
+        ports: args.publish.clone(),
+        run_args,
         tty: args.tty,
         max_image_bytes: size("max-image-size", &args.max_image_size),
         security: spawner::docker::security::Security::from_options(
@@ -513,10 +710,131 @@ fn main() {
     let state_dir = cli.root.unwrap_or_else(docker::default_state_dir);
     match cli.command {
         Command::Run(args) => {
-            let opts = run_options(*args, state_dir);
-            match docker::run(&opts) {
+            // The words after `run`, kept in the container's record for `start`.
+            let words: Vec<String> = std::env::args().collect();
+            let at = words.iter().skip(1).position(|w| w == "run").map_or(words.len(), |i| i + 2);
+            let run_args = words[at.min(words.len())..].to_vec();
+            let detach = args.detach;
+            if args.tty && args.interactive && !rustix::termios::isatty(rustix::stdio::stdin()) {
+                fail("the input device is not a TTY");
+            }
+            let opts = run_options(*args, state_dir, run_args);
+            if detach {
+                match docker::monitor::detach(&opts, None) {
+                    Ok(id) => println!("{id}"),
+                    Err(code) => std::process::exit(code),
+                }
+                return;
+            }
+            if !opts.interactive {
+                stdin_from_dev_null();
+            }
+            match docker::run(&opts, docker::Launch::default()) {
                 Ok(code) => std::process::exit(code),
                 Err(e) => fail(e),
+            }
+        }
+        Command::Ps { all, quiet, no_trunc, filter, format } => docker::lifecycle::ps(
+            &containers_dir(&state_dir),
+            all,
+            quiet,
+            no_trunc,
+            &filter,
+            format.as_deref(),
+        )
+        .unwrap_or_else(|e| fail(e)),
+        Command::Logs { follow, tail, timestamps, container } => {
+            let c = find(&state_dir, &container);
+            let tail = match tail.as_deref() {
+                None | Some("all") => None,
+                Some(n) => {
+                    Some(n.parse().unwrap_or_else(|_| fail(format!("--tail {n}: give a number or all"))))
+                }
+            };
+            let how = docker::logs::Show { tail, timestamps, follow };
+            let dir = c.dir.clone();
+            let running = move || {
+                docker::record::Container::load(&dir).is_ok_and(|c| {
+                    matches!(c.status(), docker::record::Status::Running | docker::record::Status::Created)
+                })
+            };
+            let path = c.dir.join(docker::record::LOG_FILE);
+            if let Err(e) = docker::logs::show(&path, &how, &running) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    fail(format!("{}: {e}", path.display()));
+                }
+            }
+        }
+        Command::Stop { time, signal, containers } => {
+            let sig = signal.map(|s| spawner::signal::parse(&s).unwrap_or_else(|e| fail(e)));
+            for name in &containers {
+                docker::lifecycle::stop(&find(&state_dir, name), time, sig).unwrap_or_else(|e| fail(e));
+                println!("{name}");
+            }
+        }
+        Command::Kill { signal, containers } => {
+            let sig = spawner::signal::parse(&signal).unwrap_or_else(|e| fail(e));
+            for name in &containers {
+                docker::lifecycle::kill(&find(&state_dir, name), sig).unwrap_or_else(|e| fail(e));
+                println!("{name}");
+            }
+        }
+        Command::Rm { force, containers } => {
+            for name in &containers {
+                docker::lifecycle::remove(&find(&state_dir, name), force).unwrap_or_else(|e| fail(e));
+                println!("{name}");
+            }
+        }
+        Command::Wait { containers } => {
+            for name in &containers {
+                let status = docker::lifecycle::wait(&mut find(&state_dir, name)).unwrap_or_else(|e| fail(e));
+                println!("{status}");
+            }
+        }
+        Command::Start { attach, interactive, containers } => {
+            if attach && containers.len() > 1 {
+                fail("start -a: give one container");
+            }
+            for name in &containers {
+                let code = start_container(&state_dir, name, attach, interactive);
+                if attach {
+                    std::process::exit(code);
+                }
+                println!("{name}");
+            }
+        }
+        Command::Restart { time, containers } => {
+            for name in &containers {
+                docker::lifecycle::stop(&find(&state_dir, name), time, None).unwrap_or_else(|e| fail(e));
+                start_container(&state_dir, name, false, false);
+                println!("{name}");
+            }
+        }
+        Command::Exec { interactive, tty, detach, user, workdir, env, privileged, container, command } => {
+            let c = find(&state_dir, &container);
+            let args = docker::lifecycle::ExecArgs {
+                command,
+                interactive,
+                tty,
+                detach,
+                user,
+                workdir,
+                env,
+                privileged,
+            };
+            let code = docker::lifecycle::exec(&c, &args).unwrap_or_else(|e| fail(e));
+            std::process::exit(code);
+        }
+        Command::Inspect { format, containers } => {
+            let all: Vec<serde_json::Value> =
+                containers.iter().map(|n| docker::lifecycle::inspect_json(&find(&state_dir, n))).collect();
+            match format {
+                Some(f) => {
+                    for c in &all {
+                        println!("{}", docker::template::render(&f, c).unwrap_or_else(|e| fail(e)));
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default()),
             }
         }
         Command::Images { verify: true } => {

@@ -253,7 +253,7 @@ fn ctrl_c_during_setup_ends_the_run() {
     let vol = format!("{}:/etc/passwd:ro", passwd.display());
     let bb = busybox().display().to_string();
     for attempt in 0..20 {
-        let mut child = state.spawner(&["run", "-v", &vol, &bb, "--", "true"]).spawn().unwrap();
+        let mut child = state.spawner(&["run", "--rm", "-v", &vol, &bb, "--", "true"]).spawn().unwrap();
         let children = format!("/proc/{0}/task/{0}/children", child.id());
         let setup = loop {
             let text = std::fs::read_to_string(&children).unwrap_or_default();

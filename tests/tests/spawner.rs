@@ -314,7 +314,7 @@ fn nothing_is_left_after_a_run() {
         [&["--", "true"][..], &["--", "sh", "-c", "sleep 4321 & exit 3"][..], &["--", "no-such-command"][..]]
     {
         let img = busybox();
-        let mut all = vec!["-v", "run", "--memory", "64m", &img];
+        let mut all = vec!["-v", "run", "--rm", "--memory", "64m", &img];
         all.extend_from_slice(args);
         let out = state.run(&all);
         assert_ne!(code(&out), 125, "{}", stderr(&out));
@@ -345,7 +345,7 @@ fn nothing_is_left_after_a_run() {
 #[test]
 fn images_rmi_and_prune_keep_what_containers_use() {
     let state = StateDir::new("images");
-    assert_eq!(code(&state.run(&["run", &busybox(), "--", "true"])), 0);
+    assert_eq!(code(&state.run(&["run", "--rm", &busybox(), "--", "true"])), 0);
     let out = state.run(&["images"]);
     let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
     let header: Vec<&str> = lines[0].split_whitespace().collect();
@@ -358,7 +358,7 @@ fn images_rmi_and_prune_keep_what_containers_use() {
 
     // A container runs while its image is removed: its layers stay until it is gone.
     let script = "echo up; sleep 1.5; ls /bin/busybox >/dev/null && echo still here";
-    let mut child = state.spawner(&["run", &busybox(), "--", "sh", "-c", script]).spawn().unwrap();
+    let mut child = state.spawner(&["run", "--rm", &busybox(), "--", "sh", "-c", script]).spawn().unwrap();
     let mut first = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut first)
         .unwrap();
@@ -435,7 +435,7 @@ fn tty_gives_the_container_a_terminal_of_its_own() {
     let state = StateDir::new("tty");
     let cmd = state.spawner(&[
         "run",
-        "-t",
+        "-it",
         &busybox(),
         "--",
         "sh",
@@ -578,7 +578,7 @@ fn a_killed_spawner_takes_its_container_along_and_the_next_run_cleans_up() {
     use std::io::{BufRead, BufReader};
     let state = StateDir::new("crash");
     let mut child = state
-        .spawner(&["-v", "run", &busybox(), "--", "sh", "-c", "echo $$ started; exec sleep 100"])
+        .spawner(&["-v", "run", "--rm", &busybox(), "--", "sh", "-c", "echo $$ started; exec sleep 100"])
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -601,7 +601,7 @@ fn a_killed_spawner_takes_its_container_along_and_the_next_run_cleans_up() {
     let left: Vec<_> =
         std::fs::read_dir(state.0.join("containers")).unwrap().flatten().map(|e| e.path()).collect();
     assert_eq!(left.len(), 1, "the dead run's directory is there to clean: {left:?}");
-    let out = state.run(&["-v", "run", &busybox(), "--", "true"]);
+    let out = state.run(&["-v", "run", "--rm", &busybox(), "--", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stderr(&out).contains("left by a spawner that died"), "{}", stderr(&out));
     let left: Vec<_> = std::fs::read_dir(state.0.join("containers")).unwrap().flatten().collect();

@@ -64,6 +64,9 @@ pub struct ChildPlan<'a> {
     pub preserve_fds: u32,
     /// The config's hooks that concern the process (see `super::hooks`), when it has any.
     pub hooks: Option<ChildHooks<'a>>,
+    /// The process's stdin, stdout and stderr, instead of spawner's (a detached container's: see
+    /// `super::Captured`).
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// The hooks' part in the container's setup.
@@ -112,6 +115,12 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         false => Ok(()),
     };
     die_with_parent().map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    if let Some([stdin, stdout, stderr]) = &plan.stdio {
+        let dup = rustix::stdio::dup2_stdin(stdin)
+            .and_then(|()| rustix::stdio::dup2_stdout(stdout))
+            .and_then(|()| rustix::stdio::dup2_stderr(stderr));
+        dup.map_err(|e| format!("dup2 onto stdio: {e}"))?;
+    }
     // Spawner writes one byte once the container may go on: EOF means it died first.
     wait_for_go(&go);
     // Kept for the second go, after the runtime hooks.

@@ -27,6 +27,9 @@ pub struct Exec<'a> {
     pub preserve_fds: u32,
     /// Return once the process runs (its pid), instead of waiting for it.
     pub detach: bool,
+    /// Docker's `-u` (name, uid, `name:group`…), looked up in the container's /etc/passwd and
+    /// /etc/group as the container's own user is (it replaces `process.user`).
+    pub image_user: Option<&'a str>,
 }
 
 /// How an exec ended for its caller.
@@ -78,6 +81,7 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
     let process = req.process;
     let preserve_fds = req.preserve_fds;
     let detach = req.detach;
+    let image_user = req.image_user;
     let run_child = move |go: OwnedFd, errors: OwnedFd| {
         let err = match setup(
             go,
@@ -90,6 +94,7 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
             filter,
             detach,
             in_userns,
+            image_user,
         ) {
             Ok(never) => match never {},
             Err(e) => e,
@@ -110,7 +115,8 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
         false => Ok(()),
     };
     if !detach {
-        return super::spawn_and_wait_with(0, &[], tty_here, &before_go, run_child).map(Outcome::Exited);
+        return super::spawn_and_wait_with(0, &[], tty_here, &before_go, Default::default(), run_child)
+            .map(Outcome::Exited);
     }
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
@@ -188,6 +194,7 @@ fn setup(
     seccomp: Option<crate::seccomp::Filter>,
     detach: bool,
     in_userns: bool,
+    image_user: Option<&str>,
 ) -> Result<child::Never, String> {
     let mut byte = [0u8];
     if rustix::io::read(&go, &mut byte) != Ok(1) {
@@ -213,7 +220,7 @@ fn setup(
     let plan = ProcessPlan {
         process,
         readonly_root: false,
-        image_user: None,
+        image_user,
         init: None,
         exec_fifo: None,
         preserve_fds,

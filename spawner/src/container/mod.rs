@@ -94,6 +94,39 @@ pub struct Exit {
     pub cgroup_left: Option<crate::cgroup::Error>,
 }
 
+/// A container's output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Where a captured container's output goes (a detached container's log).
+pub trait Sink {
+    fn write(&mut self, stream: Stream, bytes: &[u8]);
+}
+
+/// A container whose stdio are not spawner's (conmon's job, for a detached container): it gets
+/// `stdio`, and what comes out of `stdout` and `stderr` (the far ends of its output pipes), or out
+/// of its terminal, is handed to `sink` while spawner waits.
+pub struct Captured<'a> {
+    pub stdio: [OwnedFd; 3],
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    pub sink: &'a mut dyn Sink,
+}
+
+/// Told of the container's process once it runs: its pid and cgroup.
+pub type Started<'a> = dyn FnMut(i32, Option<&crate::cgroup::CgroupLocation>) + 'a;
+
+/// What a front end watches of a foreground run.
+#[derive(Default)]
+pub struct Watch<'a> {
+    pub captured: Option<Captured<'a>>,
+    /// Called once the container's process runs (it has exec'd), with its pid and cgroup.
+    pub started: Option<&'a mut Started<'a>>,
+}
+
 const RELAYED: [i32; 6] = [1, 2, 3, 10, 12, 15]; // HUP INT QUIT USR1 USR2 TERM
 const SIGCHLD: i32 = 17;
 const SIGWINCH: i32 = 28;
@@ -104,7 +137,7 @@ fn signal_set(signals: &[i32]) -> rawsys::SigSet {
 
 /// Runs the container in the foreground, spawner its parent: it dies with spawner, its terminal
 /// (if it has one) is spawner's, signals sent to spawner reach it. Returns how it ended.
-pub fn run(config: &Config, extras: Extras) -> Result<Exit, RunError> {
+pub fn run(config: &Config, extras: Extras, watch: Watch<'_>) -> Result<Exit, RunError> {
     if config.hooks != crate::spec::Hooks::default() {
         return Err(RunError("config.json: hooks: only a container made by create runs them".into()));
     }
@@ -118,9 +151,26 @@ pub fn run(config: &Config, extras: Extras) -> Result<Exit, RunError> {
             false => (None, None),
         };
         let (process, init) = (prepared.process, prepared.extras.init.is_some());
-        let plan = prepared.child_plan(config, tty_there, None, 0, true, None)?;
+        let Watch { captured, mut started } = watch;
+        let location = prepared.cgroup.as_ref().map(Cgroup::location);
+        let mut plan = prepared.child_plan(config, tty_there, None, 0, true, None)?;
+        let mut output = Output::default();
+        if let Some(c) = captured {
+            plan.stdio = Some(c.stdio);
+            output.captured = Some((c.stdout, c.stderr, c.sink));
+        }
         let before_go = |pid| before_go(config, process, init, pid);
-        spawn_and_wait(plan, mount_plan::clone_flags(config), tty_here, &before_go)
+        let mut on_start = |pid: i32| {
+            if let Some(f) = started.as_mut() {
+                f(pid, location.as_ref())
+            }
+        };
+        output.started = Some(&mut on_start);
+        let via = std::mem::take(&mut plan.via);
+        let flags = mount_plan::clone_flags(config);
+        spawn_and_wait_with(flags, &via, tty_here, &before_go, output, move |go, errors| {
+            child::run(plan, go, errors);
+        })
     })();
     let Some(cgroup) = prepared.cgroup else {
         return Ok(Exit { status: status?, oom_kills: 0, memory_limit: None, cgroup_left: None });
@@ -253,7 +303,7 @@ impl Foreground {
     /// Waits for the container's process `pid` (the caller's child) and returns its exit status,
     /// relaying signals (and the terminal).
     pub fn wait(self, pid: i32) -> Result<i32, RunError> {
-        let status = wait_relaying(pid, &self.signals, self.master.as_ref());
+        let status = wait_relaying(pid, &self.signals, self.master.as_ref(), None);
         drop(self.raw);
         status
     }
@@ -349,6 +399,7 @@ impl<'a> Prepared<'a> {
             exec_fifo,
             preserve_fds,
             hooks,
+            stdio: None,
         })
     }
 }
@@ -495,18 +546,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
 }
 
-/// Clones the container's first process into its new namespaces, lets it go once it is in the
-/// cgroup, and waits for it while relaying signals. Returns the exit status.
-fn spawn_and_wait(
-    mut plan: ChildPlan<'_>,
-    clone_flags: u64,
-    tty_socket: Option<OwnedFd>,
-    before_go: &dyn Fn(i32) -> Result<(), RunError>,
-) -> Result<i32, RunError> {
-    let via = std::mem::take(&mut plan.via);
-    spawn_and_wait_with(clone_flags, &via, tty_socket, before_go, move |go, errors| {
-        child::run(plan, go, errors);
-    })
+/// What the wait does with the container's output besides relaying it: a captured container's
+/// pipes are read into its sink; `started` hears of the process once it runs.
+#[derive(Default)]
+pub(crate) struct Output<'a, 'b> {
+    captured: Option<(OwnedFd, OwnedFd, &'a mut dyn Sink)>,
+    started: Option<&'b mut dyn FnMut(i32)>,
 }
 
 /// Clones a process that runs `child` (given the go and error pipes), lets it go once `before_go`
@@ -517,6 +562,7 @@ pub(crate) fn spawn_and_wait_with(
     via: &[(NamespaceKind, OwnedFd)],
     tty_socket: Option<OwnedFd>,
     before_go: &dyn Fn(i32) -> Result<(), RunError>,
+    mut output: Output<'_, '_>,
     child: impl FnOnce(OwnedFd, OwnedFd),
 ) -> Result<i32, RunError> {
     // Signals for the container wait in a signalfd from now on, none lost while it starts.
@@ -556,6 +602,9 @@ pub(crate) fn spawn_and_wait_with(
     for sig in pending {
         let _ = rawsys::kill(pid, sig);
     }
+    if let (Some(started), true) = (output.started.as_mut(), message.is_empty()) {
+        started(pid);
+    }
     let master = match (&tty_socket, message.is_empty()) {
         (Some(socket), true) => tty::receive_master(socket).map_err(RunError)?,
         _ => None,
@@ -563,8 +612,9 @@ pub(crate) fn spawn_and_wait_with(
     if let Some(m) = &master {
         tty::sync_window_size(m.as_fd());
     }
-    let raw = master.as_ref().and_then(|_| tty::RawMode::enter());
-    let status = wait_relaying(pid, &signals, master.as_ref())?;
+    // A captured container's terminal is not spawner's.
+    let raw = master.as_ref().filter(|_| output.captured.is_none()).and_then(|_| tty::RawMode::enter());
+    let status = wait_relaying(pid, &signals, master.as_ref(), output.captured.as_mut())?;
     log::debug!("container exited: {status}");
     drop(raw);
     if !message.is_empty() {
@@ -624,15 +674,25 @@ fn wait_for_setup(pid: i32, errors: &OwnedFd, signals: &OwnedFd) -> Result<Setup
     }
 }
 
+/// A captured container's output pipes and where their bytes go.
+type Capture<'a> = (OwnedFd, OwnedFd, &'a mut dyn Sink);
+
 /// Waits for the container's first process (init), relaying signals; with a terminal, also copies
-/// stdin to the pty and the pty to stdout, and passes window-size changes on.
-fn wait_relaying(pid: i32, signals: &OwnedFd, master: Option<&OwnedFd>) -> Result<i32, RunError> {
+/// stdin to the pty and the pty to stdout, and passes window-size changes on. A captured container's
+/// output (its pipes, or its terminal) goes to the capture's sink instead, and stdin is not read.
+fn wait_relaying(
+    pid: i32,
+    signals: &OwnedFd,
+    master: Option<&OwnedFd>,
+    mut captured: Option<&mut Capture<'_>>,
+) -> Result<i32, RunError> {
     use rustix::event::{poll, PollFd, PollFlags};
     use rustix::process::{waitpid, Pid, WaitOptions};
     let child = Pid::from_raw(pid).expect("a child pid is positive");
     let (stdin, stdout) = (rustix::stdio::stdin(), rustix::stdio::stdout());
-    let mut stdin_open = master.is_some();
+    let mut stdin_open = master.is_some() && captured.is_none();
     let mut master_open = master.is_some();
+    let mut pipes_open = [captured.is_some(); 2];
     let mut status = None;
     loop {
         if status.is_none() {
@@ -646,20 +706,26 @@ fn wait_relaying(pid: i32, signals: &OwnedFd, master: Option<&OwnedFd>) -> Resul
                 });
             }
         }
-        match status {
-            // With a terminal, the output the container left in the pty is still to be copied.
-            Some(code) if !master_open => return Ok(code),
-            Some(code) => {
-                let m = master.expect("master_open implies a master");
+        if let Some(code) = status {
+            // What the container left in its pty or pipes is still to be copied: every process of
+            // its PID namespace is gone, so nothing more comes.
+            if let (Some(m), true) = (master, master_open) {
                 rustix::io::ioctl_fionbio(m, true).ok();
-                while tty::pump(m.as_fd(), stdout) {}
-                return Ok(code);
+                match captured.as_mut() {
+                    Some(c) => while capture(m, Stream::Stdout, c.2) {},
+                    None => while tty::pump(m.as_fd(), stdout) {},
+                }
             }
-            None => {}
+            if let Some(c) = captured.as_mut() {
+                for (fd, stream) in [(&c.0, Stream::Stdout), (&c.1, Stream::Stderr)] {
+                    rustix::io::ioctl_fionbio(fd, true).ok();
+                    while capture(fd, stream, c.2) {}
+                }
+            }
+            return Ok(code);
         }
         let mut fds = vec![PollFd::new(signals, PollFlags::IN)];
-        let mut master_at = None;
-        let mut stdin_at = None;
+        let (mut master_at, mut stdin_at, mut pipes_at) = (None, None, [None; 2]);
         if let (Some(m), true) = (master, master_open) {
             master_at = Some(fds.len());
             fds.push(PollFd::new(m, PollFlags::IN));
@@ -668,28 +734,63 @@ fn wait_relaying(pid: i32, signals: &OwnedFd, master: Option<&OwnedFd>) -> Resul
             stdin_at = Some(fds.len());
             fds.push(PollFd::new(&stdin, PollFlags::IN));
         }
+        if let Some(c) = captured.as_ref() {
+            for (i, fd) in [&c.0, &c.1].into_iter().enumerate() {
+                if pipes_open[i] {
+                    pipes_at[i] = Some(fds.len());
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                }
+            }
+        }
         let _ = poll(&mut fds, None);
         let ready = |at: Option<usize>| at.is_some_and(|i| !fds[i].revents().is_empty());
         let (master_ready, stdin_ready) = (ready(master_at), ready(stdin_at));
+        let pipes_ready = [ready(pipes_at[0]), ready(pipes_at[1])];
         drop(fds);
         if let Some(m) = master {
             if master_ready {
-                master_open = tty::pump(m.as_fd(), stdout);
+                master_open = match captured.as_mut() {
+                    Some(c) => capture(m, Stream::Stdout, c.2),
+                    None => tty::pump(m.as_fd(), stdout),
+                };
             }
             if stdin_ready {
                 stdin_open = tty::pump(stdin, m.as_fd());
             }
         }
+        if let Some(c) = captured.as_mut() {
+            for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
+                if pipes_ready[i] {
+                    let fd = if i == 0 { &c.0 } else { &c.1 };
+                    pipes_open[i] = capture(fd, stream, c.2);
+                }
+            }
+        }
         while let Some(sig) = rawsys::read_signal(signals.as_fd()) {
             match (sig, master) {
                 (SIGCHLD, _) => {}
-                (SIGWINCH, Some(m)) => tty::sync_window_size(m.as_fd()),
-                (SIGWINCH, None) => {}
+                (SIGWINCH, Some(m)) if captured.is_none() => tty::sync_window_size(m.as_fd()),
+                (SIGWINCH, _) => {}
                 _ => {
                     log::debug!("relaying signal {sig} to the container");
                     let _ = rawsys::kill(pid, sig);
                 }
             }
         }
+    }
+}
+
+/// Reads what is ready on `fd` into `sink`; false once it is at its end (or failed).
+fn capture(fd: &OwnedFd, stream: Stream, sink: &mut dyn Sink) -> bool {
+    let mut buf = [0u8; 16384];
+    match rustix::io::read(fd, &mut buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            sink.write(stream, &buf[..n]);
+            true
+        }
+        Err(rustix::io::Errno::INTR) => true,
+        // Drained (non-blocking), or a pty whose processes are all gone (EIO).
+        Err(_) => false,
     }
 }

@@ -7,10 +7,15 @@
 //! the state directory (`state_dir`, `stale`).
 
 pub mod devices;
+pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
 pub mod process;
+pub mod record;
 pub mod security;
 mod stale;
 mod state_dir;
+pub mod template;
 
 use crate::cgroup::Limits;
 use crate::container::mount_plan::FrontEndMounts;
@@ -65,9 +70,21 @@ pub struct RunOptions {
     pub network: crate::network::Options,
     pub limits: Limits,
     pub cgroup_parent: Option<PathBuf>,
-    /// Keep the container's upper directory after it exits (implied by `name`).
-    pub keep: bool,
+    /// `--rm`: the container (its directory, writable layer, record) goes when its run ends;
+    /// otherwise it stays, stopped, until `spawner rm`, as Docker keeps it.
+    pub rm: bool,
     pub name: Option<String>,
+    /// `-i`: the container's stdin is spawner's (otherwise /dev/null).
+    pub interactive: bool,
+    /// `--stop-signal` and `--stop-timeout` (else the image's StopSignal, SIGTERM, and 10 s).
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<u32>,
+    /// `--restart` as given, checked.
+    pub restart: String,
+    /// The flags as given, for the container's record (`start` runs it again from them).
+    pub security_args: record::SecurityArgs,
+    pub ports: Vec<String>,
+    pub run_args: Vec<String>,
     pub tty: bool,
     pub security: security::Security,
     /// The most bytes an image's layers may unpack to (a decompression bomb stops there).
@@ -170,17 +187,6 @@ fn open_volumes(volumes: &[Volume]) -> Result<Vec<(rootfs::VolumeTree, PathBuf)>
         .collect()
 }
 
-fn random_id() -> String {
-    let mut bytes = [0u8; 6];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_err()
-    {
-        bytes = (std::process::id() as u64 ^ rawsys::now_ms()).to_le_bytes()[..6].try_into().unwrap();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The container's directory in the state dir: overlay upper/work dirs and its /etc files.
 struct ContainerDir {
     path: PathBuf,
@@ -273,14 +279,15 @@ fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
     }
 }
 
-/// Creates `containers/NAME` with its upper and work directories, locked for this run: made as
-/// `.ID.new`, locked, then renamed into place without replacing anything (a taken name is an error).
+/// Creates `containers/NAME` with its upper and work directories and its record, locked for this
+/// run: made as `.ID.new`, locked, then renamed into place without replacing anything (a taken
+/// name is an error).
 fn create_container_dir(
     containers: &Path,
-    name: &str,
-    id: &str,
+    record: &record::Record,
     keep: bool,
 ) -> Result<ContainerDir, RunError> {
+    let (name, id) = (record.name.as_str(), record.id.as_str());
     let path = containers.join(name);
     let in_use = || RunError(format!("container name {name:?} is already in use ({})", path.display()));
     if path.exists() {
@@ -301,6 +308,7 @@ fn create_container_dir(
         if keep {
             std::fs::write(tmp.join(stale::KEEP_MARKER), "").map_err(|e| io("write", &tmp, e))?;
         }
+        record::write_record(&tmp, record)?;
         match rustix::fs::renameat_with(
             rustix::fs::CWD,
             &tmp,
@@ -321,6 +329,24 @@ fn create_container_dir(
         }
     }
 }
+
+/// Locks the directory of a container made before, for this run (`start`, a restart).
+fn claim_container_dir(container: &record::Container) -> Result<ContainerDir, RunError> {
+    let path = container.dir.clone();
+    match stale::claim(&path) {
+        Ok(lock) => {
+            let _ = std::fs::remove_file(path.join(CGROUP_GONE));
+            let _ = std::fs::remove_file(path.join(lifecycle::STOPPED_MARKER));
+            Ok(ContainerDir { path, keep: !container.record.auto_remove, _lock: lock })
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            Err(RunError(format!("container {} is already running", container.record.name)))
+        }
+        Err(e) => Err(RunError(format!("lock {}: {e}", path.display()))),
+    }
+}
+
+const CGROUP_GONE: &str = stale::CGROUP_GONE_MARKER;
 
 /// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written into a
 /// small detached tmpfs and bound over the image's by the child (no file on the host disk). With
@@ -359,18 +385,38 @@ pub fn default_state_dir() -> PathBuf {
     std::env::var_os("SPAWNER_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/spawner"))
 }
 
+/// How a run starts, beyond its options.
+#[derive(Default)]
+pub struct Launch {
+    /// The container made before (`start`, a restart): its directory, record and writable layer
+    /// are used again.
+    pub existing: Option<record::Container>,
+    /// The new container's ID (default: a new one).
+    pub id: Option<String>,
+    /// A detached run (see `monitor`): its stdin is /dev/null, its output goes to its log.
+    pub detached: bool,
+    /// Told once the container's process runs (the ID and a newline are written to it, then it is
+    /// closed, as is spawner's stderr: nobody reads them any more).
+    pub ready: Option<OwnedFd>,
+}
+
+/// Docker's rule for names (it also keeps them valid as directory and cgroup names).
+fn check_name(name: &str) -> Result<(), RunError> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 128;
+    match valid {
+        true => Ok(()),
+        false => Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"))),
+    }
+}
+
 /// Runs the container `opts` describes; returns its exit status (128+N for a signal, 137 for an
 /// OOM kill).
-pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
-    // Docker's rule for names (it also keeps them valid as directory and cgroup names), checked
-    // before any work is done.
-    if let Some(name) = &opts.name {
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            && name.len() <= 128;
-        if !valid {
-            return Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
-        }
+pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
+    // Checked before any work is done.
+    if let Some(name) = opts.name.as_deref().filter(|_| launch.existing.is_none()) {
+        check_name(name)?;
     }
     process::check_overrides(&opts.overrides).map_err(RunError)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
@@ -382,8 +428,18 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
     let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
     let pulled = opts.pull.as_ref().map(|p| ensure_pulled(p, &store)).transpose()?;
-    let id = random_id();
-    let dir_name = opts.name.clone().unwrap_or_else(|| id.clone());
+    let (id, dir_name) = match &launch.existing {
+        Some(c) => (c.record.id.clone(), c.record.name.clone()),
+        None => {
+            let id = launch.id.clone().unwrap_or_else(record::new_id);
+            let name = opts
+                .name
+                .clone()
+                .unwrap_or_else(|| record::generated_name(&id, |n| containers.join(n).exists()));
+            (id, name)
+        }
+    };
+    let short_id = &id[..12];
     let net = (opts.network.mode != Mode::Host)
         .then(|| network::attach(&opts.state_dir, &dir_name, &id, &opts.network));
     let archive = Archive::open(&opts.archive)?;
@@ -401,10 +457,16 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
     layers.push(init_layer(&opts.state_dir)?);
     log::info!("{} layers ready in {}", layers.len(), store.root().display());
 
-    let process = process::resolve(&image.config, &opts.overrides, &id, |n| std::env::var(n).ok())?;
+    let process = process::resolve(&image.config, &opts.overrides, short_id, |n| std::env::var(n).ok())?;
     let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
     stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
-    let mut dir = create_container_dir(&containers, &dir_name, &id, opts.keep || opts.name.is_some())?;
+    let mut dir = match &launch.existing {
+        Some(c) => claim_container_dir(c)?,
+        None => {
+            let record = new_record(opts, &id, &dir_name, &image, &process)?;
+            create_container_dir(&containers, &record, !opts.rm)?
+        }
+    };
     record_layers(&dir.path, &image_layers)?;
     drop(hold);
     let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
@@ -484,7 +546,60 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         no_cgroup: false,
         no_pivot: false,
     };
-    let exit = container::run(&config, extras)?;
+    let restart_count = launch.existing.as_ref().map_or(0, |c| c.state.restart_count);
+    let mut state =
+        record::RunState { monitor: std::process::id() as i32, restart_count, ..Default::default() };
+    record::write_state(&dir.path, &state)?;
+    let mut log =
+        match launch.detached {
+            true => Some(logs::JsonLog::create(&dir.path.join(record::LOG_FILE)).map_err(|e| {
+                RunError(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display()))
+            })?),
+            false => None,
+        };
+    let mut ready = launch.ready;
+    let state_dir = dir.path.clone();
+    let mut started = |pid: i32, cgroup: Option<&crate::cgroup::CgroupLocation>| {
+        state.phase = record::Phase::Running;
+        state.pid = pid;
+        state.start_time = crate::runc::state::start_time(pid).unwrap_or(0);
+        state.started_at = crate::clock::now_ns();
+        state.cgroup = cgroup.cloned();
+        if let Err(e) = record::write_state(&state_dir, &state) {
+            log::warn!("{e}");
+        }
+        if let Some(ready) = ready.take() {
+            let _ = rustix::io::write(&ready, format!("{id}\n").as_bytes());
+            if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+                let _ = rustix::stdio::dup2_stderr(&null);
+            }
+        }
+    };
+    let mut watch = container::Watch { captured: None, started: Some(&mut started) };
+    if let Some(log) = log.as_mut() {
+        watch.captured = Some(capture_pipes(log)?);
+    }
+    let exit = container::run(&config, extras, watch);
+    if let Some(log) = log.as_mut() {
+        log.finish();
+    }
+    let exit = match exit {
+        Ok(exit) => exit,
+        Err(e) => {
+            if dir.keep {
+                let failed = record::RunState {
+                    phase: record::Phase::Exited,
+                    exit_code: 125,
+                    error: e.0.clone(),
+                    finished_at: crate::clock::now_ns(),
+                    restart_count,
+                    ..Default::default()
+                };
+                let _ = record::write_state(&dir.path, &failed);
+            }
+            return Err(e);
+        }
+    };
     match exit.cgroup_left {
         None if dir.keep => {
             let _ = std::fs::write(dir.path.join(stale::CGROUP_GONE_MARKER), "");
@@ -497,6 +612,15 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
             dir.keep = true;
         }
     }
+    if dir.keep {
+        let mut state = record::Container::load(&dir.path).map(|c| c.state).unwrap_or_default();
+        state.phase = record::Phase::Exited;
+        state.exit_code = exit.status;
+        state.oom_killed = exit.oom_kills > 0;
+        state.finished_at = crate::clock::now_ns();
+        state.pid = 0;
+        record::write_state(&dir.path, &state)?;
+    }
     drop(dir);
     log::debug!("cleaned up");
     if exit.oom_kills > 0 {
@@ -508,6 +632,73 @@ pub fn run(opts: &RunOptions) -> Result<i32, RunError> {
         }
     }
     Ok(exit.status)
+}
+
+/// The record of a container about to be made.
+fn new_record(
+    opts: &RunOptions,
+    id: &str,
+    name: &str,
+    image: &crate::image::Image,
+    process: &process::ProcessSpec,
+) -> Result<record::Record, RunError> {
+    let stop_signal = match opts.stop_signal.as_deref().or(image.config.config.stop_signal.as_deref()) {
+        Some(s) => crate::signal::parse(s).map_err(|e| RunError(format!("stop signal: {e}")))?,
+        None => 15,
+    };
+    // As `images` names it: the reference, the archive's name for the image, or the archive.
+    let image_name =
+        match &opts.pull {
+            Some(p) => p.reference.familiar(),
+            None => opts.image.clone().or_else(|| image.names.first().cloned()).unwrap_or_else(|| {
+                opts.archive.file_name().unwrap_or_default().to_string_lossy().into_owned()
+            }),
+        };
+    Ok(record::Record {
+        id: id.into(),
+        name: name.into(),
+        image: image_name,
+        image_id: image.config_digest.to_string(),
+        created: crate::clock::now_ns(),
+        command: process.argv.clone(),
+        env: process.env.clone(),
+        cwd: process.cwd.clone(),
+        user: opts_user(opts, &image.config),
+        hostname: process.hostname.clone(),
+        security: opts.security_args.clone(),
+        stop_signal,
+        stop_timeout: opts.stop_timeout.unwrap_or(10),
+        auto_remove: opts.rm,
+        tty: opts.tty,
+        network: opts.network.mode.to_string(),
+        ports: opts.ports.clone(),
+        restart: opts.restart.clone(),
+        run_args: opts.run_args.clone(),
+        run_cwd: std::env::current_dir().unwrap_or_default(),
+    })
+}
+
+fn dev_null() -> Result<OwnedFd, RunError> {
+    rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| RunError(format!("open /dev/null: {e}")))
+}
+
+/// The pipes a detached container writes its output into, with `log` reading them.
+fn capture_pipes(log: &mut logs::JsonLog) -> Result<container::Captured<'_>, RunError> {
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
+    };
+    let ((out_read, out_write), (err_read, err_write)) = (pipe()?, pipe()?);
+    Ok(container::Captured {
+        stdio: [dev_null()?, out_write, err_write],
+        stdout: out_read,
+        stderr: err_read,
+        sink: log,
+    })
 }
 
 /// Docker's `User` for the container: `-u`, else the image's (empty: root).
@@ -598,9 +789,14 @@ fn container_config(
             terminal: opts.tty,
             // The size of spawner's own terminal from the start, as docker run -t: a process that
             // asks for it at once (stty size) must not see 0 0 before spawner passes it on.
+            // (stdin's, or stdout's when stdin is not attached).
             console_size: opts
                 .tty
-                .then(|| rustix::termios::tcgetwinsize(rustix::stdio::stdin()).ok())
+                .then(|| {
+                    rustix::termios::tcgetwinsize(rustix::stdio::stdin())
+                        .or_else(|_| rustix::termios::tcgetwinsize(rustix::stdio::stdout()))
+                        .ok()
+                })
                 .flatten()
                 .map(|w| (w.ws_row, w.ws_col)),
             capabilities: spec::Capabilities {

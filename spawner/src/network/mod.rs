@@ -78,6 +78,18 @@ impl Mode {
     }
 }
 
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mode::None => f.write_str("none"),
+            Mode::Host => f.write_str("host"),
+            Mode::Bridge => f.write_str("bridge"),
+            Mode::Pasta => f.write_str("pasta"),
+            Mode::Container(name) => write!(f, "container:{name}"),
+        }
+    }
+}
+
 /// `-p [IP:][HOSTPORT:]CONTAINERPORT[/tcp|udp]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Publish {

@@ -284,31 +284,9 @@ fn start(root: &Path, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A signal by number or name (`9`, `KILL`, `SIGKILL`), as engines and runtime-tools send them.
-fn parse_signal(text: &str) -> Result<i32, String> {
-    if let Ok(n) = text.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(format!("invalid signal: {text}")) };
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    const NAMES: [&str; 31] = [
-        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
-        "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
-        "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
-    ];
-    if name == "IOT" {
-        return Ok(6);
-    }
-    NAMES
-        .iter()
-        .position(|n| *n == name)
-        .map(|i| i as i32 + 1)
-        .ok_or_else(|| format!("invalid signal: {text}"))
-}
-
 fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), String> {
     let state = ContainerState::load(root, id)?;
-    let sig = parse_signal(signal)?;
+    let sig = crate::signal::parse(signal)?;
     if all {
         for pid in pids(&state)? {
             let _ = rawsys::kill(pid, sig);
@@ -453,6 +431,7 @@ fn exec(root: &Path, args: &cli::Exec) -> Result<i32, String> {
         console_socket,
         preserve_fds: args.preserve_fds,
         detach: args.detach,
+        image_user: None,
     };
     match container::exec::exec(request).map_err(|e| e.0)? {
         container::exec::Outcome::Detached(pid) => {
