@@ -73,7 +73,7 @@ pub fn inner(spawner: &Path, image: &Path, work: &Path) -> Result<()> {
     let state = work.join("spawner-state");
     let spawner_run = |args: &[&str]| {
         let mut c = Command::new(spawner);
-        c.arg("--root").arg(&state).arg("run").args(args).arg(image).args(["--", "/bin/true"]);
+        c.arg("--root").arg(&state).args(["run", "--rm"]).args(args).arg(image).args(["--", "/bin/true"]);
         c
     };
     // podman on this hybrid host: cgroups disabled, /sys/fs/cgroup/unified out of its sight, the
@@ -161,7 +161,7 @@ fn throughput(world: &World, spawner: &Path, state: &Path, image: &Path) -> Resu
     let mut container = Command::new(spawner)
         .arg("--root")
         .arg(state)
-        .args(["run", "--network", "bridge"])
+        .args(["run", "--rm", "--network", "bridge"])
         .arg(image)
         .args(["--", "sleep", "60"])
         .stdin(Stdio::null())

@@ -106,7 +106,7 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
     archive
         .arg("--root")
         .arg(work.join("spawner-state"))
-        .args(["run", "--network", "none"])
+        .args(["run", "--rm", "--network", "none"])
         .arg(image)
         .args(["--", "/bin/true"]);
     rows.push(Row { name: "spawner run image.tar (reference)".into(), steps: vec![archive], times: vec![] });

@@ -108,6 +108,7 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
                 let mut ours = Command::new(spawner);
                 ours.arg("--root").arg(&state).args([
                     "run",
+                    "--rm",
                     "--network",
                     "none",
                     &reference,

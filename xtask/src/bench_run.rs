@@ -86,7 +86,7 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
     spawner_cmd
         .arg("--root")
         .arg(&state)
-        .args(["run", "--network", "none"])
+        .args(["run", "--rm", "--network", "none"])
         .arg(image)
         .args(["--", "/bin/true"]);
     let mut crun = Command::new("crun");
@@ -113,7 +113,7 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
     unconfined
         .arg("--root")
         .arg(&state)
-        .args(["run", "--network", "none", "--security-opt", "seccomp=unconfined"])
+        .args(["run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined"])
         .arg(image);
     unconfined.args(["--", "/bin/true"]);
     let mut peers = vec![
@@ -131,7 +131,7 @@ pub fn inner(spawner: &Path, image: &Path, bundle: &Path, work: &Path) -> Result
         command
             .arg("--root")
             .arg(work.join("baseline-state"))
-            .arg("run")
+            .args(["run", "--rm"])
             .arg(image)
             .args(["--", "/bin/true"]);
         peers.insert(1, Peer { name: "spawner run, baseline build", command, times: Vec::new() });
@@ -271,7 +271,7 @@ pub fn unpack() -> Result<()> {
                 Command::new(&dist.spawner)
                     .arg("--root")
                     .arg(state)
-                    .args(["run", "--network", "none"])
+                    .args(["run", "--rm", "--network", "none"])
                     .arg(&big)
                     .args(["--", "true"]),
             )
