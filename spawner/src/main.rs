@@ -131,6 +131,9 @@ enum Command {
     Rm {
         #[arg(short = 'f', long)]
         force: bool,
+        /// Remove the container's anonymous volumes too.
+        #[arg(short = 'v', long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -179,6 +182,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
+    /// Manage volumes: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Print containers' details as Docker's JSON (or as --format says).
     Inspect {
         #[arg(short = 'f', long)]
@@ -196,6 +202,107 @@ enum Command {
         /// The image reference.
         reference: String,
     },
+}
+
+#[derive(Subcommand)]
+enum VolumeCommand {
+    /// Make a volume (a generated name when none is given); print its name.
+    Create { name: Option<String> },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Print volumes' details as Docker's JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    #[command(alias = "remove")]
+    Rm {
+        /// Accepted as Docker's; a volume in use is still refused.
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (every unused volume with -a).
+    Prune {
+        #[arg(short = 'a', long)]
+        all: bool,
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
+/// The containers (by name) that use the volume `name`.
+fn volume_users(state_dir: &std::path::Path, name: &str) -> Vec<String> {
+    docker::record::list(&containers_dir(state_dir))
+        .into_iter()
+        .filter(|c| c.record.mounts.iter().any(|m| m.kind == "volume" && m.name == name))
+        .map(|c| c.record.name)
+        .collect()
+}
+
+fn volume(state_dir: &std::path::Path, command: VolumeCommand) {
+    let store = docker::volumes::Store::open(state_dir);
+    match command {
+        VolumeCommand::Create { name } => {
+            let name = name.unwrap_or_else(docker::record::new_id);
+            store.ensure(&name, false).unwrap_or_else(|e| fail(e));
+            println!("{name}");
+        }
+        VolumeCommand::Ls { quiet } => {
+            if !quiet {
+                println!("{:<10} VOLUME NAME", "DRIVER");
+            }
+            for v in store.list() {
+                match quiet {
+                    true => println!("{}", v.name),
+                    false => println!("{:<10} {}", "local", v.name),
+                }
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let all: Vec<serde_json::Value> = names
+                .iter()
+                .map(|n| {
+                    let info = store.info(n).unwrap_or_else(|e| fail(e));
+                    serde_json::json!({
+                        "CreatedAt": spawner::clock::rfc3339(spawner::clock::from_ns(info.created)),
+                        "Driver": "local",
+                        "Labels": info.labels,
+                        "Mountpoint": store.data(n),
+                        "Name": info.name,
+                        "Options": {},
+                        "Scope": "local",
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        }
+        VolumeCommand::Rm { force: _, names } => {
+            for name in &names {
+                let users = volume_users(state_dir, name);
+                if !users.is_empty() {
+                    fail(format!("volume {name} is in use by container {}", users.join(", ")));
+                }
+                store.remove(name).unwrap_or_else(|e| fail(e));
+                println!("{name}");
+            }
+        }
+        VolumeCommand::Prune { all, force: _ } => {
+            println!("Deleted Volumes:");
+            for v in store.list() {
+                if (v.anonymous || all) && volume_users(state_dir, &v.name).is_empty() {
+                    store.remove(&v.name).unwrap_or_else(|e| fail(e));
+                    println!("{}", v.name);
+                }
+            }
+        }
+    }
 }
 
 /// How to reach a registry, as podman and skopeo spell it.
@@ -260,10 +367,14 @@ struct RunArgs {
     entrypoint: Option<String>,
     #[arg(long)]
     hostname: Option<String>,
-    /// Bind mount HOST:CONTAINER[:OPTIONS]: ro|rw, and dev, suid, noexec (a volume is nodev,nosuid
-    /// unless it says dev or suid).
+    /// A volume: HOST:CONTAINER (a bind mount), NAME:CONTAINER (a named volume, made and filled
+    /// from the image on first use) or CONTAINER (an anonymous one), with :OPTIONS ro|rw, dev,
+    /// suid, noexec, nocopy (nodev,nosuid unless it says dev or suid; z, Z accepted).
     #[arg(short = 'v', long = "volume")]
     volumes: Vec<String>,
+    /// type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-nocopy][,tmpfs-size=…][,tmpfs-mode=…]
+    #[arg(long = "mount")]
+    mounts: Vec<String>,
     /// Give the container a host device: HOST[:CONTAINER][:PERMS], PERMS of r, w, m (default rwm).
     #[arg(long = "device")]
     devices: Vec<String>,
@@ -633,7 +744,15 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
         ..Limits::default()
     };
     let network = network_options(&args).unwrap_or_else(|e| fail(e));
-    let volumes = args.volumes.iter().map(|v| docker::parse_volume(v).unwrap_or_else(|e| fail(e))).collect();
+    let mut volumes: Vec<docker::Volume> =
+        args.volumes.iter().map(|v| docker::volumes::parse(v).unwrap_or_else(|e| fail(e))).collect();
+    let mut tmpfs = Vec::new();
+    for m in &args.mounts {
+        match docker::volumes::parse_mount(m).unwrap_or_else(|e| fail(e)) {
+            docker::volumes::MountSpec::Volume(v) => volumes.push(v),
+            docker::volumes::MountSpec::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
     let devices =
         args.devices.iter().map(|d| docker::devices::parse(d).unwrap_or_else(|e| fail(e))).collect();
     RunOptions {
@@ -651,6 +770,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
             hostname: args.hostname,
         },
         volumes,
+        tmpfs,
         read_only: args.read_only,
         network,
         limits,
@@ -779,12 +899,17 @@ fn main() {
                 println!("{name}");
             }
         }
-        Command::Rm { force, containers } => {
+        Command::Rm { force, volumes, containers } => {
             for name in &containers {
-                docker::lifecycle::remove(&find(&state_dir, name), force).unwrap_or_else(|e| fail(e));
+                let c = find(&state_dir, name);
+                docker::lifecycle::remove(&c, force).unwrap_or_else(|e| fail(e));
+                if volumes {
+                    docker::remove_anonymous_volumes(&state_dir, &c.record.mounts);
+                }
                 println!("{name}");
             }
         }
+        Command::Volume(command) => volume(&state_dir, command),
         Command::Wait { containers } => {
             for name in &containers {
                 let status = docker::lifecycle::wait(&mut find(&state_dir, name)).unwrap_or_else(|e| fail(e));

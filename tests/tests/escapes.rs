@@ -293,12 +293,13 @@ fn ctrl_c_during_setup_ends_the_run() {
 #[test]
 fn masked_paths_cannot_be_redirected_through_a_volume() {
     let state = StateDir::new("esc-mask");
-    // A volume over /dev whose `null` leads to a host sysctl: the masks must still be the real
-    // /dev/null, so /proc/keys stays a harmless null device (never a writable core_pattern).
+    // A volume over /dev/null that leads to a host sysctl (a volume over all of /dev is refused):
+    // the masks must still be the real /dev/null, so /proc/keys stays a harmless null device
+    // (never a writable core_pattern).
     let dev = state.0.join("dev");
     std::fs::create_dir(&dev).unwrap();
     std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", dev.join("null")).unwrap();
-    let vol = format!("{}:/dev", dev.display());
+    let vol = format!("{}:/dev/null", dev.join("null").display());
     let script = "stat -c '%F %t:%T' /proc/keys /proc/timer_list /proc/interrupts; \
                   if [ -d /sys/devices/virtual/powercap ]; then ls /sys/devices/virtual/powercap | wc -l; else echo 0; fi; \
                   cat /proc/keys | wc -c";

@@ -327,3 +327,90 @@ fn stdin_needs_i_and_the_command_follows_the_image() {
     let out = c.ok(&["run", "--rm", "--network", "none", &img, "sh", "-c", script, "sh", "-e", "X=1"]);
     assert_eq!(out, "<-e>\n<X=1>\n");
 }
+
+/// A named volume outlives its containers and is shared by two; a new one is filled from the
+/// image; anonymous volumes (`-v /path`, the image's VOLUME) go with `rm -v` and `--rm`.
+#[test]
+fn volumes_persist_share_and_are_filled_from_the_image() {
+    let c = Containers::new("lc-volumes");
+    let img = busybox();
+    let none = ["--network", "none"];
+    // Filled from the image's /etc on first use, then the container's writes stay.
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend_from_slice(&none);
+        all.extend_from_slice(args);
+        c.ok(&all)
+    };
+    assert_eq!(
+        run(&["-v", "conf:/etc", &img, "sh", "-c", "cat /etc/motd; echo mine > /etc/mine"]),
+        "hello from spawner's busybox image\n"
+    );
+    assert_eq!(
+        run(&["-v", "conf:/data:ro", &img, "cat", "/data/mine"]),
+        "mine\n",
+        "the volume outlived its container"
+    );
+    let out = c.run(&["run", "--rm", "--network", "none", "-v", "conf:/data:ro", &img, "touch", "/data/x"]);
+    assert_ne!(code(&out), 0, ":ro is read-only");
+    // Two containers at once on one volume.
+    c.detach("writer", &["-v", "shared:/s"], &["sh", "-c", "echo from writer > /s/note; sleep 100"]);
+    c.until("the writer's note", || run(&["-v", "shared:/s", &img, "cat", "/s/note"]) == "from writer\n");
+    // In use: refused; once no container has it, removed.
+    let out = c.run(&["volume", "rm", "shared"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("in use by container writer"), "{}", stderr(&out));
+    c.ok(&["rm", "-f", "writer"]);
+    assert_eq!(c.ok(&["volume", "rm", "shared"]), "shared\n");
+    assert_eq!(c.ok(&["volume", "ls", "-q"]), "conf\n");
+    let inspect: serde_json::Value = serde_json::from_str(&c.ok(&["volume", "inspect", "conf"])).unwrap();
+    assert_eq!(inspect[0]["Name"], "conf");
+    assert!(inspect[0]["Mountpoint"].as_str().unwrap().ends_with("volumes/conf/_data"));
+
+    // The image's VOLUME: an anonymous volume filled from the image, kept by `start`, gone with rm -v.
+    let service = image("service.tar").display().to_string();
+    let out = c.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "svc",
+        &service,
+        "sh",
+        "-c",
+        "ls /opt/replaced; echo kept >> /opt/replaced/new",
+    ]);
+    assert_eq!(out, "new\n");
+    let anon = c.inspect("svc", "{{json .Mounts}}");
+    assert!(anon.contains("\"Destination\":\"/opt/replaced\""), "{anon}");
+    assert_eq!(c.ok(&["volume", "ls", "-q"]).lines().count(), 2);
+    let out = c.run(&["start", "-a", "svc"]);
+    assert_eq!(stdout(&out), "new\n", "{}", stderr(&out));
+    c.ok(&["run", "--rm", "--network", "none", &service, "true"]);
+    assert_eq!(c.ok(&["volume", "ls", "-q"]).lines().count(), 2, "--rm took its anonymous volume along");
+    c.ok(&["rm", "-v", "svc"]);
+    assert_eq!(c.ok(&["volume", "ls", "-q"]), "conf\n", "rm -v took the anonymous volume along");
+    // The image's StopSignal (SIGUSR1) is what stop sends.
+    let script = "trap 'echo got USR1; exit 6' USR1; echo ready; while true; do sleep 0.05; done";
+    c.ok(&["run", "-d", "--rm", "--network", "none", "--name", "sig", &service, "sh", "-c", script]);
+    assert_eq!(c.inspect("sig", "{{.Config.StopSignal}}"), "10");
+    c.until("the trap", || c.ok(&["logs", "sig"]) == "ready\n");
+    c.ok(&["stop", "-t", "5", "sig"]);
+    assert_eq!(c.ok(&["volume", "ls", "-q"]), "conf\n", "--rm -d took its anonymous volume along");
+    // A volume where spawner mounts the kernel's file systems is refused.
+    for bad in ["/tmp:/proc", "conf:/sys/kernel", "/tmp:/dev"] {
+        let out = c.run(&["run", "--rm", "--network", "none", "-v", bad, &img, "true"]);
+        assert_eq!(code(&out), 125, "{bad}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    // --mount type=tmpfs.
+    let out = run(&[
+        "--mount",
+        "type=tmpfs,target=/scratch,tmpfs-size=1m",
+        &img,
+        "sh",
+        "-c",
+        "grep ' /scratch ' /proc/mounts",
+    ]);
+    assert!(out.contains(" /scratch tmpfs rw,nosuid,nodev") && out.contains("size=1024k"), "{out}");
+}

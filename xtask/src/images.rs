@@ -81,6 +81,9 @@ pub fn build_with(big: bool, debian: bool) -> Result<Vec<PathBuf>> {
             let image = Image::new(vec![layer1(&busybox), symlinks_layer()], |d| busybox_config(d, false));
             docker_archive(t, &[(&image, "symlinks:latest")], false)
         })?,
+        write(&dir, "service.tar", |t| {
+            docker_archive(t, &[(&service_image(&image), "service:latest")], false)
+        })?,
         write(&dir, "multi.tar", |t| {
             docker_archive(t, &[(&image, "busybox:latest"), (&other, "busybox:other")], false)
         })?,
@@ -427,6 +430,20 @@ fn busybox_image(busybox: &[u8]) -> Image {
 fn other_image(image: &Image) -> Image {
     Image {
         config: Blob::json(&busybox_config(&image.diff_ids, true)),
+        diff_ids: image.diff_ids.clone(),
+        layers: image.layers.clone(),
+        gzip: image.gzip.clone(),
+    }
+}
+
+/// service:latest: busybox's layers with a config as a service image has one: a VOLUME over a
+/// directory the image fills (/opt/replaced holds `new`) and a StopSignal.
+fn service_image(image: &Image) -> Image {
+    let mut config = busybox_config(&image.diff_ids, false);
+    config["config"]["Volumes"] = json!({ "/opt/replaced": {} });
+    config["config"]["StopSignal"] = json!("SIGUSR1");
+    Image {
+        config: Blob::json(&config),
         diff_ids: image.diff_ids.clone(),
         layers: image.layers.clone(),
         gzip: image.gzip.clone(),

@@ -307,7 +307,9 @@ pub fn inspect_json(c: &Container) -> serde_json::Value {
             "SecurityOpt": c.record.security.security_opt,
             "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
         },
-        "Mounts": [],
+        "Mounts": c.record.mounts.iter().map(|m| serde_json::json!({
+            "Type": m.kind, "Name": m.name, "Source": m.source, "Destination": m.destination, "RW": m.rw,
+        })).collect::<Vec<_>>(),
     })
 }
 

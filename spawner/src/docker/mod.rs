@@ -16,6 +16,7 @@ pub mod security;
 mod stale;
 mod state_dir;
 pub mod template;
+pub mod volumes;
 
 use crate::cgroup::Limits;
 use crate::container::mount_plan::FrontEndMounts;
@@ -28,20 +29,7 @@ use process::Overrides;
 use rustix::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// A `-v HOST:CONTAINER[:OPTIONS]` bind mount, as the user gave it (the source is opened once, into
-/// a [`rootfs::VolumeTree`], before the container is made).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    pub host: PathBuf,
-    pub container: PathBuf,
-    pub read_only: bool,
-    /// `dev`: device nodes in the volume open (default: nodev, as the rest of the container).
-    pub devices: bool,
-    /// `suid`: setuid and setgid bits in the volume take effect (default: nosuid).
-    pub setuid: bool,
-    /// `noexec`: nothing in the volume can be executed.
-    pub noexec: bool,
-}
+pub use volumes::Volume;
 
 macro_rules! from_error {
     ($($t:ty),*) => {$(
@@ -64,6 +52,8 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     pub overrides: Overrides,
     pub volumes: Vec<Volume>,
+    /// `--mount type=tmpfs`.
+    pub tmpfs: Vec<volumes::Tmpfs>,
     /// `--device HOST[:CONTAINER][:PERMS]`, as [`devices::parse`] gives them.
     pub devices: Vec<(PathBuf, PathBuf, String)>,
     pub read_only: bool,
@@ -125,66 +115,139 @@ fn ensure_pulled(pull: &Pull, store: &LayerStore) -> Result<String, RunError> {
     Ok(name)
 }
 
-/// Parses `-v HOST:CONTAINER[:OPTIONS]`; OPTIONS is a comma-separated list of `ro`/`rw` and, as
-/// podman takes them, `dev`/`nodev`, `suid`/`nosuid`, `exec`/`noexec`. A volume is `nodev,nosuid`
-/// unless it says otherwise. Only the syntax is checked here: the source is opened once, when the
-/// container is made.
-pub fn parse_volume(spec: &str) -> Result<Volume, RunError> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (host, container, options) = match parts.as_slice() {
-        [h, c] => (*h, *c, ""),
-        [h, c, o] => (*h, *c, *o),
-        _ => return Err(RunError(format!("invalid volume {spec:?}: expected HOST:CONTAINER[:OPTIONS]"))),
-    };
-    if !container.starts_with('/') || host.is_empty() {
-        return Err(RunError(format!(
-            "invalid volume {spec:?}: both paths must be given, the container path absolute"
-        )));
+/// A volume with its source found: the host path to mount, and for a volume of the store, its
+/// name and whether it was just made (and so is filled from the image).
+struct Resolved {
+    volume: Volume,
+    host: PathBuf,
+    name: Option<String>,
+    anonymous: bool,
+}
+
+/// Finds each volume's host path: `-v`/`--mount` as given, then an anonymous volume for each of
+/// the image's VOLUMEs nothing else covers. A container made before (`start`) gets its own
+/// anonymous volumes again, by their targets.
+fn resolve_volumes(
+    opts: &RunOptions,
+    image: &crate::image::ImageConfig,
+    existing: Option<&record::Container>,
+) -> Vec<Resolved> {
+    let store = volumes::Store::open(&opts.state_dir);
+    let mut all = opts.volumes.clone();
+    for path in image.config.volumes.keys() {
+        let target: PathBuf = Path::new(path).components().collect();
+        if target.is_absolute() && !all.iter().any(|v| v.container == target) {
+            let mut v = volumes::parse(&target.to_string_lossy()).unwrap_or_else(|_| Volume {
+                source: volumes::Source::Anonymous,
+                container: target.clone(),
+                read_only: false,
+                devices: false,
+                setuid: false,
+                noexec: false,
+                nocopy: false,
+            });
+            v.source = volumes::Source::Anonymous;
+            all.push(v);
+        }
     }
-    let mut volume = Volume {
-        host: std::path::absolute(host).map_err(|e| RunError(format!("volume source {host}: {e}")))?,
-        container: container.into(),
-        read_only: false,
-        devices: false,
-        setuid: false,
-        noexec: false,
-    };
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        match option {
-            "ro" => volume.read_only = true,
-            "rw" => volume.read_only = false,
-            "dev" => volume.devices = true,
-            "nodev" => volume.devices = false,
-            "suid" => volume.setuid = true,
-            "nosuid" => volume.setuid = false,
-            "exec" => volume.noexec = false,
-            "noexec" => volume.noexec = true,
-            other => {
-                return Err(RunError(format!(
-                    "invalid volume {spec:?}: unknown option {other:?} (ro, rw, dev, nodev, suid, nosuid, exec, noexec)"
-                )))
+    all.into_iter()
+        .map(|volume| match &volume.source {
+            volumes::Source::Host(path) => {
+                Resolved { host: path.clone(), volume, name: None, anonymous: false }
+            }
+            volumes::Source::Named(name) => {
+                Resolved { host: store.data(name), name: Some(name.clone()), volume, anonymous: false }
+            }
+            volumes::Source::Anonymous => {
+                let recorded = existing.and_then(|c| {
+                    c.record.mounts.iter().find(|m| m.anonymous && m.destination == volume.container)
+                });
+                let name = recorded.map_or_else(record::new_id, |m| m.name.clone());
+                Resolved { host: store.data(&name), name: Some(name), volume, anonymous: true }
+            }
+        })
+        .collect()
+}
+
+/// The volumes as the container's record keeps them.
+fn mount_records(resolved: &[Resolved]) -> Vec<record::MountRecord> {
+    resolved
+        .iter()
+        .map(|r| record::MountRecord {
+            kind: if r.name.is_some() { "volume" } else { "bind" }.into(),
+            name: r.name.clone().unwrap_or_default(),
+            source: r.host.clone(),
+            destination: r.volume.container.clone(),
+            rw: !r.volume.read_only,
+            anonymous: r.anonymous,
+        })
+        .collect()
+}
+
+/// Makes the store's volumes that do not exist yet; those made now are filled from the image's
+/// files at their paths (unless `nocopy`), through the container's overlay.
+fn ensure_volumes(
+    state_dir: &Path,
+    resolved: &[Resolved],
+    overlay: &rootfs::Overlay,
+) -> Result<(), RunError> {
+    let store = volumes::Store::open(state_dir);
+    for r in resolved {
+        let Some(name) = &r.name else { continue };
+        if store.ensure(name, r.anonymous)? && !r.volume.nocopy {
+            match volumes::overlay_root(overlay) {
+                Some(root) => volumes::copy_up(root, &r.volume.container, &r.host)?,
+                None => log::info!(
+                    "volume {name}: not filled from the image (this kernel mounts the overlay late)"
+                ),
             }
         }
     }
-    Ok(volume)
+    Ok(())
 }
 
 /// Opens each volume's source, once, into a detached tree with its flags set.
-fn open_volumes(volumes: &[Volume]) -> Result<Vec<(rootfs::VolumeTree, PathBuf)>, RunError> {
+fn open_volumes(volumes: &[Resolved]) -> Result<Vec<(rootfs::VolumeTree, PathBuf)>, RunError> {
     use rustix::mount::MountAttrFlags as A;
     volumes
         .iter()
-        .map(|v| {
+        .map(|r| {
+            let v = &r.volume;
             let mut attrs = A::empty();
             attrs.set(A::MOUNT_ATTR_RDONLY, v.read_only);
             attrs.set(A::MOUNT_ATTR_NODEV, !v.devices);
             attrs.set(A::MOUNT_ATTR_NOSUID, !v.setuid);
             attrs.set(A::MOUNT_ATTR_NOEXEC, v.noexec);
-            let tree = rootfs::volume_tree(&v.host, attrs)?;
+            let tree = rootfs::volume_tree(&r.host, attrs)?;
             log::info!("volume {} on {} ({attrs:?})", tree.resolved.display(), v.container.display());
             Ok((tree, v.container.clone()))
         })
         .collect()
+}
+
+/// A run's anonymous volumes, removed on drop when its container goes (`--rm`).
+struct AnonymousVolumes<'a> {
+    state_dir: &'a Path,
+    mounts: Vec<record::MountRecord>,
+    remove: bool,
+}
+
+impl Drop for AnonymousVolumes<'_> {
+    fn drop(&mut self) {
+        if self.remove {
+            remove_anonymous_volumes(self.state_dir, &self.mounts);
+        }
+    }
+}
+
+/// Removes the container's anonymous volumes (it is being removed: `--rm`, `rm -v`).
+pub fn remove_anonymous_volumes(state_dir: &Path, mounts: &[record::MountRecord]) {
+    let store = volumes::Store::open(state_dir);
+    for m in mounts.iter().filter(|m| m.anonymous) {
+        if let Err(e) = store.remove(&m.name) {
+            log::warn!("{e}");
+        }
+    }
 }
 
 /// The container's directory in the state dir: overlay upper/work dirs and its /etc files.
@@ -420,8 +483,6 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     }
     process::check_overrides(&opts.overrides).map_err(RunError)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
-    // Host paths the user named are looked up now, once; the container gets what they were.
-    let volumes = open_volumes(&opts.volumes)?;
     let devices = devices::open(&opts.devices)?;
     // Resolved (and compiled by the core) while spawner has one thread; see `container::run`.
     let seccomp = security::seccomp_profile(&opts.security).map_err(RunError)?;
@@ -458,12 +519,14 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     log::info!("{} layers ready in {}", layers.len(), store.root().display());
 
     let process = process::resolve(&image.config, &opts.overrides, short_id, |n| std::env::var(n).ok())?;
+    let resolved = resolve_volumes(opts, &image.config, launch.existing.as_ref());
     let cgroup_prefix = stale::cgroup_prefix(&opts.state_dir);
     stale::remove_stale(&containers, &cgroup_prefix, opts.cgroup_parent.as_deref());
     let mut dir = match &launch.existing {
         Some(c) => claim_container_dir(c)?,
         None => {
-            let record = new_record(opts, &id, &dir_name, &image, &process)?;
+            let mut record = new_record(opts, &id, &dir_name, &image, &process)?;
+            record.mounts = mount_records(&resolved);
             create_container_dir(&containers, &record, !opts.rm)?
         }
     };
@@ -474,6 +537,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     // Mounts that need no namespace of the container's are made here, while the network namespace
     // thread works; the container attaches them.
     let overlay = rootfs::prepare_overlay(&layers, &upper, &work, !dir.keep)?;
+    // A removed container's anonymous volumes go with it, however the run ends.
+    let mut anonymous =
+        AnonymousVolumes { state_dir: &opts.state_dir, mounts: mount_records(&resolved), remove: !dir.keep };
+    ensure_volumes(&opts.state_dir, &resolved, &overlay)?;
+    // Host paths the user named are looked up now, once; the container gets what they were.
+    let volumes = open_volumes(&resolved)?;
     // The network thread's work is done before the /etc files, which need its address.
     let attached = match net.map(|thread| thread.join()) {
         Some(Ok(result)) => Some(result.map_err(|e| RunError(e.to_string()))?),
@@ -621,7 +690,9 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         state.pid = 0;
         record::write_state(&dir.path, &state)?;
     }
+    anonymous.remove = !dir.keep;
     drop(dir);
+    drop(anonymous);
     log::debug!("cleaned up");
     if exit.oom_kills > 0 {
         match exit.memory_limit {
@@ -673,6 +744,7 @@ fn new_record(
         network: opts.network.mode.to_string(),
         ports: opts.ports.clone(),
         restart: opts.restart.clone(),
+        mounts: Vec::new(),
         run_args: opts.run_args.clone(),
         run_cwd: std::env::current_dir().unwrap_or_default(),
     })
@@ -779,7 +851,7 @@ fn container_config(
     Config {
         oci_version: "1.2.0".into(),
         root: spec::Root { path: root, readonly: opts.read_only },
-        mounts: docker_mounts(),
+        mounts: docker_mounts().into_iter().chain(opts.tmpfs.iter().map(volumes::Tmpfs::mount)).collect(),
         process: Some(spec::Process {
             args: process.argv,
             env: process.env,

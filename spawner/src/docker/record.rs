@@ -46,10 +46,27 @@ pub struct Record {
     pub ports: Vec<String>,
     /// `--restart` as given (no, on-failure[:N], always, unless-stopped).
     pub restart: String,
+    /// Its volumes and bind mounts (anonymous volumes are found again by `start`, and go with the
+    /// container on `rm -v` or `--rm`).
+    #[serde(default)]
+    pub mounts: Vec<MountRecord>,
     /// The `run` arguments (after `run`, without -d/--detach) and the directory they were given
     /// in: `start` runs the container again from them.
     pub run_args: Vec<String>,
     pub run_cwd: PathBuf,
+}
+
+/// A volume or bind mount of the container, as `inspect` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// `bind` or `volume`.
+    pub kind: String,
+    /// The volume's name (empty for a bind mount).
+    pub name: String,
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub rw: bool,
+    pub anonymous: bool,
 }
 
 /// `--privileged`, `--cap-add`, `--cap-drop` and `--security-opt`, as given.

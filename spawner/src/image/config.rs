@@ -49,6 +49,9 @@ pub struct RunConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(rename = "StopSignal", default)]
     pub stop_signal: Option<String>,
+    /// `VOLUME` paths (the keys; Docker writes `{}` for each value).
+    #[serde(rename = "Volumes", default, deserialize_with = "null_as_default")]
+    pub volumes: BTreeMap<String, serde_json::Value>,
 }
 
 /// The `rootfs` object.
