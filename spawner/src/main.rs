@@ -33,6 +33,12 @@ enum Command {
         /// unpacked; exit 1 if any layer changed or any image lacks a layer.
         #[arg(long)]
         verify: bool,
+        /// Print only the image IDs.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// A Go-style template: {{.Repository}} {{.Tag}} {{.ID}} {{.CreatedAt}} {{.Size}}.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Remove layers and blobs that no stored image and no container uses.
     Prune,
@@ -828,6 +834,15 @@ fn main() {
         })
         .init();
     let state_dir = cli.root.unwrap_or_else(docker::default_state_dir);
+    let needs_root = matches!(
+        cli.command,
+        Command::Run(_) | Command::Start { .. } | Command::Restart { .. } | Command::Exec { .. }
+    );
+    if needs_root && !rustix::process::geteuid().is_root() {
+        fail(
+            "running containers needs root (spawner has no rootless mode yet): run it as root, or with sudo",
+        );
+    }
     match cli.command {
         Command::Run(args) => {
             // The words after `run`, kept in the container's record for `start`.
@@ -962,7 +977,7 @@ fn main() {
                 None => println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default()),
             }
         }
-        Command::Images { verify: true } => {
+        Command::Images { verify: true, .. } => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
             let report = store.verify().unwrap_or_else(|e| fail(e));
             for (layer, problem) in &report.layers {
@@ -992,9 +1007,9 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        Command::Images { verify: false } => {
+        Command::Images { verify: false, quiet, format } => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
-            println!("{:<40} {:<16} {:<14} {:<22} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
+            let mut rows = Vec::new();
             for image in store.list_images().unwrap_or_else(|e| fail(e)) {
                 let id = image.config_digest.to_string();
                 let short = id.split(':').nth(1).unwrap_or(&id).chars().take(12).collect::<String>();
@@ -1019,10 +1034,34 @@ fn main() {
                 }
                 for name in names {
                     let (repo, tag) = split_name(&name);
+                    rows.push(serde_json::json!({
+                        "Repository": repo, "Tag": tag, "ID": short,
+                        "CreatedAt": created.as_deref().unwrap_or("-"), "Size": human_size(size),
+                    }));
+                }
+            }
+            if quiet {
+                let mut seen = std::collections::BTreeSet::new();
+                for row in &rows {
+                    if seen.insert(row["ID"].to_string()) {
+                        println!("{}", row["ID"].as_str().unwrap_or(""));
+                    }
+                }
+            } else if let Some(format) = format {
+                for row in &rows {
+                    println!("{}", docker::template::render(&format, row).unwrap_or_else(|e| fail(e)));
+                }
+            } else {
+                println!("{:<40} {:<16} {:<14} {:<22} SIZE", "REPOSITORY", "TAG", "IMAGE ID", "CREATED");
+                for row in &rows {
+                    let f = |k: &str| row[k].as_str().unwrap_or("").to_string();
                     println!(
-                        "{repo:<40} {tag:<16} {short:<14} {:<22} {}",
-                        created.as_deref().unwrap_or("-"),
-                        human_size(size)
+                        "{:<40} {:<16} {:<14} {:<22} {}",
+                        f("Repository"),
+                        f("Tag"),
+                        f("ID"),
+                        f("CreatedAt"),
+                        f("Size")
                     );
                 }
             }

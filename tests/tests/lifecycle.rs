@@ -414,3 +414,30 @@ fn volumes_persist_share_and_are_filled_from_the_image() {
     ]);
     assert!(out.contains(" /scratch tmpfs rw,nosuid,nodev") && out.contains("size=1024k"), "{out}");
 }
+
+/// `images -q` and `--format`; and a user who is not root is told that root is needed, before
+/// anything is written.
+#[test]
+fn images_format_and_running_as_a_user() {
+    let c = Containers::new("lc-images");
+    c.ok(&["run", "--rm", "--network", "none", &busybox(), "true"]);
+    let ids = c.ok(&["images", "-q"]);
+    assert!(ids.len() == 13 && ids.ends_with('\n'), "{ids:?}");
+    assert_eq!(
+        c.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]),
+        format!("busybox:latest {ids}")
+    );
+    let state = std::env::temp_dir().join(format!("spawner-test-lc-user-{}", std::process::id()));
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(spawner_bin())
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--rm", &busybox(), "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
+    assert!(!state.exists(), "nothing was written");
+}
