@@ -514,9 +514,12 @@ fn security_options_relax_the_defaults_as_in_docker() {
         "--",
         "sh",
         "-c",
-        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ls /sys/firmware | wc -l",
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ls /sys/firmware | wc -l; test -c /dev/kmsg && echo kmsg",
     ]);
     assert!(stdout(&out).starts_with("NoNewPrivs:\t0\nSeccomp:\t0\n"), "{}", stdout(&out));
+    // And the host's devices, as Docker gives them (none of them without it).
+    assert!(stdout(&out).ends_with("kmsg\n"), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(code(&state.run(&["run", "--rm", &busybox(), "--", "test", "-e", "/dev/kmsg"])), 1);
     let out = state.run(&[
         "run",
         "--cap-drop",

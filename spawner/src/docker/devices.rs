@@ -86,6 +86,52 @@ pub fn open(requested: &[(PathBuf, PathBuf, String)]) -> Result<Vec<DeviceMount>
     requested.iter().map(|(host, container, perms)| open_node(host, container, perms)).collect()
 }
 
+/// `--privileged`: every device node of the host's /dev (and its subdirectories), at the same
+/// path, as Docker gives them; not the default nodes the core binds anyway, nor the terminals
+/// (`pts`, `console`, `ptmx`, `tty*`: the container's terminal is its own), shared memory or queues.
+pub fn host_devices() -> Vec<(PathBuf, PathBuf, String)> {
+    let defaults: Vec<&str> = crate::container::mount_plan::DEFAULT_DEVICES.iter().map(|d| d.0).collect();
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/dev")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else { continue };
+            let skipped = ["pts", "shm", "mqueue", "hugepages", "console", "ptmx", "fd"]
+                .contains(&name.as_str())
+                || name.starts_with("tty")
+                || (dir == Path::new("/dev") && defaults.contains(&name.as_str()));
+            if skipped {
+                continue;
+            }
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_char_device() || kind.is_block_device() {
+                found.push((path.clone(), path, "rwm".to_string()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Opens what [`host_devices`] found; a node that cannot be opened is left out (said with -v).
+pub fn open_host_devices() -> Vec<DeviceMount> {
+    host_devices()
+        .iter()
+        .filter_map(|(host, container, access)| match open_node(host, container, access) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::info!("--privileged: {e}: left out");
+                None
+            }
+        })
+        .collect()
+}
+
 fn open_node(host: &Path, container: &Path, access: &str) -> Result<DeviceMount, DeviceError> {
     let err =
         |what: &str, e: rustix::io::Errno| DeviceError(format!("device {}: {what}: {e}", host.display()));

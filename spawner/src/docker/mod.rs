@@ -483,7 +483,14 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     }
     process::check_overrides(&opts.overrides).map_err(RunError)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
-    let devices = devices::open(&opts.devices)?;
+    let mut devices = devices::open(&opts.devices)?;
+    // --privileged: the host's devices, as Docker gives them (not those given with --device again).
+    if opts.security.privileged {
+        let given: Vec<PathBuf> = devices.iter().map(|d| d.device.container.clone()).collect();
+        devices.extend(
+            devices::open_host_devices().into_iter().filter(|d| !given.contains(&d.device.container)),
+        );
+    }
     // Resolved (and compiled by the core) while spawner has one thread; see `container::run`.
     let seccomp = security::seccomp_profile(&opts.security).map_err(RunError)?;
     let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
@@ -582,8 +589,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         trees.push(Some(volume.tree));
     }
     let mut limits = opts.limits.clone();
-    // Docker's device allow-list, and each --device node after it (`--privileged`: no device rules;
-    // its /dev still has only the default nodes and those given with --device).
+    // Docker's device allow-list, and each --device node after it (`--privileged`: no device rules,
+    // and the host's nodes in its /dev).
     if !opts.security.privileged {
         limits.devices = crate::cgroup::docker_default();
         limits.devices.extend(devices.iter().map(|d| d.device.rule()));
