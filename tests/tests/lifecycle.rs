@@ -441,3 +441,17 @@ fn images_format_and_running_as_a_user() {
     assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
     assert!(!state.exists(), "nothing was written");
 }
+
+/// A detached web server, reached through `exec` on the container's own loopback.
+#[test]
+fn a_detached_server_is_reached_through_exec() {
+    let c = Containers::new("lc-httpd");
+    let script = "mkdir -p /www && echo served > /www/index.html && exec busybox httpd -f -vv -p 127.0.0.1:8080 -h /www";
+    c.detach("web", &[], &["sh", "-c", script]);
+    let fetch = || c.run(&["exec", "web", "busybox", "wget", "-qO-", "http://127.0.0.1:8080/"]);
+    c.until("the server", || code(&fetch()) == 0);
+    assert_eq!(stdout(&fetch()), "served\n");
+    // httpd -vv logs each request on stderr: the log has them.
+    c.until("the request in the log", || stderr(&c.run(&["logs", "web"])).contains("url:/"));
+    c.ok(&["stop", "web"]);
+}
