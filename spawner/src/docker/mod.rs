@@ -543,6 +543,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         join,
         init: Some(container::sealed_memfd().map_err(RunError)?),
         image_user: Some(opts_user(opts, &image.config)),
+        group_add: Vec::new(),
         no_cgroup: false,
         no_pivot: false,
     };
