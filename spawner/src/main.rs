@@ -362,6 +362,49 @@ struct RunArgs {
     /// Environment variable NAME=VALUE (or NAME, taken from spawner's environment).
     #[arg(short = 'e', long = "env")]
     env: Vec<String>,
+    /// Read environment variables from a file: NAME=VALUE lines (NAME alone: from spawner's
+    /// environment), blank lines and # comments skipped; applied before -e.
+    #[arg(long = "env-file")]
+    env_file: Vec<PathBuf>,
+    /// Set a label KEY=VALUE on the container (KEY alone: empty value).
+    #[arg(short = 'l', long = "label")]
+    label: Vec<String>,
+    /// Read labels from a file of KEY=VALUE lines; --label wins over it.
+    #[arg(long = "label-file")]
+    label_file: Vec<PathBuf>,
+    /// Write the container's ID to this file (which must not exist).
+    #[arg(long)]
+    cidfile: Option<PathBuf>,
+    /// Run an init as PID 1 that forwards signals and reaps zombies (spawner's default).
+    #[arg(long, conflicts_with = "no_init")]
+    init: bool,
+    /// Run the command itself as PID 1, with no init.
+    #[arg(long)]
+    no_init: bool,
+    /// Mount a tmpfs: PATH[:OPTIONS] (default rw,noexec,nosuid,nodev; e.g. size=64m,mode=1777,exec).
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Size of /dev/shm (default 64m).
+    #[arg(long)]
+    shm_size: Option<String>,
+    /// Resource limit NAME=SOFT[:HARD] (nofile, nproc, core, memlock, stack, ...; -1: unlimited).
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Namespaced kernel parameter KEY=VALUE (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, net.*).
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// Add the process to a group: a name from the image's /etc/group, or a gid.
+    #[arg(long = "group-add")]
+    group_add: Vec<String>,
+    /// PID namespace: host (the host's) instead of one of its own.
+    #[arg(long)]
+    pid: Option<String>,
+    /// IPC namespace: private (default), shareable, host, or none (no /dev/shm).
+    #[arg(long)]
+    ipc: Option<String>,
+    /// UTS namespace: host (the host's hostname) instead of one of its own.
+    #[arg(long)]
+    uts: Option<String>,
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir")]
     workdir: Option<String>,
@@ -398,6 +441,18 @@ struct RunArgs {
     /// CPUs, e.g. 0.5.
     #[arg(long)]
     cpus: Option<f64>,
+    /// Relative CPU weight (2-262144; Docker's default 1024).
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_shares: Option<String>,
+    /// CPUs the container may run on (0-3, 0,1).
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes the container may use (0-3, 0,1).
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Memory soft limit (e.g. 32m), at most --memory.
+    #[arg(long)]
+    memory_reservation: Option<String>,
     /// Parent cgroup (default: below spawner's own cgroup).
     #[arg(long)]
     cgroup_parent: Option<PathBuf>,
@@ -738,25 +793,72 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
     if reference.is_some() && args.image.is_some() {
         fail("give the image either as ARCHIVE:REPO:TAG or with --image, not both");
     }
-    let size = |what: &str, v: &str| parse_size(v).unwrap_or_else(|e| fail(format!("--{what}: {e}")));
+    let size = |what: &str, v: &str| {
+        parse_size(v).unwrap_or_else(|_| {
+            fail(format!("--{what} {v}: invalid size (a number of bytes, or 64m, 1g...)"))
+        })
+    };
     let memory_swap =
         args.memory_swap.as_deref().map(|v| if v == "-1" { -1 } else { size("memory-swap", v) as i64 });
+    let memory = args.memory.as_deref().map(|v| size("memory", v));
+    let memory_reservation = args.memory_reservation.as_deref().map(|v| size("memory-reservation", v));
+    if let (Some(r), Some(m)) = (memory_reservation, memory.filter(|&m| m > 0)) {
+        if r > m {
+            fail(format!(
+                "--memory-reservation {}: must not be above the memory limit (--memory {})",
+                args.memory_reservation.as_deref().unwrap_or_default(),
+                args.memory.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    for (flag, list, online) in [
+        ("--cpuset-cpus", &args.cpuset_cpus, "/sys/devices/system/cpu/online"),
+        ("--cpuset-mems", &args.cpuset_mems, "/sys/devices/system/node/online"),
+    ] {
+        if let Some(list) = list {
+            // A machine without NUMA nodes in sysfs has node 0 only.
+            let online = std::fs::read_to_string(online).unwrap_or_else(|_| "0".into());
+            docker::flags::check_cpuset(flag, list, &online).unwrap_or_else(|e| fail(e));
+        }
+    }
     let limits = Limits {
-        memory: args.memory.as_deref().map(|v| size("memory", v)),
+        memory,
         memory_swap,
         pids: args.pids_limit,
         cpus: args.cpus,
+        memory_reservation,
+        cpu_shares: args.cpu_shares.as_deref().map(|v| {
+            v.parse().unwrap_or_else(|_| {
+                fail(format!("--cpu-shares {v}: give a whole number (a relative weight, e.g. 512)"))
+            })
+        }),
+        cpuset_cpus: args.cpuset_cpus.clone(),
+        cpuset_mems: args.cpuset_mems.clone(),
         // The device rules are the container's to set, from the nodes it gets.
         ..Limits::default()
     };
     let network = network_options(&args).unwrap_or_else(|e| fail(e));
+    let flags = run_flags(&args, &network.mode);
+    // `-e` over `--env-file`, as Docker applies them.
+    let mut env = Vec::new();
+    for file in &args.env_file {
+        env.extend(docker::flags::read_kv_file("--env-file", file).unwrap_or_else(|e| fail(e)));
+    }
+    env.extend(args.env.iter().cloned());
+    let hostname = match flags.uts {
+        docker::flags::Sharing::Private => args.hostname.clone(),
+        // The host's name, in HOSTNAME and /etc/hostname too, as Docker's --uts host has it.
+        docker::flags::Sharing::Host => {
+            Some(rustix::system::uname().nodename().to_string_lossy().into_owned())
+        }
+    };
     let mut volumes: Vec<docker::Volume> =
         args.volumes.iter().map(|v| docker::volumes::parse(v).unwrap_or_else(|e| fail(e))).collect();
-    let mut tmpfs = Vec::new();
+    let mut tmpfs = flags.tmpfs;
     for m in &args.mounts {
         match docker::volumes::parse_mount(m).unwrap_or_else(|e| fail(e)) {
             docker::volumes::MountSpec::Volume(v) => volumes.push(v),
-            docker::volumes::MountSpec::Tmpfs(t) => tmpfs.push(t),
+            docker::volumes::MountSpec::Tmpfs(t) => tmpfs.push(t.mount()),
         }
     }
     let devices =
@@ -770,10 +872,10 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
         overrides: Overrides {
             command,
             entrypoint: args.entrypoint,
-            env: args.env,
+            env,
             workdir: args.workdir,
             user: args.user,
-            hostname: args.hostname,
+            hostname,
         },
         volumes,
         tmpfs,
@@ -804,6 +906,89 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
             &args.security_opt,
         )
         .unwrap_or_else(|e| fail(e)),
+        ..flags
+    }
+}
+
+/// The flags that become parts of the spec (see `docker::flags`), checked against each other and
+/// the network mode; the rest of the options are `run_options`'.
+fn run_flags(args: &RunArgs, network: &spawner::network::Mode) -> RunOptions {
+    use docker::flags::{self, IpcMode, Sharing, SysctlNamespace};
+    fn or_fail<T>(r: Result<T, String>) -> T {
+        r.unwrap_or_else(|e| fail(e))
+    }
+    let pid = or_fail(flags::parse_host_only("--pid", "PID", args.pid.as_deref()));
+    let uts = or_fail(flags::parse_host_only("--uts", "UTS", args.uts.as_deref()));
+    let ipc = or_fail(flags::parse_ipc(args.ipc.as_deref()));
+    if uts == Sharing::Host && args.hostname.is_some() {
+        fail("conflicting options: --hostname and --uts host (the host's hostname is the container's)");
+    }
+    let mut sysctl = std::collections::BTreeMap::new();
+    for (key, (value, namespace)) in or_fail(flags::parse_sysctls(&args.sysctl)) {
+        let shared = match namespace {
+            SysctlNamespace::Ipc if ipc == IpcMode::Host => Some("--ipc host"),
+            SysctlNamespace::Network if *network == spawner::network::Mode::Host => Some("--network host"),
+            SysctlNamespace::Network if matches!(network, spawner::network::Mode::Container(_)) => {
+                Some("--network container:NAME")
+            }
+            _ => None,
+        };
+        if let Some(shared) = shared {
+            fail(format!(
+                "--sysctl {key}={value}: not allowed with {shared}: the namespace is not the container's own"
+            ));
+        }
+        sysctl.insert(key, value);
+    }
+    let mut label_entries = Vec::new();
+    for file in &args.label_file {
+        label_entries.extend(or_fail(flags::read_kv_file("--label-file", file)));
+    }
+    label_entries.extend(args.label.iter().cloned());
+    let shm_size = args.shm_size.as_deref().map(|v| {
+        let bytes = parse_size(v).unwrap_or_else(|_| {
+            fail(format!("--shm-size {v}: invalid size (a number of bytes, or 64m, 1g...)"))
+        });
+        // 0 is Docker's default size.
+        if bytes == 0 {
+            docker::DEFAULT_SHM_SIZE
+        } else {
+            bytes
+        }
+    });
+    RunOptions {
+        labels: or_fail(flags::parse_labels(&label_entries)),
+        cidfile: args.cidfile.clone(),
+        no_init: args.no_init,
+        tmpfs: or_fail(flags::parse_tmpfs_all(&args.tmpfs)),
+        shm_size,
+        rlimits: or_fail(flags::parse_ulimits(&args.ulimit)),
+        sysctl,
+        group_add: args.group_add.clone(),
+        pid,
+        ipc,
+        uts,
+        ..RunOptions::default()
+    }
+}
+
+/// `--cidfile`: made, empty, before any work (refused if it exists, as Docker refuses it); the
+/// run writes the ID into it.
+fn create_cidfile(path: &std::path::Path) {
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => fail(format!(
+            "--cidfile: container ID file found, make sure the other container isn't running or delete {}",
+            path.display()
+        )),
+        Err(e) => fail(format!("--cidfile {}: {e}", path.display())),
+    }
+}
+
+/// A run that failed before the container was made leaves no empty `--cidfile` behind (as Docker).
+fn remove_empty_cidfile(path: Option<&std::path::Path>) {
+    if let Some(path) = path.filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() == 0)) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -854,10 +1039,18 @@ fn main() {
                 fail("the input device is not a TTY");
             }
             let opts = run_options(*args, state_dir, run_args);
+            // Last of the checks: nothing refused after it is made.
+            if let Some(cidfile) = &opts.cidfile {
+                create_cidfile(cidfile);
+            }
+            let cidfile = opts.cidfile.as_deref();
             if detach {
                 match docker::monitor::detach(&opts, None) {
                     Ok(id) => println!("{id}"),
-                    Err(code) => std::process::exit(code),
+                    Err(code) => {
+                        remove_empty_cidfile(cidfile);
+                        std::process::exit(code)
+                    }
                 }
                 return;
             }
@@ -866,7 +1059,10 @@ fn main() {
             }
             match docker::run(&opts, docker::Launch::default()) {
                 Ok(code) => std::process::exit(code),
-                Err(e) => fail(e),
+                Err(e) => {
+                    remove_empty_cidfile(cidfile);
+                    fail(e)
+                }
             }
         }
         Command::Ps { all, quiet, no_trunc, filter, format } => docker::lifecycle::ps(

@@ -55,6 +55,9 @@ pub struct ChildPlan<'a> {
     /// /etc/group inside the container: it replaces the process's user, sets HOME when the
     /// environment has none, and leaves a non-root user no capabilities (Docker's rule).
     pub image_user: Option<&'a str>,
+    /// Docker's `--group-add`: more groups for the process, by name (looked up in the image's
+    /// /etc/group) or gid.
+    pub group_add: &'a [String],
     /// The container dies with spawner (a foreground run): parent-death signal.
     pub die_with_spawner: bool,
     /// runc's create: set up, the process says so (one 0 byte on the error pipe) and waits until
@@ -152,6 +155,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         console,
         init,
         image_user,
+        group_add,
         exec_fifo,
         preserve_fds,
         hooks,
@@ -213,6 +217,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         process,
         readonly_root: config.root.readonly,
         image_user,
+        group_add,
         init,
         exec_fifo,
         preserve_fds,
@@ -258,6 +263,8 @@ pub struct ProcessPlan<'a> {
     /// Make the root read-only once the working directory is made (config.json's root.readonly).
     pub readonly_root: bool,
     pub image_user: Option<&'a str>,
+    /// See `ChildPlan::group_add`.
+    pub group_add: &'a [String],
     pub init: Option<&'a OwnedFd>,
     pub exec_fifo: Option<OwnedFd>,
     pub preserve_fds: u32,
@@ -277,6 +284,7 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
         process,
         readonly_root,
         image_user,
+        group_add,
         init,
         exec_fifo,
         preserve_fds,
@@ -308,6 +316,15 @@ pub fn become_process(plan: ProcessPlan<'_>, errors: &OwnedFd) -> Result<Never, 
             let none = rustix::thread::CapabilitySet::empty();
             creds.capabilities =
                 Capabilities { effective: none, permitted: none, ambient: none, ..creds.capabilities };
+        }
+    }
+    if !group_add.is_empty() {
+        let group = read_image_file(root_fd.as_fd(), "/etc/group")?;
+        for name in group_add {
+            let gid = user::resolve_group(name, &group).map_err(|e| e.to_string())?;
+            if !creds.groups.contains(&gid) {
+                creds.groups.push(gid);
+            }
         }
     }
     // A working directory through a file descriptor (/proc/self/fd/N) is refused by name, for a clear

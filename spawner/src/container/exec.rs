@@ -221,6 +221,7 @@ fn setup(
         process,
         readonly_root: false,
         image_user,
+        group_add: &[],
         init: None,
         exec_fifo: None,
         preserve_fds,

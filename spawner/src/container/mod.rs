@@ -73,6 +73,8 @@ pub struct Extras {
     pub init: Option<OwnedFd>,
     /// Docker's `User`, looked up in the image (see `child::ChildPlan::image_user`).
     pub image_user: Option<String>,
+    /// Docker's `--group-add` (see `child::ChildPlan::group_add`).
+    pub group_add: Vec<String>,
     /// No cgroup of the container's own (crun's `--cgroup-manager disabled`, which podman's
     /// `--cgroups=disabled` asks for): its processes stay in spawner's cgroup, and `linux.resources`
     /// is not applied (a warning says so).
@@ -395,6 +397,7 @@ impl<'a> Prepared<'a> {
             console,
             init: extras.init.as_ref(),
             image_user: extras.image_user.as_deref(),
+            group_add: &extras.group_add,
             die_with_spawner: foreground,
             exec_fifo,
             preserve_fds,

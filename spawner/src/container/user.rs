@@ -75,6 +75,16 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<Credentials, Use
     Ok(Credentials { uid, gid, groups, home })
 }
 
+/// Docker's `--group-add`: a group by name, looked up in `group` (the image's /etc/group), or a gid.
+pub fn resolve_group(name: &str, group: &str) -> Result<u32, UserError> {
+    let entry =
+        group.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 3 && f[0] == name);
+    match entry {
+        Some(f) => f[2].parse().map_err(|_| UserError::UnknownGroup(name.into())),
+        None => name.parse().map_err(|_| UserError::UnknownGroup(name.into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +110,12 @@ mod tests {
         assert_eq!(resolve("nobody", PASSWD, GROUP), Err(UserError::UnknownUser("nobody".into())));
         assert_eq!(resolve("app:nogroup", PASSWD, GROUP), Err(UserError::UnknownGroup("nogroup".into())));
         assert_eq!(resolve("7", "", "").unwrap().uid, 7);
+    }
+
+    #[test]
+    fn added_groups_by_name_or_number() {
+        assert_eq!(resolve_group("staff", GROUP), Ok(50));
+        assert_eq!(resolve_group("4242", GROUP), Ok(4242));
+        assert_eq!(resolve_group("nogroup", GROUP), Err(UserError::UnknownGroup("nogroup".into())));
     }
 }

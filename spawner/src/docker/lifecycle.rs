@@ -296,6 +296,7 @@ pub fn inspect_json(c: &Container) -> serde_json::Value {
             "WorkingDir": c.record.cwd,
             "StopSignal": c.record.stop_signal,
             "StopTimeout": c.record.stop_timeout,
+            "Labels": c.record.labels,
         },
         "HostConfig": {
             "AutoRemove": c.record.auto_remove,

@@ -7,6 +7,7 @@
 //! the state directory (`state_dir`, `stale`).
 
 pub mod devices;
+pub mod flags;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -27,6 +28,7 @@ use crate::spec::{self, Config, Mount, MountKind, NamespaceKind};
 use crate::store::LayerStore;
 use process::Overrides;
 use rustix::fd::{AsFd, OwnedFd};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use volumes::Volume;
@@ -52,8 +54,6 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     pub overrides: Overrides,
     pub volumes: Vec<Volume>,
-    /// `--mount type=tmpfs`.
-    pub tmpfs: Vec<volumes::Tmpfs>,
     /// `--device HOST[:CONTAINER][:PERMS]`, as [`devices::parse`] gives them.
     pub devices: Vec<(PathBuf, PathBuf, String)>,
     pub read_only: bool,
@@ -79,6 +79,29 @@ pub struct RunOptions {
     pub security: security::Security,
     /// The most bytes an image's layers may unpack to (a decompression bomb stops there).
     pub max_image_bytes: u64,
+    /// `--label` and `--label-file`, over the image's labels: the spec's annotations, and the
+    /// record's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--cidfile`: the container's ID is written there once its directory exists (`run` made
+    /// the file, empty, before any work).
+    pub cidfile: Option<PathBuf>,
+    /// `--no-init`: the command itself is the container's first process (otherwise our init is,
+    /// as with `docker run --init`).
+    pub no_init: bool,
+    /// `--tmpfs` mounts, after Docker's own (one at the same place replaces Docker's).
+    pub tmpfs: Vec<Mount>,
+    /// `--shm-size`: bytes of /dev/shm (None: Docker's 64 MiB).
+    pub shm_size: Option<u64>,
+    /// `--ulimit`s.
+    pub rlimits: Vec<spec::Rlimit>,
+    /// `--sysctl`s (checked: namespaced, in a namespace of the container's own).
+    pub sysctl: BTreeMap<String, String>,
+    /// `--group-add`: names (looked up in the image's /etc/group) or gids.
+    pub group_add: Vec<String>,
+    /// `--pid host`, `--ipc`, `--uts host`: the host's namespace instead of one of its own.
+    pub pid: flags::Sharing,
+    pub ipc: flags::IpcMode,
+    pub uts: flags::Sharing,
 }
 
 /// `--pull`, as Docker: pull when the image is not stored, always, or never.
@@ -534,7 +557,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         None => {
             let mut record = new_record(opts, &id, &dir_name, &image, &process)?;
             record.mounts = mount_records(&resolved);
-            create_container_dir(&containers, &record, !opts.rm)?
+            let dir = create_container_dir(&containers, &record, !opts.rm)?;
+            if let Some(cidfile) = &opts.cidfile {
+                std::fs::write(cidfile, &id)
+                    .map_err(|e| RunError(format!("--cidfile {}: {e}", cidfile.display())))?;
+            }
+            dir
         }
     };
     record_layers(&dir.path, &image_layers)?;
@@ -604,7 +632,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         Some(parent) => Path::new("/").join(parent).join(&cgroup_name),
         None => PathBuf::from(&cgroup_name),
     };
-    let config = container_config(opts, process, dir.path.clone(), limits, cgroups_path, seccomp);
+    let labels = container_labels(&image.config, &opts.labels);
+    let config = container_config(opts, process, dir.path.clone(), limits, cgroups_path, seccomp, labels);
     // Joined before the core clones: spawner is single-threaded again when it forks.
     let mut join = Vec::new();
     if let Some(a) = attached.as_mut() {
@@ -617,8 +646,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         trees,
         mounts,
         join,
-        init: Some(container::sealed_memfd().map_err(RunError)?),
+        init: match opts.no_init {
+            true => None,
+            false => Some(container::sealed_memfd().map_err(RunError)?),
+        },
         image_user: Some(opts_user(opts, &image.config)),
+        group_add: opts.group_add.clone(),
         no_cgroup: false,
         no_pivot: false,
     };
@@ -754,7 +787,19 @@ fn new_record(
         mounts: Vec::new(),
         run_args: opts.run_args.clone(),
         run_cwd: std::env::current_dir().unwrap_or_default(),
+        labels: container_labels(&image.config, &opts.labels),
     })
+}
+
+/// The container's labels: the image's, with `--label` and `--label-file` over them (Docker's
+/// rule).
+fn container_labels(
+    image: &crate::image::ImageConfig,
+    given: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut labels = image.config.labels.clone();
+    labels.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels
 }
 
 fn dev_null() -> Result<OwnedFd, RunError> {
@@ -785,9 +830,13 @@ fn opts_user(opts: &RunOptions, image: &crate::image::ImageConfig) -> String {
     opts.overrides.user.clone().unwrap_or_else(|| image.config.user.clone())
 }
 
+/// Docker's size of /dev/shm, 64 MiB.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
 /// The mounts every Docker container has, in Docker's order, made `nodev` where Docker's are not
-/// (/dev: nodes come only from the host, bound in).
-fn docker_mounts() -> Vec<Mount> {
+/// (/dev: nodes come only from the host, bound in). /dev/shm is `shm_size` bytes; with `--ipc host`
+/// it is the host's, and with `--ipc none` there is none.
+fn docker_mounts(shm_size: u64, ipc: flags::IpcMode) -> Vec<Mount> {
     use linux_raw_sys::general::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY};
     let hidden = u64::from(MS_NOSUID | MS_NODEV | MS_NOEXEC);
     let fs = |destination: &str, fstype: &str, flags: u64, data: &str| Mount {
@@ -800,7 +849,17 @@ fn docker_mounts() -> Vec<Mount> {
         propagation: Vec::new(),
         data: data.into(),
     };
-    vec![
+    let shm = match ipc {
+        flags::IpcMode::Private => {
+            Some(fs("/dev/shm", "tmpfs", hidden, &format!("mode=1777,size={shm_size}")))
+        }
+        flags::IpcMode::Host => Some(Mount {
+            kind: MountKind::Bind { source: "/dev/shm".into(), recursive: true },
+            ..fs("/dev/shm", "", hidden, "")
+        }),
+        flags::IpcMode::None => None,
+    };
+    [
         fs("/proc", "proc", hidden, ""),
         fs("/sys", "sysfs", hidden | u64::from(MS_RDONLY), ""),
         fs("/sys/fs/cgroup", "cgroup", hidden | u64::from(MS_RDONLY), ""),
@@ -811,9 +870,20 @@ fn docker_mounts() -> Vec<Mount> {
             u64::from(MS_NOSUID | MS_NOEXEC),
             "newinstance,ptmxmode=0666,mode=0620,gid=5",
         ),
-        fs("/dev/shm", "tmpfs", hidden, "mode=1777,size=65536k"),
-        fs("/dev/mqueue", "mqueue", hidden, ""),
     ]
+    .into_iter()
+    .chain(shm)
+    .chain([fs("/dev/mqueue", "mqueue", hidden, "")])
+    .collect()
+}
+
+/// Docker's mounts, then the `--tmpfs` ones (a `--tmpfs` at one of Docker's mount points replaces
+/// it).
+fn container_mounts(opts: &RunOptions) -> Vec<Mount> {
+    let mut mounts = docker_mounts(opts.shm_size.unwrap_or(DEFAULT_SHM_SIZE), opts.ipc);
+    mounts.retain(|m| !opts.tmpfs.iter().any(|t| t.destination == m.destination));
+    mounts.extend(opts.tmpfs.iter().cloned());
+    mounts
 }
 
 /// Docker's masked paths, with `/sys/devices/system/cpu/*/thermal_throttle` expanded for this
@@ -840,6 +910,7 @@ fn container_config(
     limits: Limits,
     cgroups_path: PathBuf,
     seccomp: Option<crate::seccomp::Profile>,
+    labels: BTreeMap<String, String>,
 ) -> Config {
     let sec = &opts.security;
     let caps = sec.capabilities;
@@ -852,13 +923,19 @@ fn container_config(
         NamespaceKind::Cgroup,
     ]
     .into_iter()
+    .filter(|kind| match kind {
+        NamespaceKind::Pid => opts.pid == flags::Sharing::Private,
+        NamespaceKind::Uts => opts.uts == flags::Sharing::Private,
+        NamespaceKind::Ipc => opts.ipc != flags::IpcMode::Host,
+        _ => true,
+    })
     .map(|kind| spec::Namespace { kind, path: None })
     .collect();
     namespaces.sort_by_key(|ns| ns.kind);
     Config {
         oci_version: "1.2.0".into(),
         root: spec::Root { path: root, readonly: opts.read_only },
-        mounts: docker_mounts().into_iter().chain(opts.tmpfs.iter().map(volumes::Tmpfs::mount)).collect(),
+        mounts: container_mounts(opts),
         process: Some(spec::Process {
             args: process.argv,
             env: process.env,
@@ -885,7 +962,7 @@ fn container_config(
                 inheritable: none,
                 ambient: none,
             },
-            rlimits: Vec::new(),
+            rlimits: opts.rlimits.clone(),
             no_new_privileges: sec.no_new_privs,
             oom_score_adj: None,
             apparmor_profile: None,
@@ -896,7 +973,7 @@ fn container_config(
         namespaces,
         uid_mappings: Vec::new(),
         gid_mappings: Vec::new(),
-        sysctl: Default::default(),
+        sysctl: opts.sysctl.clone(),
         resources: limits,
         cgroups_path: Some(cgroups_path),
         devices: Vec::new(),
@@ -911,6 +988,6 @@ fn container_config(
         personality: None,
         time_offsets: Vec::new(),
         hooks: Default::default(),
-        annotations: Default::default(),
+        annotations: labels,
     }
 }

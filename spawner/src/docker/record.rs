@@ -8,6 +8,7 @@
 use crate::cgroup::CgroupLocation;
 use crate::container::RunError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const RECORD_FILE: &str = "container.json";
@@ -54,6 +55,9 @@ pub struct Record {
     /// in: `start` runs the container again from them.
     pub run_args: Vec<String>,
     pub run_cwd: PathBuf,
+    /// The image's labels with `--label` and `--label-file` over them.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A volume or bind mount of the container, as `inspect` shows it.
