@@ -182,27 +182,8 @@ pub fn ps(
         .iter()
         .map(|row| columns.iter().map(|k| row[k].as_str().unwrap_or("").to_string()).collect())
         .collect();
-    print!("{}", aligned(&cells));
+    print!("{}", super::template::tabwrite(&cells, 10, 3));
     Ok(())
-}
-
-/// Rows in columns as Docker's tabwriter sets them: each as wide as its widest cell, three spaces
-/// apart, the last one unpadded.
-fn aligned(rows: &[Vec<String>]) -> String {
-    let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> =
-        (0..columns).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            out.push_str(cell);
-            if i + 1 < columns {
-                out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
-            }
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// A `ps` row's fields, by the names `--format` uses (the column titles for `c` None).
