@@ -96,6 +96,12 @@ enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// A running container's processes, as the host's ps shows them (ps options: default -ef).
+    Top {
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_options: Vec<String>,
+    },
     /// Print a detached container's output (stdout and stderr as it wrote them).
     Logs {
         /// Keep printing what it writes until it exits.
@@ -743,6 +749,10 @@ fn main() {
             format.as_deref(),
         )
         .unwrap_or_else(|e| fail(e)),
+        Command::Top { container, ps_options } => {
+            let c = find(&state_dir, &container);
+            print!("{}", docker::top::top(&c, &ps_options).unwrap_or_else(|e| fail(e)));
+        }
         Command::Logs { follow, tail, timestamps, container } => {
             let c = find(&state_dir, &container);
             let tail = match tail.as_deref() {

@@ -16,6 +16,7 @@ pub mod security;
 mod stale;
 mod state_dir;
 pub mod template;
+pub mod top;
 
 use crate::cgroup::Limits;
 use crate::container::mount_plan::FrontEndMounts;

@@ -1,0 +1,114 @@
+//! Docker's commands around running containers, beyond the lifecycle itself: `top`, `port`,
+//! `rename`, `container prune`/`ls`, `logs --since/--until`, json-file log rotation (`--log-opt`),
+//! `system df` and `cp` (with the symlink attacks a container can try on it). Each test has a
+//! state directory of its own; whatever it leaves running is removed with `rm -f` when it ends.
+
+use integration_tests::*;
+use std::time::{Duration, Instant};
+
+const BUSYBOX: &str = "busybox-docker.tar";
+
+fn busybox() -> String {
+    image(BUSYBOX).display().to_string()
+}
+
+/// A state directory whose containers are force-removed when the test ends, however it ends.
+struct Containers(StateDir);
+
+impl Containers {
+    fn new(test: &str) -> Containers {
+        Containers(StateDir::new(test))
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        self.0.run(args)
+    }
+
+    /// Runs `args`, which must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// Runs `args`, which must fail as spawner's bad input does: exit 125, one line on stderr
+    /// containing `want`.
+    fn refused(&self, args: &[&str], want: &str) {
+        let out = self.run(args);
+        let err = stderr(&out);
+        assert_eq!(code(&out), 125, "{args:?}: {err}");
+        assert!(
+            err.starts_with("spawner: ") && err.lines().count() == 1 && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+
+    /// `run -d --network none --name NAME IMAGE COMMAND…`: the ID it printed.
+    fn detach(&self, name: &str, extra: &[&str], command: &[&str]) -> String {
+        let img = busybox();
+        let mut args = vec!["run", "-d", "--network", "none", "--name", name];
+        args.extend_from_slice(extra);
+        args.push(&img);
+        args.extend_from_slice(command);
+        self.ok(&args).trim().to_string()
+    }
+
+    fn inspect(&self, name: &str, format: &str) -> String {
+        self.ok(&["inspect", "-f", format, name]).trim().to_string()
+    }
+
+    /// Polls `what` until it holds, for up to 10 s.
+    fn until(&self, what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let out = self.0.run(&["ps", "-aq"]);
+        for id in stdout(&out).split_whitespace() {
+            let _ = self.0.run(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// The PID namespace of a host process.
+fn pid_ns(pid: &str) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap_or_default()
+}
+
+#[test]
+fn top_lists_the_containers_processes_as_ps_shows_them() {
+    let c = Containers::new("lm-top");
+    c.detach("box", &[], &["sh", "-c", "sleep 4711 & exec sleep 4712"]);
+    let init = c.inspect("box", "{{.State.Pid}}");
+    c.until("both sleeps", || c.ok(&["top", "box"]).contains("sleep 4711"));
+    let top = c.ok(&["top", "box"]);
+    let mut lines = top.lines();
+    let header = lines.next().unwrap();
+    let titles: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(titles, ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], "{top}");
+    assert!(header.starts_with(&format!("{:<20}PID", "UID")), "Docker's columns, 20 wide: {top}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    // Its init (the recorded pid), the two sleeps, nothing of the host's.
+    assert_eq!(rows.len(), 3, "{top}");
+    assert!(rows.iter().any(|r| r[1] == init && r[7] == "init"), "{top}");
+    assert!(rows.iter().any(|r| r[7..] == ["sleep", "4711"]), "{top}");
+    assert!(rows.iter().any(|r| r[7..] == ["sleep", "4712"]), "{top}");
+    for row in &rows {
+        assert_eq!(pid_ns(row[1]), pid_ns(&init), "{} is not the container's: {top}", row[1]);
+    }
+    // ps options, as Docker passes them.
+    let custom = c.ok(&["top", "box", "-o", "pid,comm"]);
+    assert_eq!(custom.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["PID", "COMMAND"]);
+    assert_eq!(custom.lines().count(), 4, "{custom}");
+    c.refused(&["top", "box", "-o", "user=PID"], "is not allowed");
+    c.refused(&["top", "box", "-o", "comm"], "Couldn't find PID field");
+    c.ok(&["stop", "-t", "0", "box"]);
+    c.refused(&["top", "box"], "is not running");
+    c.refused(&["top", "nobox"], "No such container: nobox");
+}
