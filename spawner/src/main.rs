@@ -102,6 +102,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_options: Vec<String>,
     },
+    /// A running container's published ports (or the host addresses of one of its ports).
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/tcp|udp].
+        private_port: Option<String>,
+    },
     /// Print a detached container's output (stdout and stderr as it wrote them).
     Logs {
         /// Keep printing what it writes until it exits.
@@ -752,6 +758,12 @@ fn main() {
         Command::Top { container, ps_options } => {
             let c = find(&state_dir, &container);
             print!("{}", docker::top::top(&c, &ps_options).unwrap_or_else(|e| fail(e)));
+        }
+        Command::Port { container, private_port } => {
+            let c = find(&state_dir, &container);
+            for line in docker::port::lines(&c, private_port.as_deref()).unwrap_or_else(|e| fail(e)) {
+                println!("{line}");
+            }
         }
         Command::Logs { follow, tail, timestamps, container } => {
             let c = find(&state_dir, &container);

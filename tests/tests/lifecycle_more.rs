@@ -112,3 +112,40 @@ fn top_lists_the_containers_processes_as_ps_shows_them() {
     c.refused(&["top", "box"], "is not running");
     c.refused(&["top", "nobox"], "No such container: nobox");
 }
+
+/// `port` on the bridge: the host ports as bound (one the kernel picked, too), each reaching
+/// the container.
+#[test]
+fn port_prints_the_published_ports_as_bound() {
+    assert_own_network_namespace();
+    let c = Containers::new("lm-port");
+    let img = busybox();
+    let web = "mkdir /w && echo hello > /w/index.html && exec httpd -f -p 80 -h /w";
+    let args = ["run", "-d", "--name", "web", "-p", "80", "-p", "127.0.0.1:18081:81/udp"];
+    let out = c.run(&[&args[..], &[&img, "sh", "-c", web]].concat());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let all = c.ok(&["port", "web"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 2, "{all}");
+    let picked = lines[0].strip_prefix("80/tcp -> 0.0.0.0:").unwrap_or_else(|| panic!("{all}"));
+    let picked: u16 = picked.parse().unwrap();
+    assert_ne!(picked, 0);
+    assert_eq!(lines[1], "81/udp -> 127.0.0.1:18081");
+    let ps = c.ok(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(ps, format!("0.0.0.0:{picked}->80/tcp, 127.0.0.1:18081->81/udp\n"));
+    assert_eq!(c.ok(&["port", "web", "80/tcp"]), format!("0.0.0.0:{picked}\n"));
+    assert_eq!(c.ok(&["port", "web", "81/udp"]), "127.0.0.1:18081\n");
+    // The port printed is the one that reaches the container.
+    c.until("the server", || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", picked)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = std::io::Write::write_all(&mut s, b"GET /index.html HTTP/1.0\r\n\r\n");
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut answer);
+        answer.contains("hello")
+    });
+    c.refused(&["port", "web", "443"], "No public port '443/tcp' published for web");
+    c.refused(&["port", "web", "80/sctp"], "PRIVATE_PORT");
+    c.ok(&["stop", "-t", "1", "web"]);
+    assert_eq!(c.ok(&["port", "web"]), "", "a stopped container publishes nothing");
+}

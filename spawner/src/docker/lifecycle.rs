@@ -206,7 +206,11 @@ fn ps_row_json(c: Option<&Container>, no_trunc: bool) -> serde_json::Value {
         "RunningFor": format!("{} ago", crate::clock::since(c.record.created)),
         "Status": c.status_line(),
         "State": c.status().name(),
-        "Ports": c.record.ports.join(", "),
+        "Ports": super::port::bindings(c)
+            .iter()
+            .map(|b| format!("{}->{}", b.public(), b.private()))
+            .collect::<Vec<_>>()
+            .join(", "),
         "Names": c.record.name,
     })
 }

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod port;
 pub mod process;
 pub mod record;
 pub mod security;
@@ -548,8 +549,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         no_pivot: false,
     };
     let restart_count = launch.existing.as_ref().map_or(0, |c| c.state.restart_count);
-    let mut state =
-        record::RunState { monitor: std::process::id() as i32, restart_count, ..Default::default() };
+    let mut state = record::RunState {
+        monitor: std::process::id() as i32,
+        restart_count,
+        ports: attached.as_ref().map(network::Attached::published).unwrap_or_default(),
+        ..Default::default()
+    };
     record::write_state(&dir.path, &state)?;
     let mut log =
         match launch.detached {
@@ -620,6 +625,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         state.oom_killed = exit.oom_kills > 0;
         state.finished_at = crate::clock::now_ns();
         state.pid = 0;
+        // Withdrawn with the run.
+        state.ports.clear();
         record::write_state(&dir.path, &state)?;
     }
     drop(dir);

@@ -102,6 +102,10 @@ pub struct RunState {
     pub restart_count: u32,
     /// `stop` or `kill` ended it (a restart policy other than `always` then lets it be).
     pub stopped_by_user: bool,
+    /// The published ports as bound on the host (a `-p 80` host port is the one the kernel
+    /// picked), while it runs on the bridge.
+    #[serde(default)]
+    pub ports: Vec<crate::network::firewall::Element>,
 }
 
 /// The container as `ps` and `inspect` see it.
