@@ -96,6 +96,9 @@ enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// The disk images and containers use (df).
+    #[command(subcommand)]
+    System(SystemCommand),
     /// A running container's processes, as the host's ps shows them (ps options: default -ef).
     Top {
         container: String,
@@ -208,6 +211,12 @@ enum Command {
         /// The image reference.
         reference: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// The disk images and containers use.
+    Df,
 }
 
 /// How to reach a registry, as podman and skopeo spell it.
@@ -755,6 +764,9 @@ fn main() {
             format.as_deref(),
         )
         .unwrap_or_else(|e| fail(e)),
+        Command::System(SystemCommand::Df) => {
+            print!("{}", docker::df::system_df(&state_dir).unwrap_or_else(|e| fail(e)))
+        }
         Command::Top { container, ps_options } => {
             let c = find(&state_dir, &container);
             print!("{}", docker::top::top(&c, &ps_options).unwrap_or_else(|e| fail(e)));

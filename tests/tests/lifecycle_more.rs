@@ -149,3 +149,44 @@ fn port_prints_the_published_ports_as_bound() {
     c.ok(&["stop", "-t", "1", "web"]);
     assert_eq!(c.ok(&["port", "web"]), "", "a stopped container publishes nothing");
 }
+
+#[test]
+fn system_df_shows_images_and_containers_as_docker_does() {
+    let c = Containers::new("lm-df");
+    let img = busybox();
+    let empty = c.ok(&["system", "df"]);
+    assert_eq!(
+        empty.lines().next().unwrap(),
+        "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE",
+        "{empty}"
+    );
+    assert!(empty.contains("\nImages          0         0         0B        0B\n"), "{empty}");
+    assert!(empty.contains("\nContainers      0         0         0B        0B\n"), "{empty}");
+    c.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "writer",
+        &img,
+        "sh",
+        "-c",
+        "head -c 5000 /dev/zero > /blob",
+    ]);
+    c.detach("idle", &[], &["sleep", "100"]);
+    let df = c.ok(&["system", "df"]);
+    let row = |name: &str| row_of(&df, name);
+    let images = row("Images");
+    assert_eq!(&images[..2], ["1", "1"], "one image, used: {df}");
+    assert!(images[2] != "0B" && images[3] == "0B" && images[4] == "(0%)", "{df}");
+    assert_eq!(row("Containers"), ["2", "1", "5kB", "5kB", "(100%)"], "{df}");
+    assert_eq!(row("Local Volumes"), ["0", "0", "0B", "0B"]);
+    c.ok(&["rm", "writer"]);
+    // Nothing written: no share to give, as Docker prints it.
+    assert_eq!(row_of(&c.ok(&["system", "df"]), "Containers"), ["1", "1", "0B", "0B"]);
+}
+
+fn row_of(df: &str, name: &str) -> Vec<String> {
+    let line = df.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{df}"));
+    line[name.len()..].split_whitespace().map(String::from).collect()
+}

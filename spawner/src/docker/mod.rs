@@ -7,6 +7,7 @@
 //! the state directory (`state_dir`, `stale`).
 
 pub mod devices;
+pub mod df;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
