@@ -79,23 +79,10 @@ enum Command {
         references: Vec<String>,
     },
     /// List containers: running ones, or all with -a.
-    Ps {
-        #[arg(short = 'a', long)]
-        all: bool,
-        /// Print only the IDs.
-        #[arg(short = 'q', long)]
-        quiet: bool,
-        /// Full IDs and commands.
-        #[arg(long)]
-        no_trunc: bool,
-        /// name=SUBSTRING, id=PREFIX, status=created|running|exited|dead.
-        #[arg(short = 'f', long = "filter")]
-        filter: Vec<String>,
-        /// A Go-style template: {{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}} {{.RunningFor}}
-        /// {{.Status}} {{.State}} {{.Ports}} {{.Names}}; `table` first for a header.
-        #[arg(long)]
-        format: Option<String>,
-    },
+    Ps(PsArgs),
+    /// Commands on containers: ls (as ps), prune.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// The disk images and containers use (df).
     #[command(subcommand)]
     System(SystemCommand),
@@ -111,6 +98,8 @@ enum Command {
         /// PRIVATE_PORT[/tcp|udp].
         private_port: Option<String>,
     },
+    /// Give a stopped container a new name.
+    Rename { container: String, new_name: String },
     /// Print a detached container's output (stdout and stderr as it wrote them).
     Logs {
         /// Keep printing what it writes until it exits.
@@ -210,6 +199,38 @@ enum Command {
         quiet: bool,
         /// The image reference.
         reference: String,
+    },
+}
+
+#[derive(Args)]
+struct PsArgs {
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Print only the IDs.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Full IDs and commands.
+    #[arg(long)]
+    no_trunc: bool,
+    /// name=SUBSTRING, id=PREFIX, status=created|running|exited|dead.
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
+    /// A Go-style template: {{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}} {{.RunningFor}}
+    /// {{.Status}} {{.State}} {{.Ports}} {{.Names}}; `table` first for a header.
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// List containers (as ps).
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(PsArgs),
+    /// Remove every container that is not running.
+    Prune {
+        /// Do not ask first.
+        #[arg(short = 'f', long)]
+        force: bool,
     },
 }
 
@@ -532,6 +553,27 @@ fn find(state_dir: &std::path::Path, name: &str) -> docker::record::Container {
     docker::record::Container::find(&containers_dir(state_dir), name).unwrap_or_else(|e| fail(e))
 }
 
+fn ps(state_dir: &std::path::Path, args: &PsArgs) {
+    docker::lifecycle::ps(
+        &containers_dir(state_dir),
+        args.all,
+        args.quiet,
+        args.no_trunc,
+        &args.filter,
+        args.format.as_deref(),
+    )
+    .unwrap_or_else(|e| fail(e))
+}
+
+/// Docker's question before a prune: `y` on stdin goes on; anything else (or nothing) stops.
+fn confirm(warning: &str) -> bool {
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y")
+}
+
 /// The container's stdin is /dev/null unless -i: spawner's own is, before the container inherits it.
 fn stdin_from_dev_null() {
     match std::fs::File::open("/dev/null") {
@@ -755,15 +797,17 @@ fn main() {
                 Err(e) => fail(e),
             }
         }
-        Command::Ps { all, quiet, no_trunc, filter, format } => docker::lifecycle::ps(
-            &containers_dir(&state_dir),
-            all,
-            quiet,
-            no_trunc,
-            &filter,
-            format.as_deref(),
-        )
-        .unwrap_or_else(|e| fail(e)),
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => ps(&state_dir, &args),
+        Command::Container(ContainerCommand::Prune { force }) => {
+            if !force && !confirm("WARNING! This will remove all stopped containers.") {
+                return;
+            }
+            let (removed, reclaimed) = docker::lifecycle::prune(&containers_dir(&state_dir));
+            if !removed.is_empty() {
+                println!("Deleted Containers:\n{}\n", removed.join("\n"));
+            }
+            println!("Total reclaimed space: {}", docker::template::human_size(reclaimed));
+        }
         Command::System(SystemCommand::Df) => {
             print!("{}", docker::df::system_df(&state_dir).unwrap_or_else(|e| fail(e)))
         }
@@ -776,6 +820,9 @@ fn main() {
             for line in docker::port::lines(&c, private_port.as_deref()).unwrap_or_else(|e| fail(e)) {
                 println!("{line}");
             }
+        }
+        Command::Rename { container, new_name } => {
+            docker::lifecycle::rename(&find(&state_dir, &container), &new_name).unwrap_or_else(|e| fail(e))
         }
         Command::Logs { follow, tail, timestamps, container } => {
             let c = find(&state_dir, &container);

@@ -4,6 +4,7 @@
 //! state directory of its own; whatever it leaves running is removed with `rm -f` when it ends.
 
 use integration_tests::*;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BUSYBOX: &str = "busybox-docker.tar";
@@ -18,6 +19,10 @@ struct Containers(StateDir);
 impl Containers {
     fn new(test: &str) -> Containers {
         Containers(StateDir::new(test))
+    }
+
+    fn spawner(&self, args: &[&str]) -> Command {
+        self.0.spawner(args)
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
@@ -148,6 +153,74 @@ fn port_prints_the_published_ports_as_bound() {
     c.refused(&["port", "web", "80/sctp"], "PRIVATE_PORT");
     c.ok(&["stop", "-t", "1", "web"]);
     assert_eq!(c.ok(&["port", "web"]), "", "a stopped container publishes nothing");
+}
+
+#[test]
+fn rename_renames_a_stopped_container_and_refuses_a_running_one() {
+    let c = Containers::new("lm-rename");
+    let id = c.detach("old", &[], &["sh", "-c", "echo ran; sleep 100"]);
+    c.refused(&["rename", "old", "new"], "is running");
+    c.ok(&["stop", "-t", "0", "old"]);
+    c.detach("other", &[], &["true"]);
+    c.refused(&["rename", "old", "other"], "already in use");
+    c.refused(&["rename", "old", "bad/name"], "invalid container name");
+    c.refused(&["rename", "old", "old"], "already named");
+    assert_eq!(c.ok(&["rename", "old", "new"]), "");
+    c.refused(&["inspect", "old"], "No such container: old");
+    assert_eq!(c.inspect("new", "{{.Name}} {{.Id}}"), format!("/new {id}"));
+    assert!(c.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|n| n == "new"));
+    // Its run again under the new name (its record's `--name old` is not taken at its word).
+    c.ok(&["start", "new"]);
+    c.until("the second run", || c.ok(&["logs", "new"]) == "ran\nran\n");
+    assert_eq!(c.inspect("new", "{{.State.Status}}"), "running");
+    assert!(!c.0 .0.join("containers/old").exists());
+    c.ok(&["rm", "-f", "new"]);
+}
+
+#[test]
+fn container_prune_removes_the_stopped_ones_and_ls_lists_like_ps() {
+    let c = Containers::new("lm-prune");
+    let img = busybox();
+    let done = c.detach("done", &[], &["sh", "-c", "head -c 3000 /dev/zero > /blob"]);
+    c.ok(&["wait", "done"]);
+    assert_eq!(
+        code(&c.run(&["run", "--network", "none", "--name", "failed", &img, "sh", "-c", "exit 3"])),
+        3
+    );
+    let failed = c.inspect("failed", "{{.Id}}");
+    let live = c.detach("live", &[], &["sleep", "100"]);
+    assert_eq!(c.ok(&["container", "ls", "-a"]).lines().count(), 4);
+    assert_eq!(c.ok(&["container", "ls", "-q"]), format!("{}\n", &live[..12]));
+    // Without -f it asks; anything but y keeps them.
+    let ask = |answer: &[u8]| {
+        let mut child = c.spawner(&["container", "prune"]).stdin(Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), answer).unwrap();
+        drop(child.stdin.take());
+        wait_or_kill(child, Duration::from_secs(20))
+    };
+    let out = ask(b"n\n");
+    assert!(
+        stdout(&out).starts_with("WARNING! This will remove all stopped containers.\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(c.ok(&["ps", "-aq"]).lines().count(), 3, "kept on no");
+    let out = ask(b"y\n");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let after = text.split_once("[y/N] ").unwrap().1;
+    let lines: Vec<&str> = after.lines().collect();
+    assert_eq!(lines[0], "Deleted Containers:", "{text}");
+    let mut deleted = lines[1..3].to_vec();
+    deleted.sort();
+    let mut want = [done.as_str(), failed.as_str()];
+    want.sort();
+    assert_eq!(deleted, want, "{text}");
+    assert_eq!(lines[3], "");
+    assert_eq!(lines[4], "Total reclaimed space: 3kB", "the writable layers' bytes: {text}");
+    assert_eq!(c.ok(&["ps", "-aq"]), format!("{}\n", &live[..12]), "the running one stays");
+    assert!(!c.0 .0.join("containers/done").exists());
+    assert_eq!(c.ok(&["container", "prune", "-f"]), "Total reclaimed space: 0B\n");
 }
 
 #[test]

@@ -404,7 +404,7 @@ pub struct Launch {
 }
 
 /// Docker's rule for names (it also keeps them valid as directory and cgroup names).
-fn check_name(name: &str) -> Result<(), RunError> {
+pub(crate) fn check_name(name: &str) -> Result<(), RunError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         && name.len() <= 128;
