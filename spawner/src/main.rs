@@ -111,6 +111,13 @@ enum Command {
         /// Each line after the time it was written.
         #[arg(short = 't', long)]
         timestamps: bool,
+        /// Only lines written since: an RFC 3339 time or date, Unix seconds, or a duration
+        /// before now (10m, 1h30m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only lines written before, in the same forms.
+        #[arg(long)]
+        until: Option<String>,
         container: String,
     },
     /// Stop running containers: the stop signal, then SIGKILL after the timeout.
@@ -367,6 +374,10 @@ struct RunArgs {
     /// Restart policy of a detached container: no, on-failure[:MAX-RETRIES], always, unless-stopped.
     #[arg(long, default_value = "no")]
     restart: String,
+    /// A detached container's log rotation, as Docker's json-file driver: max-size=SIZE (10k, 5m:
+    /// rotate at that size), max-file=N (files kept, default 1).
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// Give the container every capability, no seccomp filter, no masked paths (as Docker does).
     #[arg(long)]
     privileged: bool,
@@ -668,6 +679,9 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
     if let Err(e) = docker::monitor::Restart::parse(&args.restart) {
         fail(e);
     }
+    if let Err(e) = docker::logs::Rotation::parse(&args.log_opt) {
+        fail(e);
+    }
     let policy = match args.pull.as_str() {
         "missing" => docker::PullPolicy::Missing,
         "always" => docker::PullPolicy::Always,
@@ -741,6 +755,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
             &args.security_opt,
         )
         .unwrap_or_else(|e| fail(e)),
+        log_opts: args.log_opt,
     }
 }
 
@@ -824,7 +839,7 @@ fn main() {
         Command::Rename { container, new_name } => {
             docker::lifecycle::rename(&find(&state_dir, &container), &new_name).unwrap_or_else(|e| fail(e))
         }
-        Command::Logs { follow, tail, timestamps, container } => {
+        Command::Logs { follow, tail, timestamps, since, until, container } => {
             let c = find(&state_dir, &container);
             let tail = match tail.as_deref() {
                 None | Some("all") => None,
@@ -832,7 +847,14 @@ fn main() {
                     Some(n.parse().unwrap_or_else(|_| fail(format!("--tail {n}: give a number or all"))))
                 }
             };
-            let how = docker::logs::Show { tail, timestamps, follow };
+            let now = std::time::SystemTime::now();
+            let time = |flag: &str, value: Option<String>| {
+                value.map(|v| {
+                    spawner::clock::parse_time_arg(&v, now).unwrap_or_else(|e| fail(format!("--{flag} {e}")))
+                })
+            };
+            let (since, until) = (time("since", since), time("until", until));
+            let how = docker::logs::Show { tail, timestamps, follow, since, until };
             let dir = c.dir.clone();
             let running = move || {
                 docker::record::Container::load(&dir).is_ok_and(|c| {

@@ -224,6 +224,69 @@ fn container_prune_removes_the_stopped_ones_and_ls_lists_like_ps() {
 }
 
 #[test]
+fn logs_since_and_until_select_by_time() {
+    let c = Containers::new("lm-since");
+    c.detach("talk", &[], &["sh", "-c", "echo one; sleep 1.2; echo two"]);
+    c.ok(&["wait", "talk"]);
+    let stamped = c.ok(&["logs", "-t", "talk"]);
+    let times: Vec<&str> = stamped.lines().map(|l| l.split_once(' ').unwrap().0).collect();
+    assert_eq!(times.len(), 2, "{stamped}");
+    assert_eq!(c.ok(&["logs", "--since", times[1], "talk"]), "two\n", "since is inclusive");
+    assert_eq!(c.ok(&["logs", "--until", times[0], "talk"]), "one\n", "until is inclusive");
+    // Between the two, as a date-time without fraction (they are 1.2 s apart).
+    let second = &times[1][..19];
+    let second_start = format!("{second}Z");
+    let expected = if second_start.as_str() <= times[0] { "one\ntwo\n" } else { "two\n" };
+    assert_eq!(c.ok(&["logs", "--since", &second_start, "talk"]), expected);
+    // Durations before now.
+    assert_eq!(c.ok(&["logs", "--since", "1h", "talk"]), "one\ntwo\n");
+    assert_eq!(c.ok(&["logs", "--until", "1h", "talk"]), "");
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3600;
+    assert_eq!(c.ok(&["logs", "--since", &unix.to_string(), "talk"]), "one\ntwo\n");
+    c.refused(&["logs", "--since", "yesterday", "talk"], "--since");
+    c.refused(&["logs", "--until", "2026-13-40", "talk"], "--until");
+}
+
+#[test]
+fn the_log_rotates_at_max_size_keeping_max_file_files() {
+    let c = Containers::new("lm-rotate");
+    let script = "i=1; while [ $i -le 300 ]; do echo line $i; i=$((i+1)); done";
+    let opts = ["--log-opt", "max-size=2k", "--log-opt", "max-file=3"];
+    c.detach("chatty", &opts, &["sh", "-c", script]);
+    c.ok(&["wait", "chatty"]);
+    let dir = c.0 .0.join("containers/chatty");
+    for file in ["json.log", "json.log.1", "json.log.2"] {
+        let size = std::fs::metadata(dir.join(file)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 0 && size < 2000 + 200, "{file}: {size} bytes");
+    }
+    assert!(!dir.join("json.log.3").exists(), "max-file=3 keeps three files");
+    // logs reads them oldest first: the last lines, in order, without a gap.
+    let logs = c.ok(&["logs", "chatty"]);
+    let numbers: Vec<u32> = logs.lines().map(|l| l.strip_prefix("line ").unwrap().parse().unwrap()).collect();
+    assert_eq!(*numbers.last().unwrap(), 300);
+    assert!(numbers.len() > 40 && numbers.len() < 300, "{} lines kept", numbers.len());
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{logs}");
+    assert_eq!(c.ok(&["logs", "--tail", "2", "chatty"]), "line 299\nline 300\n");
+    assert_eq!(
+        c.inspect("chatty", "{{json .HostConfig.LogConfig}}"),
+        r#"{"Config":{"max-file":"3","max-size":"2k"},"Type":"json-file"}"#
+    );
+    // Without the options the log keeps everything.
+    c.detach("whole", &[], &["sh", "-c", script]);
+    c.ok(&["wait", "whole"]);
+    assert_eq!(c.ok(&["logs", "whole"]).lines().count(), 300);
+    let img = busybox();
+    for (opt, why) in [
+        ("max-size=0", "max-size must be a positive number"),
+        ("max-file=0", "max-file cannot be less than 1"),
+        ("compress=true", "unknown log opt 'compress'"),
+        ("max-size=big", "max-size=big"),
+    ] {
+        c.refused(&["run", "-d", "--network", "none", "--log-opt", opt, &img, "true"], why);
+    }
+}
+
+#[test]
 fn system_df_shows_images_and_containers_as_docker_does() {
     let c = Containers::new("lm-df");
     let img = busybox();

@@ -381,6 +381,10 @@ pub fn inspect_json(c: &Container) -> serde_json::Value {
             "CapDrop": c.record.security.cap_drop,
             "SecurityOpt": c.record.security.security_opt,
             "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+            "LogConfig": {
+                "Type": "json-file",
+                "Config": c.record.log_opts.iter().filter_map(|o| o.split_once('=')).collect::<std::collections::BTreeMap<_, _>>(),
+            },
         },
         "Mounts": [],
     })

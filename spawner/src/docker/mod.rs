@@ -92,6 +92,8 @@ pub struct RunOptions {
     pub security: security::Security,
     /// The most bytes an image's layers may unpack to (a decompression bomb stops there).
     pub max_image_bytes: u64,
+    /// `--log-opt` as given (see [`logs::Rotation`]).
+    pub log_opts: Vec<String>,
 }
 
 /// `--pull`, as Docker: pull when the image is not stored, always, or never.
@@ -422,6 +424,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         check_name(name)?;
     }
     process::check_overrides(&opts.overrides).map_err(RunError)?;
+    let rotation = logs::Rotation::parse(&opts.log_opts).map_err(RunError)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
     // Host paths the user named are looked up now, once; the container gets what they were.
     let volumes = open_volumes(&opts.volumes)?;
@@ -559,9 +562,9 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     record::write_state(&dir.path, &state)?;
     let mut log =
         match launch.detached {
-            true => Some(logs::JsonLog::create(&dir.path.join(record::LOG_FILE)).map_err(|e| {
-                RunError(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display()))
-            })?),
+            true => Some(logs::JsonLog::with_rotation(&dir.path.join(record::LOG_FILE), rotation).map_err(
+                |e| RunError(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display())),
+            )?),
             false => None,
         };
     let mut ready = launch.ready;
@@ -684,6 +687,7 @@ fn new_record(
         restart: opts.restart.clone(),
         run_args: opts.run_args.clone(),
         run_cwd: std::env::current_dir().unwrap_or_default(),
+        log_opts: opts.log_opts.clone(),
     })
 }
 

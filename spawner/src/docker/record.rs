@@ -50,6 +50,9 @@ pub struct Record {
     /// in: `start` runs the container again from them.
     pub run_args: Vec<String>,
     pub run_cwd: PathBuf,
+    /// `--log-opt` as given (max-size, max-file).
+    #[serde(default)]
+    pub log_opts: Vec<String>,
 }
 
 /// `--privileged`, `--cap-add`, `--cap-drop` and `--security-opt`, as given.
