@@ -100,6 +100,15 @@ enum Command {
     },
     /// Give a stopped container a new name.
     Rename { container: String, new_name: String },
+    /// Copy files between a running container and the host: cp CONTAINER:PATH HOSTPATH, or
+    /// cp HOSTPATH CONTAINER:PATH (PATH/. copies a directory's contents).
+    Cp {
+        /// Print nothing on success.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        src: String,
+        dest: String,
+    },
     /// Print a detached container's output (stdout and stderr as it wrote them).
     Logs {
         /// Keep printing what it writes until it exits.
@@ -838,6 +847,13 @@ fn main() {
         }
         Command::Rename { container, new_name } => {
             docker::lifecycle::rename(&find(&state_dir, &container), &new_name).unwrap_or_else(|e| fail(e))
+        }
+        Command::Cp { quiet, src, dest } => {
+            let done =
+                docker::copy::copy(&containers_dir(&state_dir), &src, &dest).unwrap_or_else(|e| fail(e));
+            if !quiet {
+                eprintln!("{done}");
+            }
         }
         Command::Logs { follow, tail, timestamps, since, until, container } => {
             let c = find(&state_dir, &container);

@@ -326,3 +326,61 @@ fn row_of(df: &str, name: &str) -> Vec<String> {
     let line = df.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{df}"));
     line[name.len()..].split_whitespace().map(String::from).collect()
 }
+
+/// cp in both directions, and a container's symlinks (absolute and `..`-relative, to /etc)
+/// never lead cp to the host's files.
+#[test]
+fn cp_copies_both_ways_and_container_symlinks_stay_inside() {
+    let c = Containers::new("lm-cp");
+    let setup = "echo inside > /etc/marker && ln -s /etc /evil && ln -s ../../../../../../etc /up \
+        && mkdir -p /data/sub && echo deep > /data/sub/file && ln -s /etc/passwd /data/link \
+        && touch /ready && exec sleep 100";
+    c.detach("box", &[], &["sh", "-c", setup]);
+    c.until("the setup", || code(&c.run(&["exec", "box", "test", "-e", "/ready"])) == 0);
+    let host = c.0 .0.join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    let at = |p: &str| host.join(p).display().to_string();
+    // Out of the container: a file, a file to an existing directory, a directory.
+    c.ok(&["cp", "box:/etc/marker", &at("marker")]);
+    assert_eq!(std::fs::read_to_string(host.join("marker")).unwrap(), "inside\n");
+    std::fs::create_dir(host.join("into")).unwrap();
+    c.ok(&["cp", "box:/etc/marker", &at("into")]);
+    assert_eq!(std::fs::read_to_string(host.join("into/marker")).unwrap(), "inside\n");
+    let out = c.run(&["cp", "box:/data", &at("data")]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("Successfully copied "), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(host.join("data/sub/file")).unwrap(), "deep\n");
+    assert_eq!(std::fs::read_link(host.join("data/link")).unwrap(), std::path::Path::new("/etc/passwd"));
+    // Through the container's symlinks to /etc: its /etc.
+    let theirs = c.ok(&["exec", "box", "cat", "/etc/passwd"]);
+    assert_ne!(theirs, std::fs::read_to_string("/etc/passwd").unwrap(), "the test needs them to differ");
+    for (src, name) in [("box:/evil/passwd", "evil"), ("box:/up/passwd", "up"), ("box:evil/passwd", "rel")] {
+        c.ok(&["cp", src, &at(name)]);
+        assert_eq!(std::fs::read_to_string(host.join(name)).unwrap(), theirs, "{src}");
+    }
+    // Into the container: a file, a directory's contents; through its symlinks, into its /etc.
+    std::fs::write(host.join("payload"), "from the host\n").unwrap();
+    let tag = format!("spawner-cp-attack-{}", std::process::id());
+    for dest in [format!("box:/evil/{tag}"), format!("box:/up/{tag}-up"), "box:/evil".to_string()] {
+        c.ok(&["cp", &at("payload"), &dest]);
+    }
+    for name in [tag.clone(), format!("{tag}-up"), "payload".to_string()] {
+        assert!(!std::path::Path::new("/etc").join(&name).exists(), "the host's /etc/{name} was written");
+        assert_eq!(c.ok(&["exec", "box", "cat", &format!("/etc/{name}")]), "from the host\n");
+    }
+    c.ok(&["cp", &format!("{}/.", at("data")), "box:/copied"]);
+    assert_eq!(c.ok(&["exec", "box", "cat", "/copied/sub/file"]), "deep\n");
+    // A symlink where a file is written is replaced, never written through.
+    let group = c.ok(&["exec", "box", "cat", "/etc/group"]);
+    c.ok(&["exec", "box", "ln", "-s", "/etc/group", "/trap"]);
+    c.ok(&["cp", &at("payload"), "box:/trap"]);
+    assert_eq!(c.ok(&["exec", "box", "cat", "/trap"]), "from the host\n");
+    assert_eq!(c.ok(&["exec", "box", "cat", "/etc/group"]), group);
+    // Bad input.
+    c.refused(&["cp", &at("payload"), &at("other")], "CONTAINER:PATH");
+    c.refused(&["cp", "box:/etc/marker", "box:/tmp/x"], "between containers");
+    c.refused(&["cp", "box:/nonexistent", &at("x")], "/nonexistent");
+    c.refused(&["cp", "box:/data", &at("marker")], "cannot copy a directory to a file");
+    c.ok(&["stop", "-t", "0", "box"]);
+    c.refused(&["cp", "box:/etc/marker", &at("late")], "is not running");
+}

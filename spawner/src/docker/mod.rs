@@ -6,6 +6,7 @@
 //! `--device`, `--security-opt` (`security`), the init layer, the /etc files, container names and
 //! the state directory (`state_dir`, `stale`).
 
+pub mod copy;
 pub mod devices;
 pub mod df;
 pub mod lifecycle;
