@@ -85,22 +85,35 @@ enum Command {
         references: Vec<String>,
     },
     /// List containers: running ones, or all with -a.
-    Ps {
-        #[arg(short = 'a', long)]
-        all: bool,
-        /// Print only the IDs.
+    Ps(PsArgs),
+    /// Commands on containers: ls (as ps), prune.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// The disk images and containers use (df).
+    #[command(subcommand)]
+    System(SystemCommand),
+    /// A running container's processes, as the host's ps shows them (ps options: default -ef).
+    Top {
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_options: Vec<String>,
+    },
+    /// A running container's published ports (or the host addresses of one of its ports).
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/tcp|udp].
+        private_port: Option<String>,
+    },
+    /// Give a stopped container a new name.
+    Rename { container: String, new_name: String },
+    /// Copy files between a running container and the host: cp CONTAINER:PATH HOSTPATH, or
+    /// cp HOSTPATH CONTAINER:PATH (PATH/. copies a directory's contents).
+    Cp {
+        /// Print nothing on success.
         #[arg(short = 'q', long)]
         quiet: bool,
-        /// Full IDs and commands.
-        #[arg(long)]
-        no_trunc: bool,
-        /// name=SUBSTRING, id=PREFIX, status=created|running|exited|dead.
-        #[arg(short = 'f', long = "filter")]
-        filter: Vec<String>,
-        /// A Go-style template: {{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}} {{.RunningFor}}
-        /// {{.Status}} {{.State}} {{.Ports}} {{.Names}}; `table` first for a header.
-        #[arg(long)]
-        format: Option<String>,
+        src: String,
+        dest: String,
     },
     /// Print a detached container's output (stdout and stderr as it wrote them).
     Logs {
@@ -113,6 +126,13 @@ enum Command {
         /// Each line after the time it was written.
         #[arg(short = 't', long)]
         timestamps: bool,
+        /// Only lines written since: an RFC 3339 time or date, Unix seconds, or a duration
+        /// before now (10m, 1h30m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only lines written before, in the same forms.
+        #[arg(long)]
+        until: Option<String>,
         container: String,
     },
     /// Stop running containers: the stop signal, then SIGKILL after the timeout.
@@ -243,6 +263,38 @@ enum VolumeCommand {
     },
 }
 
+#[derive(Args)]
+struct PsArgs {
+    #[arg(short = 'a', long)]
+    all: bool,
+    /// Print only the IDs.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    /// Full IDs and commands.
+    #[arg(long)]
+    no_trunc: bool,
+    /// name=SUBSTRING, id=PREFIX, status=created|running|exited|dead.
+    #[arg(short = 'f', long = "filter")]
+    filter: Vec<String>,
+    /// A Go-style template: {{.ID}} {{.Image}} {{.Command}} {{.CreatedAt}} {{.RunningFor}}
+    /// {{.Status}} {{.State}} {{.Ports}} {{.Names}}; `table` first for a header.
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// List containers (as ps).
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(PsArgs),
+    /// Remove every container that is not running.
+    Prune {
+        /// Do not ask first.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+}
+
 /// The containers (by name) that use the volume `name`.
 fn volume_users(state_dir: &std::path::Path, name: &str) -> Vec<String> {
     docker::record::list(&containers_dir(state_dir))
@@ -309,6 +361,12 @@ fn volume(state_dir: &std::path::Path, command: VolumeCommand) {
             }
         }
     }
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// The disk images and containers use.
+    Df,
 }
 
 /// How to reach a registry, as podman and skopeo spell it.
@@ -497,6 +555,10 @@ struct RunArgs {
     /// Restart policy of a detached container: no, on-failure[:MAX-RETRIES], always, unless-stopped.
     #[arg(long, default_value = "no")]
     restart: String,
+    /// A detached container's log rotation, as Docker's json-file driver: max-size=SIZE (10k, 5m:
+    /// rotate at that size), max-file=N (files kept, default 1).
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// Give the container every capability, no seccomp filter, no masked paths (as Docker does).
     #[arg(long)]
     privileged: bool,
@@ -683,6 +745,27 @@ fn find(state_dir: &std::path::Path, name: &str) -> docker::record::Container {
     docker::record::Container::find(&containers_dir(state_dir), name).unwrap_or_else(|e| fail(e))
 }
 
+fn ps(state_dir: &std::path::Path, args: &PsArgs) {
+    docker::lifecycle::ps(
+        &containers_dir(state_dir),
+        args.all,
+        args.quiet,
+        args.no_trunc,
+        &args.filter,
+        args.format.as_deref(),
+    )
+    .unwrap_or_else(|e| fail(e))
+}
+
+/// Docker's question before a prune: `y` on stdin goes on; anything else (or nothing) stops.
+fn confirm(warning: &str) -> bool {
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y")
+}
+
 /// The container's stdin is /dev/null unless -i: spawner's own is, before the container inherits it.
 fn stdin_from_dev_null() {
     match std::fs::File::open("/dev/null") {
@@ -775,6 +858,9 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
         fail("conflicting options: --restart and --rm");
     }
     if let Err(e) = docker::monitor::Restart::parse(&args.restart) {
+        fail(e);
+    }
+    if let Err(e) = docker::logs::Rotation::parse(&args.log_opt) {
         fail(e);
     }
     let policy = match args.pull.as_str() {
@@ -906,6 +992,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
             &args.security_opt,
         )
         .unwrap_or_else(|e| fail(e)),
+        log_opts: args.log_opt,
         ..flags
     }
 }
@@ -1065,16 +1152,41 @@ fn main() {
                 }
             }
         }
-        Command::Ps { all, quiet, no_trunc, filter, format } => docker::lifecycle::ps(
-            &containers_dir(&state_dir),
-            all,
-            quiet,
-            no_trunc,
-            &filter,
-            format.as_deref(),
-        )
-        .unwrap_or_else(|e| fail(e)),
-        Command::Logs { follow, tail, timestamps, container } => {
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => ps(&state_dir, &args),
+        Command::Container(ContainerCommand::Prune { force }) => {
+            if !force && !confirm("WARNING! This will remove all stopped containers.") {
+                return;
+            }
+            let (removed, reclaimed) = docker::lifecycle::prune(&containers_dir(&state_dir));
+            if !removed.is_empty() {
+                println!("Deleted Containers:\n{}\n", removed.join("\n"));
+            }
+            println!("Total reclaimed space: {}", docker::template::human_size(reclaimed));
+        }
+        Command::System(SystemCommand::Df) => {
+            print!("{}", docker::df::system_df(&state_dir).unwrap_or_else(|e| fail(e)))
+        }
+        Command::Top { container, ps_options } => {
+            let c = find(&state_dir, &container);
+            print!("{}", docker::top::top(&c, &ps_options).unwrap_or_else(|e| fail(e)));
+        }
+        Command::Port { container, private_port } => {
+            let c = find(&state_dir, &container);
+            for line in docker::port::lines(&c, private_port.as_deref()).unwrap_or_else(|e| fail(e)) {
+                println!("{line}");
+            }
+        }
+        Command::Rename { container, new_name } => {
+            docker::lifecycle::rename(&find(&state_dir, &container), &new_name).unwrap_or_else(|e| fail(e))
+        }
+        Command::Cp { quiet, src, dest } => {
+            let done =
+                docker::copy::copy(&containers_dir(&state_dir), &src, &dest).unwrap_or_else(|e| fail(e));
+            if !quiet {
+                eprintln!("{done}");
+            }
+        }
+        Command::Logs { follow, tail, timestamps, since, until, container } => {
             let c = find(&state_dir, &container);
             let tail = match tail.as_deref() {
                 None | Some("all") => None,
@@ -1082,7 +1194,14 @@ fn main() {
                     Some(n.parse().unwrap_or_else(|_| fail(format!("--tail {n}: give a number or all"))))
                 }
             };
-            let how = docker::logs::Show { tail, timestamps, follow };
+            let now = std::time::SystemTime::now();
+            let time = |flag: &str, value: Option<String>| {
+                value.map(|v| {
+                    spawner::clock::parse_time_arg(&v, now).unwrap_or_else(|e| fail(format!("--{flag} {e}")))
+                })
+            };
+            let (since, until) = (time("since", since), time("until", until));
+            let how = docker::logs::Show { tail, timestamps, follow, since, until };
             let dir = c.dir.clone();
             let running = move || {
                 docker::record::Container::load(&dir).is_ok_and(|c| {

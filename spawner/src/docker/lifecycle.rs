@@ -117,10 +117,100 @@ pub fn remove(c: &Container, force: bool) -> Result<(), RunError> {
         .map_err(|e| RunError(format!("open {}: {e}", c.dir.display())))?;
     rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| RunError(format!("lock {}: {e}", c.dir.display())))?;
-    // Renamed out of the way first: a half-removed container is never listed.
+    discard(c)
+}
+
+/// Removes the directory of `c`, whose lock the caller holds: renamed out of the way first, so a
+/// half-removed container is never listed.
+fn discard(c: &Container) -> Result<(), RunError> {
     let trash = c.dir.with_file_name(format!(".{}.rm", c.record.id));
     std::fs::rename(&c.dir, &trash).map_err(|e| RunError(format!("rename {}: {e}", c.dir.display())))?;
     std::fs::remove_dir_all(&trash).map_err(|e| RunError(format!("remove {}: {e}", trash.display())))
+}
+
+/// The lock of a container's run, taken for a command that changes its directory; None while a
+/// run (starting, running, or recording its end) holds it.
+fn lock_idle(c: &Container) -> Result<Option<OwnedFd>, RunError> {
+    match super::stale::claim(&c.dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(RunError(format!("lock {}: {e}", c.dir.display()))),
+    }
+}
+
+/// Whether a detached container that exited waits for its restart (its monitor lives on, and its
+/// policy starts it again).
+fn restarting(c: &Container) -> bool {
+    let monitor_alive = c.state.monitor > 0
+        && std::fs::read_to_string(format!("/proc/{}/comm", c.state.monitor))
+            .is_ok_and(|comm| comm.trim() == "spawner");
+    !matches!(c.record.restart.as_str(), "" | "no") && monitor_alive && !c.dir.join(STOPPED_MARKER).exists()
+}
+
+/// `rename OLD NEW`: a container that is not running gets a new name (its directory is renamed,
+/// its record says the new name). A running one is refused: its run refers to its directory by
+/// name until it ends (its state and log, its cgroup's name, the name its bridge peers have in
+/// their /etc/hosts), so a rename under it would leave those pointing at the old name.
+pub fn rename(c: &Container, new: &str) -> Result<(), RunError> {
+    super::check_name(new)?;
+    let old = &c.record.name;
+    if new == old {
+        return Err(RunError(format!("container {old} is already named {new}")));
+    }
+    let refuse = || {
+        RunError(format!(
+            "cannot rename container {old}: it is running (spawner renames stopped containers only: stop it first)"
+        ))
+    };
+    if c.status() == Status::Running {
+        return Err(refuse());
+    }
+    let Some(_lock) = lock_idle(c)? else { return Err(refuse()) };
+    let target = c.dir.with_file_name(new);
+    match rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &c.dir,
+        rustix::fs::CWD,
+        &target,
+        rustix::fs::RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => {
+            return Err(RunError(format!("container name {new:?} is already in use")))
+        }
+        Err(e) => return Err(RunError(format!("rename {}: {e}", c.dir.display()))),
+    }
+    let mut record = c.record.clone();
+    record.name = new.to_string();
+    if let Err(e) = record::write_record(&target, &record) {
+        // Back to the name its record has.
+        let _ = std::fs::rename(&target, &c.dir);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// `container prune`: every container that is not running is removed (not one whose run holds
+/// its directory, starting or recording its end, nor one waiting for its restart). The IDs of
+/// those removed, and the bytes their writable layers held.
+pub fn prune(containers: &Path) -> (Vec<String>, u64) {
+    let mut removed = Vec::new();
+    let mut reclaimed = 0;
+    for c in record::list(containers) {
+        if c.status() == Status::Running || restarting(&c) {
+            continue;
+        }
+        let Ok(Some(_lock)) = lock_idle(&c) else { continue };
+        let size = super::df::disk_usage(&c.dir.join("upper"));
+        match discard(&c) {
+            Ok(()) => {
+                removed.push(c.record.id.clone());
+                reclaimed += size;
+            }
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+    (removed, reclaimed)
 }
 
 /// `wait`: blocks until the container's run ends; its exit status.
@@ -182,27 +272,8 @@ pub fn ps(
         .iter()
         .map(|row| columns.iter().map(|k| row[k].as_str().unwrap_or("").to_string()).collect())
         .collect();
-    print!("{}", aligned(&cells));
+    print!("{}", super::template::tabwrite(&cells, 10, 3));
     Ok(())
-}
-
-/// Rows in columns as Docker's tabwriter sets them: each as wide as its widest cell, three spaces
-/// apart, the last one unpadded.
-fn aligned(rows: &[Vec<String>]) -> String {
-    let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> =
-        (0..columns).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            out.push_str(cell);
-            if i + 1 < columns {
-                out.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
-            }
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// A `ps` row's fields, by the names `--format` uses (the column titles for `c` None).
@@ -225,7 +296,11 @@ fn ps_row_json(c: Option<&Container>, no_trunc: bool) -> serde_json::Value {
         "RunningFor": format!("{} ago", crate::clock::since(c.record.created)),
         "Status": c.status_line(),
         "State": c.status().name(),
-        "Ports": c.record.ports.join(", "),
+        "Ports": super::port::bindings(c)
+            .iter()
+            .map(|b| format!("{}->{}", b.public(), b.private()))
+            .collect::<Vec<_>>()
+            .join(", "),
         "Names": c.record.name,
     })
 }
@@ -307,6 +382,10 @@ pub fn inspect_json(c: &Container) -> serde_json::Value {
             "CapDrop": c.record.security.cap_drop,
             "SecurityOpt": c.record.security.security_opt,
             "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+            "LogConfig": {
+                "Type": "json-file",
+                "Config": c.record.log_opts.iter().filter_map(|o| o.split_once('=')).collect::<std::collections::BTreeMap<_, _>>(),
+            },
         },
         "Mounts": c.record.mounts.iter().map(|m| serde_json::json!({
             "Type": m.kind, "Name": m.name, "Source": m.source, "Destination": m.destination, "RW": m.rw,

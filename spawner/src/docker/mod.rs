@@ -6,17 +6,21 @@
 //! `--device`, `--security-opt` (`security`), the init layer, the /etc files, container names and
 //! the state directory (`state_dir`, `stale`).
 
+pub mod copy;
 pub mod devices;
+pub mod df;
 pub mod flags;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod port;
 pub mod process;
 pub mod record;
 pub mod security;
 mod stale;
 mod state_dir;
 pub mod template;
+pub mod top;
 pub mod volumes;
 
 use crate::cgroup::Limits;
@@ -102,6 +106,8 @@ pub struct RunOptions {
     pub pid: flags::Sharing,
     pub ipc: flags::IpcMode,
     pub uts: flags::Sharing,
+    /// `--log-opt` as given (see [`logs::Rotation`]).
+    pub log_opts: Vec<String>,
 }
 
 /// `--pull`, as Docker: pull when the image is not stored, always, or never.
@@ -487,7 +493,7 @@ pub struct Launch {
 }
 
 /// Docker's rule for names (it also keeps them valid as directory and cgroup names).
-fn check_name(name: &str) -> Result<(), RunError> {
+pub(crate) fn check_name(name: &str) -> Result<(), RunError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         && name.len() <= 128;
@@ -505,6 +511,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         check_name(name)?;
     }
     process::check_overrides(&opts.overrides).map_err(RunError)?;
+    let rotation = logs::Rotation::parse(&opts.log_opts).map_err(RunError)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
     let mut devices = devices::open(&opts.devices)?;
     // --privileged: the host's devices, as Docker gives them (not those given with --device again).
@@ -656,14 +663,18 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         no_pivot: false,
     };
     let restart_count = launch.existing.as_ref().map_or(0, |c| c.state.restart_count);
-    let mut state =
-        record::RunState { monitor: std::process::id() as i32, restart_count, ..Default::default() };
+    let mut state = record::RunState {
+        monitor: std::process::id() as i32,
+        restart_count,
+        ports: attached.as_ref().map(network::Attached::published).unwrap_or_default(),
+        ..Default::default()
+    };
     record::write_state(&dir.path, &state)?;
     let mut log =
         match launch.detached {
-            true => Some(logs::JsonLog::create(&dir.path.join(record::LOG_FILE)).map_err(|e| {
-                RunError(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display()))
-            })?),
+            true => Some(logs::JsonLog::with_rotation(&dir.path.join(record::LOG_FILE), rotation).map_err(
+                |e| RunError(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display())),
+            )?),
             false => None,
         };
     let mut ready = launch.ready;
@@ -728,6 +739,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         state.oom_killed = exit.oom_kills > 0;
         state.finished_at = crate::clock::now_ns();
         state.pid = 0;
+        // Withdrawn with the run.
+        state.ports.clear();
         record::write_state(&dir.path, &state)?;
     }
     anonymous.remove = !dir.keep;
@@ -788,6 +801,7 @@ fn new_record(
         run_args: opts.run_args.clone(),
         run_cwd: std::env::current_dir().unwrap_or_default(),
         labels: container_labels(&image.config, &opts.labels),
+        log_opts: opts.log_opts.clone(),
     })
 }
 

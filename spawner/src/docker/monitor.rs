@@ -117,7 +117,7 @@ fn monitor(opts: &RunOptions, existing: Option<Container>, ready: OwnedFd) -> i3
             }
         };
         // The container as its run left it (gone with --rm, or by `rm -f`).
-        let Some(mut container) = find(opts, &id) else { return 0 };
+        let Some(container) = find(opts, &id) else { return 0 };
         let stopped = container.dir.join(STOPPED_MARKER).exists();
         if !policy.again(status, container.state.restart_count, stopped) {
             return 0;
@@ -128,8 +128,9 @@ fn monitor(opts: &RunOptions, existing: Option<Container>, ready: OwnedFd) -> i3
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_secs(60));
-        // `stop` or `rm` during the wait end it.
-        if container.refresh().is_err() || container.dir.join(STOPPED_MARKER).exists() {
+        // `stop` or `rm` during the wait end it; a `rename` does not (found again by its ID).
+        let Some(mut container) = find(opts, &id) else { return 0 };
+        if container.dir.join(STOPPED_MARKER).exists() {
             return 0;
         }
         container.state.restart_count += 1;

@@ -58,6 +58,9 @@ pub struct Record {
     /// The image's labels with `--label` and `--label-file` over them.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `--log-opt` as given (max-size, max-file).
+    #[serde(default)]
+    pub log_opts: Vec<String>,
 }
 
 /// A volume or bind mount of the container, as `inspect` shows it.
@@ -123,6 +126,10 @@ pub struct RunState {
     pub restart_count: u32,
     /// `stop` or `kill` ended it (a restart policy other than `always` then lets it be).
     pub stopped_by_user: bool,
+    /// The published ports as bound on the host (a `-p 80` host port is the one the kernel
+    /// picked), while it runs on the bridge.
+    #[serde(default)]
+    pub ports: Vec<crate::network::firewall::Element>,
 }
 
 /// The container as `ps` and `inspect` see it.

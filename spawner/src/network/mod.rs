@@ -294,6 +294,11 @@ impl Attached {
         }
     }
 
+    /// The published ports as bound: a host port left to the kernel is the one it picked.
+    pub fn published(&self) -> Vec<Element> {
+        self._ports.as_ref().map_or_else(Vec::new, |p| p.elements.clone())
+    }
+
     /// Adds the container to the hosts files of the others on the bridge, and records where its
     /// own (`hosts`, a file this process keeps open) is, for those that come later.
     pub fn announce(&mut self, state_dir: &Path, hosts: OwnedFd) -> Result<(), NetworkError> {
