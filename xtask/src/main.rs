@@ -2,6 +2,7 @@
 //! installs what it needs (Debian packages, the musl target) so that it works on a fresh machine.
 
 mod bench;
+mod bench_lifecycle;
 mod bench_net;
 mod bench_oci;
 mod bench_pull;
@@ -25,6 +26,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   bench run   start-to-exit of /bin/true beside crun, runc and bubblewrap
   bench oci   spawner-runc beside crun and runc on one OCI bundle: run, create + start + delete
   bench net   start-to-exit with --network none, bridge, bridge -p, pasta beside podman; iperf3
+  bench lifecycle  run -d, exec, stop, rm of a detached container, and exec alone, beside podman
   bench pull  pulling busybox and Debian from a loopback registry beside skopeo and podman
   bench unpack  unpacking a ~320 MB layer beside GNU tar -x
   lint        cargo fmt --check and clippy -D warnings on both workspaces
@@ -48,12 +50,17 @@ fn main() {
         ["__bench-net-inner", spawner, image, work] => {
             bench_net::inner(Path::new(spawner), Path::new(image), Path::new(work))
         }
+        ["bench", "lifecycle"] => bench_lifecycle::lifecycle(),
+        ["__bench-lifecycle-inner", spawner, image, work] => {
+            bench_lifecycle::inner(Path::new(spawner), Path::new(image), Path::new(work))
+        }
         ["bench", "unpack"] => bench_run::unpack(),
         ["bench"] => bench::init()
             .and_then(|()| bench_run::start_to_exit())
             .and_then(|()| bench_oci::oci())
             .and_then(|()| bench_pull::pull())
             .and_then(|()| bench_net::net())
+            .and_then(|()| bench_lifecycle::lifecycle())
             .and_then(|()| bench_run::unpack()),
         ["__bench-run-inner", rest @ ..] => match bench_run::work_paths(rest) {
             Some((spawner, image, bundle, work)) => bench_run::inner(&spawner, &image, &bundle, &work),
