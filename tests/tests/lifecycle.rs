@@ -4,69 +4,13 @@
 //! directory of its own; whatever it leaves running is removed with `rm -f` when it ends.
 
 use integration_tests::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const BUSYBOX: &str = "busybox-docker.tar";
 
 fn busybox() -> String {
     image(BUSYBOX).display().to_string()
-}
-
-/// A state directory whose containers are force-removed when the test ends, however it ends.
-struct Containers(StateDir);
-
-impl Containers {
-    fn new(test: &str) -> Containers {
-        Containers(StateDir::new(test))
-    }
-
-    fn spawner(&self, args: &[&str]) -> Command {
-        self.0.spawner(args)
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        self.0.run(args)
-    }
-
-    /// Runs `args`, which must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
-        stdout(&out)
-    }
-
-    /// `run -d --network none --name NAME IMAGE COMMAND…`: the ID it printed.
-    fn detach(&self, name: &str, extra: &[&str], command: &[&str]) -> String {
-        let img = busybox();
-        let mut args = vec!["run", "-d", "--network", "none", "--name", name];
-        args.extend_from_slice(extra);
-        args.push(&img);
-        args.extend_from_slice(command);
-        self.ok(&args).trim().to_string()
-    }
-
-    fn inspect(&self, name: &str, format: &str) -> String {
-        self.ok(&["inspect", "-f", format, name]).trim().to_string()
-    }
-
-    /// Polls `what` until it holds, for up to 10 s.
-    fn until(&self, what: &str, check: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        let out = self.0.run(&["ps", "-aq"]);
-        for id in stdout(&out).split_whitespace() {
-            let _ = self.0.run(&["rm", "-f", id]);
-        }
-    }
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! `--label`, `--ulimit`, `--sysctl`, `--tmpfs`, `--cpuset-cpus`/`--cpuset-mems`, and the
 //! namespace modes of `--pid`, `--ipc` and `--uts`. Each error names the flag and what is wrong.
 
+// The sysctls `--sysctl` takes (Docker's list) are the IPC namespace's (the spec's list, and
+// `fs.mqueue.*`) and the network namespace's; anything else would change the host.
+use crate::spec::IPC_SYSCTLS;
 use crate::spec::{Mount, MountKind, Rlimit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -127,19 +130,6 @@ fn parse_ulimit(arg: &str) -> Result<Rlimit, String> {
     Ok(Rlimit { resource, soft, hard })
 }
 
-/// The sysctls `--sysctl` takes (Docker's list): those of the IPC namespace and the network
-/// namespace; anything else would change the host.
-const IPC_SYSCTLS: [&str; 8] = [
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
-
 /// Which namespace a sysctl `--sysctl` takes belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SysctlNamespace {
@@ -232,16 +222,21 @@ pub fn parse_tmpfs(arg: &str) -> Result<Mount, String> {
             false => flags &= !u64::from(bits),
         }
     }
-    Ok(Mount {
-        destination: PathBuf::from(path),
+    Ok(tmpfs_mount(PathBuf::from(path), flags, data.join(",")))
+}
+
+/// A tmpfs at `destination` as a spec mount (`--tmpfs`, `--mount type=tmpfs`).
+pub fn tmpfs_mount(destination: PathBuf, flags: u64, data: String) -> Mount {
+    Mount {
+        destination,
         kind: MountKind::Fs { fstype: "tmpfs".into(), source: "tmpfs".into() },
         flags,
         cleared_flags: 0,
         recursive_set: 0,
         recursive_clear: 0,
         propagation: Vec::new(),
-        data: data.join(","),
-    })
+        data,
+    }
 }
 
 /// Every `--tmpfs`, each mount point once (Docker: "Duplicate mount point").

@@ -175,16 +175,7 @@ impl Tmpfs {
         if let Some(mode) = self.mode {
             data.push(format!("mode={mode:o}"));
         }
-        crate::spec::Mount {
-            destination: self.target.clone(),
-            kind: crate::spec::MountKind::Fs { fstype: "tmpfs".into(), source: "tmpfs".into() },
-            flags,
-            cleared_flags: 0,
-            recursive_set: 0,
-            recursive_clear: 0,
-            propagation: Vec::new(),
-            data: data.join(","),
-        }
+        super::flags::tmpfs_mount(self.target.clone(), flags, data.join(","))
     }
 }
 

@@ -16,6 +16,7 @@ mod process;
 mod resources;
 mod seccomp;
 mod sysctl;
+pub(crate) use sysctl::IPC as IPC_SYSCTLS;
 mod validate;
 
 #[cfg(test)]

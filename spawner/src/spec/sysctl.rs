@@ -7,7 +7,7 @@ use super::{checks, Namespace, NamespaceKind, SpecError};
 use std::collections::{BTreeMap, HashMap};
 
 /// IPC namespace sysctls besides `fs.mqueue.*`.
-const IPC: [&str; 8] = [
+pub(crate) const IPC: [&str; 8] = [
     "kernel.msgmax",
     "kernel.msgmnb",
     "kernel.msgmni",
