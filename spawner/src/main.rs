@@ -508,6 +508,23 @@ struct RunArgs {
     /// Memory nodes the container may use (0-3, 0,1).
     #[arg(long)]
     cpuset_mems: Option<String>,
+    /// CFS period and quota in microseconds (the precise form of --cpus; not with it).
+    #[arg(long)]
+    cpu_period: Option<u64>,
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// 0-100: how readily the container's memory is swapped (cgroup v1).
+    #[arg(long)]
+    memory_swappiness: Option<u64>,
+    /// Relative block I/O weight, 10-1000.
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+    /// The container's NIS domain name.
+    #[arg(long)]
+    domainname: Option<String>,
+    /// Print nothing while pulling the image.
+    #[arg(short = 'q', long)]
+    quiet: bool,
     /// Memory soft limit (e.g. 32m), at most --memory.
     #[arg(long)]
     memory_reservation: Option<String>,
@@ -872,7 +889,9 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
     let (archive, reference, pull) = match image_source(&image) {
         Ok((archive, reference)) => (archive, reference, None),
         Err(r) => {
-            let pull = docker::Pull { reference: r, policy, options: args.registry.options() };
+            let mut options = args.registry.options();
+            options.quiet = args.quiet;
+            let pull = docker::Pull { reference: r, policy, options };
             (state_dir.join("store/content"), None, Some(pull))
         }
     };
@@ -920,6 +939,10 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
         }),
         cpuset_cpus: args.cpuset_cpus.clone(),
         cpuset_mems: args.cpuset_mems.clone(),
+        cpu_period: args.cpu_period,
+        cpu_quota: args.cpu_quota,
+        memory_swappiness: args.memory_swappiness,
+        block_io_weight: args.blkio_weight,
         // The device rules are the container's to set, from the nodes it gets.
         ..Limits::default()
     };
@@ -983,6 +1006,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
         },
         ports: args.publish.clone(),
         run_args,
+        domainname: args.domainname.clone(),
         tty: args.tty,
         max_image_bytes: size("max-image-size", &args.max_image_size),
         security: spawner::docker::security::Security::from_options(

@@ -313,3 +313,23 @@ fn cpu_flags_reach_the_cgroup_or_are_refused() {
         assert!(stderr(&out).contains("needs the v1 cpu"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn domainname_swappiness_and_quiet() {
+    let state = StateDir::new("flags-misc");
+    assert_eq!(
+        ok(&state, &["--domainname", "example.org"], "cat /proc/sys/kernel/domainname"),
+        "example.org\n"
+    );
+    // memory.swappiness is v1's; on v2 the run says it is ignored and goes on.
+    let out = ok(
+        &state,
+        &["--memory", "64m", "--memory-swappiness", "10"],
+        "cat /sys/fs/cgroup/memory/memory.swappiness 2>/dev/null || echo v2",
+    );
+    assert!(out == "10\n" || out == "v2\n", "{out}");
+    refused(&state, &["--memory-swappiness", "101"], "swappiness");
+    refused(&state, &["--blkio-weight", "5"], "weight");
+    // --cpu-quota with --cpus is Docker's conflict.
+    refused(&state, &["--cpus", "1", "--cpu-quota", "50000"], "cpu");
+}

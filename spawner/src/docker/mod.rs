@@ -102,6 +102,8 @@ pub struct RunOptions {
     pub sysctl: BTreeMap<String, String>,
     /// `--group-add`: names (looked up in the image's /etc/group) or gids.
     pub group_add: Vec<String>,
+    /// `--domainname`.
+    pub domainname: Option<String>,
     /// `--pid host`, `--ipc`, `--uts host`: the host's namespace instead of one of its own.
     pub pid: flags::Sharing,
     pub ipc: flags::IpcMode,
@@ -983,7 +985,7 @@ fn container_config(
             selinux_label: None,
         }),
         hostname: Some(process.hostname),
-        domainname: None,
+        domainname: opts.domainname.clone(),
         namespaces,
         uid_mappings: Vec::new(),
         gid_mappings: Vec::new(),
