@@ -197,6 +197,10 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
         exec_fifo.as_ref().map_or(-1, |f| f.as_raw_fd()),
     ];
     keep.extend((3..3 + preserve_fds).map(|fd| fd as i32));
+    // These are closed with the rest just below: forgotten, so that nothing closes their numbers
+    // again later (by then another file may have one of them; a debug build aborts on it).
+    std::mem::forget(plan.join);
+    std::mem::forget(plan.stdio);
     close_inherited(&keep)?;
     if let Some(socket) = &console {
         super::tty::attach_in_container(socket, process.console_size)?;
