@@ -594,6 +594,9 @@ struct RunArgs {
     /// Keep stdin open for the container (without it, its stdin is /dev/null).
     #[arg(short = 'i', long)]
     interactive: bool,
+    /// Attach only these streams (stdin, stdout, stderr; repeatable): the others are /dev/null.
+    #[arg(short = 'a', long = "attach")]
+    attach: Vec<String>,
     /// Most bytes the image's layers may unpack to (e.g. 20g), counting 4 KiB for each file on
     /// top of its content; a bigger image is refused.
     #[arg(long, default_value = "20g")]
@@ -781,6 +784,27 @@ fn confirm(warning: &str) -> bool {
     let mut answer = String::new();
     let _ = std::io::stdin().read_line(&mut answer);
     matches!(answer.trim(), "y" | "Y")
+}
+
+/// `-a`: which of stdin, stdout and stderr the container gets (Docker's rule: all but stdin when
+/// none is named, stdin only with -i or `-a stdin`); refused with -d.
+fn attached_streams(names: &[String], interactive: bool, detach: bool) -> [bool; 3] {
+    if names.is_empty() {
+        return [interactive, true, true];
+    }
+    if detach {
+        fail("conflicting options: -a and -d");
+    }
+    let mut attach = [false; 3];
+    for name in names {
+        match name.to_ascii_lowercase().as_str() {
+            "stdin" => attach[0] = true,
+            "stdout" => attach[1] = true,
+            "stderr" => attach[2] = true,
+            other => fail(format!("-a {other}: give stdin, stdout or stderr")),
+        }
+    }
+    attach
 }
 
 /// The container's stdin is /dev/null unless -i: spawner's own is, before the container inherits it.
@@ -1146,10 +1170,12 @@ fn main() {
             let at = words.iter().skip(1).position(|w| w == "run").map_or(words.len(), |i| i + 2);
             let run_args = words[at.min(words.len())..].to_vec();
             let detach = args.detach;
+            let attach = attached_streams(&args.attach, args.interactive, detach);
             if args.tty && args.interactive && !rustix::termios::isatty(rustix::stdio::stdin()) {
                 fail("the input device is not a TTY");
             }
-            let opts = run_options(*args, state_dir, run_args);
+            let mut opts = run_options(*args, state_dir, run_args);
+            opts.detached_streams = [!attach[1], !attach[2]];
             // Last of the checks: nothing refused after it is made.
             if let Some(cidfile) = &opts.cidfile {
                 create_cidfile(cidfile);
@@ -1165,7 +1191,7 @@ fn main() {
                 }
                 return;
             }
-            if !opts.interactive {
+            if !attach[0] {
                 stdin_from_dev_null();
             }
             match docker::run(&opts, docker::Launch::default()) {

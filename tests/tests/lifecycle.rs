@@ -267,6 +267,14 @@ fn stdin_needs_i_and_the_command_follows_the_image() {
     assert_eq!(fed(&["run", "--rm", "-i", "--network", "none", &img, "cat"]), "fed\n");
     let out = c.run(&["run", "--rm", "-it", "--network", "none", &img, "true"]);
     assert_eq!((code(&out), stderr(&out).as_str()), (125, "spawner: the input device is not a TTY\n"));
+    // -a: only the streams named reach the caller.
+    let script = "echo out; echo err >&2";
+    for (stream, want_out, want_err) in [("stdout", "out\n", ""), ("stderr", "", "err\n")] {
+        let out = c.run(&["run", "--rm", "-a", stream, "--network", "none", &img, "sh", "-c", script]);
+        assert_eq!((code(&out), stdout(&out).as_str(), stderr(&out).as_str()), (0, want_out, want_err));
+    }
+    let out = c.run(&["run", "-d", "-a", "stdout", "--network", "none", &img, "true"]);
+    assert_eq!((code(&out), stderr(&out).as_str()), (125, "spawner: conflicting options: -a and -d\n"));
     // `-e X=1` after the image is the command's argument, not spawner's flag.
     let script = "for a in \"$@\"; do echo \"<$a>\"; done";
     let out = c.ok(&["run", "--rm", "--network", "none", &img, "sh", "-c", script, "sh", "-e", "X=1"]);

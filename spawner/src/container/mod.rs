@@ -125,6 +125,8 @@ pub type Started<'a> = dyn FnMut(i32, Option<&crate::cgroup::CgroupLocation>) + 
 #[derive(Default)]
 pub struct Watch<'a> {
     pub captured: Option<Captured<'a>>,
+    /// The process's stdin, stdout and stderr, when not spawner's own and not captured.
+    pub stdio: Option<[OwnedFd; 3]>,
     /// Called once the container's process runs (it has exec'd), with its pid and cgroup.
     pub started: Option<&'a mut Started<'a>>,
 }
@@ -153,10 +155,11 @@ pub fn run(config: &Config, extras: Extras, watch: Watch<'_>) -> Result<Exit, Ru
             false => (None, None),
         };
         let (process, init) = (prepared.process, prepared.extras.init.is_some());
-        let Watch { captured, mut started } = watch;
+        let Watch { captured, stdio, mut started } = watch;
         let location = prepared.cgroup.as_ref().map(Cgroup::location);
         let mut plan = prepared.child_plan(config, tty_there, None, 0, true, None)?;
         let mut output = Output::default();
+        plan.stdio = stdio;
         if let Some(c) = captured {
             plan.stdio = Some(c.stdio);
             output.captured = Some((c.stdout, c.stderr, c.sink));

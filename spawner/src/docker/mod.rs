@@ -104,6 +104,9 @@ pub struct RunOptions {
     pub group_add: Vec<String>,
     /// `--domainname`.
     pub domainname: Option<String>,
+    /// `-a` without stdout, without stderr: the container gets /dev/null there (spawner's own
+    /// messages still reach its stderr).
+    pub detached_streams: [bool; 2],
     /// `--pid host`, `--ipc`, `--uts host`: the host's namespace instead of one of its own.
     pub pid: flags::Sharing,
     pub ipc: flags::IpcMode,
@@ -697,9 +700,18 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
             }
         }
     };
-    let mut watch = container::Watch { captured: None, started: Some(&mut started) };
+    let mut watch = container::Watch { captured: None, stdio: None, started: Some(&mut started) };
     if let Some(log) = log.as_mut() {
         watch.captured = Some(capture_pipes(log)?);
+    } else if opts.detached_streams.contains(&true) {
+        let stream = |fd: i32, detached: bool| match detached {
+            true => dev_null(),
+            // SAFETY: 0, 1 and 2 are open for as long as spawner runs; only borrowed to be duplicated.
+            false => rustix::io::fcntl_dupfd_cloexec(unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) }, 3)
+                .map_err(|e| RunError(format!("dup fd {fd}: {e}"))),
+        };
+        let [out, err] = opts.detached_streams;
+        watch.stdio = Some([stream(0, false)?, stream(1, out)?, stream(2, err)?]);
     }
     let exit = container::run(&config, extras, watch);
     if let Some(log) = log.as_mut() {

@@ -72,7 +72,7 @@ impl Read for MemberReader {
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                "archive is shorter than its tar headers say",
+                "truncated: the archive is shorter than its tar headers say",
             ));
         }
         self.pos += n as u64;
