@@ -234,7 +234,7 @@ fn pull_by_tag_and_digest_then_run_by_name() {
     );
 
     // run REF runs the stored image, by its name, with no archive.
-    let out = state.run(&["run", &name, "--", "sh", "-c", "echo hello from the registry"]);
+    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo hello from the registry"]);
     assert_eq!((code(&out), stdout(&out).as_str()), (0, "hello from the registry\n"), "{}", stderr(&out));
 
     // What is not there: one line naming the reference, 125, nothing stored under it.
@@ -250,7 +250,7 @@ fn pull_by_tag_and_digest_then_run_by_name() {
     let out = state.run(&["pull", &unknown]);
     assert_eq!(code(&out), 125, "{}", stderr(&out));
     assert!(failure(&out).1.contains("not found in the registry"), "{}", stderr(&out));
-    let out = state.run(&["run", "--pull", "never", &format!("{name}:other"), "--", "true"]);
+    let out = state.run(&["run", "--rm", "--pull", "never", &format!("{name}:other"), "--", "true"]);
     assert_eq!(
         failure(&out),
         (125, format!("spawner: {name}:other: not in the store, and --pull never forbids pulling it")),
@@ -275,7 +275,7 @@ fn run_pulls_a_missing_image_and_chooses_the_platform() {
     let state = StateDir::new("pull-platform");
     let name = format!("{}/org/team/multi:1.0", registry.host);
     // Not stored: run pulls it (this host's platform), then runs it.
-    let out = state.run(&["run", &name, "--", "sh", "-c", "echo ran"]);
+    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo ran"]);
     assert_eq!((code(&out), stdout(&out).as_str()), (0, "ran\n"), "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("Pulling {name}")), "{}", stderr(&out));
     let host_id = stdout(&state.run(&["pull", "-q", &name])).trim().to_string();
@@ -457,7 +457,7 @@ fn concurrent_pulls_share_the_store() {
     }
     let layers = std::fs::read_dir(state.0.join("store/layers/sha256")).unwrap().count();
     assert_eq!(layers, 3, "one copy of each layer");
-    let out = state.run(&["run", &name, "--", "true"]);
+    let out = state.run(&["run", "--rm", &name, "--", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
@@ -641,7 +641,7 @@ fn a_broken_download_resumes_where_it_stopped() {
         "one Range request from the byte the connection broke at: {:?}",
         proxy.requests()
     );
-    let out = state.run(&["run", &name, "--", "sh", "-c", "echo whole"]);
+    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
     assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
 }
 
@@ -899,6 +899,7 @@ fn debian_from_a_configured_registry_runs_apt() {
     .unwrap();
     let mut cmd = state.spawner(&[
         "run",
+        "--rm",
         "debian:bookworm",
         "--",
         "sh",
@@ -969,6 +970,7 @@ fn save_then_podman_load() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let out = StateDir::new("pull-save-run").run(&[
         "run",
+        "--rm",
         archive.to_str().unwrap(),
         "--",
         "sh",
