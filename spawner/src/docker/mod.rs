@@ -497,6 +497,19 @@ pub struct Launch {
     pub ready: Option<OwnedFd>,
 }
 
+/// The network namespace thread, joined however the run goes: a run that fails before it takes
+/// the thread's result still waits for it, and what it made (the lease, the veth) is undone by
+/// dropping that result.
+struct NetThread(Option<std::thread::JoinHandle<Result<network::Attached, network::NetworkError>>>);
+
+impl Drop for NetThread {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Docker's rule for names (it also keeps them valid as directory and cgroup names).
 pub(crate) fn check_name(name: &str) -> Result<(), RunError> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -543,8 +556,10 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         }
     };
     let short_id = &id[..12];
-    let net = (opts.network.mode != Mode::Host)
-        .then(|| network::attach(&opts.state_dir, &dir_name, &id, &opts.network));
+    let mut net = NetThread(
+        (opts.network.mode != Mode::Host)
+            .then(|| network::attach(&opts.state_dir, &dir_name, &id, &opts.network)),
+    );
     let archive = Archive::open(&opts.archive)?;
     let image = archive.select(pulled.as_deref().or(opts.image.as_deref()))?;
     log::debug!("archive indexed");
@@ -591,7 +606,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     // Host paths the user named are looked up now, once; the container gets what they were.
     let volumes = open_volumes(&resolved)?;
     // The network thread's work is done before the /etc files, which need its address.
-    let attached = match net.map(|thread| thread.join()) {
+    let attached = match net.0.take().map(|thread| thread.join()) {
         Some(Ok(result)) => Some(result.map_err(|e| RunError(e.to_string()))?),
         Some(Err(_)) => return Err(RunError("network namespace thread panicked".into())),
         None => None,
