@@ -236,7 +236,7 @@ out=$($S run --network none $P $IMG -- /probe mknod-block /dev/disk 1 0 -- open 
 [ "$out" = "mknod-block: ok|open: EACCES|" ] || problems="$problems [mknod: $out]"
 $S run --network none -w /dev/fd/5/../../../../../../tmp/vm-canary $IMG -- true 2>/dev/null; rc=$?
 { [ $rc = 125 ] && [ ! -e /tmp/vm-canary ]; } || problems="$problems [workdir: exit $rc, canary $(ls -d /tmp/vm-canary 2>&1)]"
-out=$($S run --network none -v /tmp/devvol:/dev $IMG -- stat -c '%F %t:%T' /proc/keys 2>&1)
+out=$($S run --network none -v /tmp/devvol/null:/dev/null $IMG -- stat -c '%F %t:%T' /proc/keys 2>&1)
 [ "$out" = "character special file 1:3" ] || problems="$problems [mask: $out]"
 out=$($S run --network none -v /tmp/rv:/data:ro $IMG -- sh -c 'touch /data/sub/x 2>&1; echo $?' | tr '\n' '|')
 [ "$out" = "touch: /data/sub/x: Read-only file system|1|" ] || problems="$problems [ro: $out]"
