@@ -239,9 +239,20 @@ fn a_killed_monitor_leaves_a_dead_container_that_rm_removes() {
         !std::path::Path::new(&format!("/proc/{init}")).exists()
     });
     assert_eq!(c.inspect("orphan", "{{.State.Status}}"), "dead");
+    let cgroup = std::fs::read_to_string(c.0 .0.join("containers/orphan/state.json")).unwrap();
+    let cgroup: serde_json::Value = serde_json::from_str(&cgroup).unwrap();
+    let cgroup_dirs: Vec<String> = serde_json::from_value(cgroup["cgroup"]["dirs"].clone())
+        .map(|dirs: Vec<serde_json::Value>| {
+            dirs.iter().filter_map(|d| d["path"].as_str().map(String::from)).collect()
+        })
+        .unwrap_or_default();
+    assert!(cgroup_dirs.iter().any(|d| std::path::Path::new(d).exists()), "the dead run's cgroup: {cgroup}");
     assert!(c.ok(&["ps", "-a"]).lines().any(|l| l.contains("Dead")));
     assert_eq!(c.ok(&["rm", "orphan"]), "orphan\n");
     assert_eq!(c.ok(&["ps", "-aq"]), "");
+    for d in &cgroup_dirs {
+        assert!(!std::path::Path::new(d).exists(), "rm left the dead run's cgroup {d}");
+    }
 }
 
 #[test]

@@ -117,6 +117,14 @@ pub fn remove(c: &Container, force: bool) -> Result<(), RunError> {
         .map_err(|e| RunError(format!("open {}: {e}", c.dir.display())))?;
     rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| RunError(format!("lock {}: {e}", c.dir.display())))?;
+    // A run that died without recording its end (its spawner SIGKILLed) left its cgroup.
+    let left = Container::load(&c.dir).map(|now| now.state).unwrap_or_else(|_| c.state.clone());
+    if let (record::Phase::Running, Some(location)) = (left.phase, &left.cgroup) {
+        match crate::cgroup::Cgroup::reopen(location).and_then(|cgroup| cgroup.remove()) {
+            Ok(()) => log::info!("removed the cgroup {} left by a dead run", c.record.name),
+            Err(e) => log::warn!("cgroup of {}: {e}", c.record.name),
+        }
+    }
     discard(c)
 }
 
