@@ -689,7 +689,10 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         ports: attached.as_ref().map(network::Attached::published).unwrap_or_default(),
         ..Default::default()
     };
-    record::write_state(&dir.path, &state)?;
+    // A new container has no state yet (it reads as created); one run again forgets its last end.
+    if launch.existing.is_some() {
+        record::write_state(&dir.path, &state)?;
+    }
     let mut log =
         match launch.detached {
             true => Some(logs::JsonLog::with_rotation(&dir.path.join(record::LOG_FILE), rotation).map_err(
@@ -762,7 +765,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         }
     }
     if dir.keep {
-        let mut state = record::Container::load(&dir.path).map(|c| c.state).unwrap_or_default();
+        // What `started` recorded, kept in memory: nothing else writes a running container's state.
         state.phase = record::Phase::Exited;
         state.exit_code = exit.status;
         state.oom_killed = exit.oom_kills > 0;
