@@ -316,3 +316,32 @@ fn cp_copies_both_ways_and_container_symlinks_stay_inside() {
     c.ok(&["stop", "-t", "0", "box"]);
     c.refused(&["cp", "box:/etc/marker", &at("late")], "is not running");
 }
+
+#[test]
+fn unnamed_containers_started_at_once_each_get_a_name_of_their_own() {
+    let c = Containers::new("lm-names");
+    let img = busybox();
+    // Forty at once on an empty store, from 576 plain names: each chooses its name, then waits for
+    // the layers. Without the name reserved when chosen, two of them take the same one (and one
+    // fails with "in use") far more often than not.
+    let runs: Vec<_> =
+        (0..40).map(|_| c.spawner(&["run", "--network", "none", &img, "true"]).spawn().unwrap()).collect();
+    for run in runs {
+        let out = wait_or_kill(run, Duration::from_secs(60));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let names = c.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), 40, "{names:?}");
+    assert!(names.iter().all(|n| n.split_once('_').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())));
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 40, "every name is one container's");
+    let left: Vec<_> = std::fs::read_dir(c.0 .0.join("containers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "no reservation is left: {left:?}");
+}

@@ -174,6 +174,9 @@ pub fn rename(c: &Container, new: &str) -> Result<(), RunError> {
         return Err(refuse());
     }
     let Some(_lock) = lock_idle(c)? else { return Err(refuse()) };
+    // Not while a starting run holds the name.
+    let containers = c.dir.parent().unwrap_or(Path::new("/"));
+    let _reserved = super::names::reserve(containers, new)?;
     let target = c.dir.with_file_name(new);
     match rustix::fs::renameat_with(
         rustix::fs::CWD,

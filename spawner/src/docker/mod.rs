@@ -13,6 +13,7 @@ pub mod flags;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+mod names;
 pub mod port;
 pub mod process;
 pub mod record;
@@ -544,15 +545,16 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
     let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
     let pulled = opts.pull.as_ref().map(|p| ensure_pulled(p, &store)).transpose()?;
-    let (id, dir_name) = match &launch.existing {
-        Some(c) => (c.record.id.clone(), c.record.name.clone()),
+    // A new container's name is this run's from here until its directory has it.
+    let (id, dir_name, mut reserved) = match &launch.existing {
+        Some(c) => (c.record.id.clone(), c.record.name.clone(), None),
         None => {
             let id = launch.id.clone().unwrap_or_else(record::new_id);
-            let name = opts
-                .name
-                .clone()
-                .unwrap_or_else(|| record::generated_name(&id, |n| containers.join(n).exists()));
-            (id, name)
+            let reserved = match &opts.name {
+                Some(name) => names::reserve(&containers, name)?,
+                None => names::reserve_generated(&containers, &id)?,
+            };
+            (id, reserved.name.clone(), Some(reserved))
         }
     };
     let short_id = &id[..12];
@@ -585,6 +587,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
             let mut record = new_record(opts, &id, &dir_name, &image, &process)?;
             record.mounts = mount_records(&resolved);
             let dir = create_container_dir(&containers, &record, !opts.rm)?;
+            drop(reserved.take());
             if let Some(cidfile) = &opts.cidfile {
                 std::fs::write(cidfile, &id)
                     .map_err(|e| RunError(format!("--cidfile {}: {e}", cidfile.display())))?;

@@ -288,53 +288,6 @@ pub fn new_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-const ADJECTIVES: [&str; 24] = [
-    "admiring", "bold", "brave", "clever", "eager", "elated", "festive", "focused", "gallant", "happy",
-    "jolly", "keen", "kind", "lucid", "modest", "nifty", "quirky", "serene", "sharp", "stoic", "tender",
-    "vibrant", "wizardly", "zealous",
-];
-const SURNAMES: [&str; 24] = [
-    "archimedes",
-    "babbage",
-    "curie",
-    "darwin",
-    "euler",
-    "fermat",
-    "galois",
-    "hopper",
-    "hypatia",
-    "kepler",
-    "lamport",
-    "lovelace",
-    "meitner",
-    "newton",
-    "noether",
-    "pascal",
-    "ritchie",
-    "shannon",
-    "thompson",
-    "torvalds",
-    "turing",
-    "volta",
-    "wozniak",
-    "yonath",
-];
-
-/// A name as Docker gives an unnamed container (`adjective_surname`), one `taken` does not know;
-/// with a number after it when every plain one is taken.
-pub fn generated_name(id: &str, taken: impl Fn(&str) -> bool) -> String {
-    let seed = u64::from_str_radix(&id[..id.len().min(12)], 16).unwrap_or(0);
-    for round in 0u64.. {
-        let n = seed.wrapping_add(round.wrapping_mul(7919)) as usize;
-        let base = format!("{}_{}", ADJECTIVES[n % 24], SURNAMES[n / 24 % 24]);
-        let name = if round < 64 { base } else { format!("{base}{}", round / 64) };
-        if !taken(&name) {
-            return name;
-        }
-    }
-    unreachable!("the rounds never end")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,16 +338,5 @@ mod tests {
         c.state.start_time += 1;
         assert_eq!(c.status(), Status::Dead);
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn generated_names_are_free() {
-        let id = new_id();
-        assert_eq!(id.len(), 64);
-        let first = generated_name(&id, |_| false);
-        assert!(first.contains('_'));
-        let second = generated_name(&id, |n| n == first);
-        assert_ne!(first, second);
-        assert!(generated_name(&id, |n| !n.chars().last().unwrap().is_ascii_digit()).ends_with('1'));
     }
 }
