@@ -915,7 +915,7 @@ fn run_options(args: RunArgs, state_dir: PathBuf, run_args: Vec<String>) -> RunO
         Err(r) => {
             let mut options = args.registry.options();
             options.quiet = args.quiet;
-            let pull = docker::Pull { reference: r, policy, options };
+            let pull = docker::Pull { given: image.clone(), reference: r, policy, options };
             (state_dir.join("store/content"), None, Some(pull))
         }
     };
@@ -1456,10 +1456,13 @@ fn main() {
         Command::Save { output, references } => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
             let content = spawner::store::content::Content::open(store.root()).unwrap_or_else(|e| fail(e));
+            let stored = content.names().unwrap_or_else(|e| fail(e));
             let names: Vec<(String, String)> = references
                 .iter()
                 .map(|r| {
-                    let reference = spawner::registry::Reference::parse(r).unwrap_or_else(|e| fail(e));
+                    let found = docker::image_names::resolve(&stored, r).unwrap_or_else(|e| fail(e));
+                    let full = found.as_deref().unwrap_or(r);
+                    let reference = spawner::registry::Reference::parse(full).unwrap_or_else(|e| fail(e));
                     (reference.to_string(), reference.familiar())
                 })
                 .collect();
@@ -1488,14 +1491,32 @@ fn main() {
         Command::Rmi { references } => {
             let store = LayerStore::open(state_dir.join("store")).unwrap_or_else(|e| fail(e));
             let content = spawner::store::content::Content::open(store.root()).unwrap_or_else(|e| fail(e));
+            let stored = content.names().unwrap_or_else(|e| fail(e));
             for reference in &references {
-                let full = spawner::registry::Reference::parse(reference).map(|r| r.to_string()).ok();
+                // By name (a short one too), else by ID when that image has one name only.
+                let full = match docker::image_names::by_name(&stored, reference).unwrap_or_else(|e| fail(e))
+                {
+                    Some(full) => Some(full),
+                    None => {
+                        match docker::image_names::by_id(&stored, reference).unwrap_or_else(|e| fail(e)) {
+                            Some((_, names)) if names.len() > 1 => fail(format!(
+                                "image {reference} has several names ({}): remove it by name",
+                                names.join(", ")
+                            )),
+                            Some((_, names)) => names.into_iter().next(),
+                            None => {
+                                spawner::registry::Reference::parse(reference).map(|r| r.to_string()).ok()
+                            }
+                        }
+                    }
+                };
                 let named = full.as_deref().map(|f| content.untag(f)).transpose().unwrap_or_else(|e| fail(e));
-                let image = store.untag(reference).unwrap_or_else(|e| fail(e));
+                let image = store.untag(full.as_deref().unwrap_or(reference)).unwrap_or_else(|e| fail(e));
                 if image.is_none() && named != Some(true) {
                     fail(format!("no such image: {reference}"));
                 }
-                println!("Untagged: {reference}");
+                let shown = full.as_deref().and_then(|f| spawner::registry::Reference::parse(f).ok());
+                println!("Untagged: {}", shown.map_or(reference.clone(), |r| r.familiar()));
             }
             let report = prune(&store, &state_dir);
             for layer in &report.removed_layers {

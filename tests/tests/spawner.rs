@@ -754,6 +754,37 @@ fn load_then_run_by_name() {
     );
 }
 
+/// A short name finds podman's `localhost/` image, an image ID prefix finds its image, as
+/// `podman run` and `docker run` find them; both work for `rmi` too.
+#[test]
+fn short_names_and_image_ids_find_stored_images() {
+    let state = StateDir::new("short-names");
+    let out = state.run(&["load", "-i", image("busybox-podman.tar").to_str().unwrap()]);
+    assert_eq!(stdout(&out), "Loaded image: localhost/busybox:latest\n", "{}", stderr(&out));
+    let run = |name: &str| state.run(&["run", "--rm", "--pull", "never", name, "echo", "found"]);
+    for name in ["busybox", "busybox:latest", "localhost/busybox"] {
+        let out = run(name);
+        assert_eq!((code(&out), stdout(&out).as_str()), (0, "found\n"), "{name}: {}", stderr(&out));
+    }
+    let id = stdout(&state.run(&["images", "-q"])).trim().to_string();
+    assert_eq!(id.len(), 12, "{id}");
+    for prefix in [&id[..6], &format!("sha256:{id}")] {
+        let out = run(prefix);
+        assert_eq!((code(&out), stdout(&out).as_str()), (0, "found\n"), "{prefix}: {}", stderr(&out));
+    }
+    let out = run("busybox:1.36");
+    assert_eq!(
+        (code(&out), stderr(&out).as_str()),
+        (125, "spawner: docker.io/library/busybox:1.36: not in the store, and --pull never forbids pulling it\n")
+    );
+    let out = state.run(&["rmi", &id[..8]]);
+    assert_eq!((code(&out), stdout(&out).lines().next()), (0, Some("Untagged: localhost/busybox:latest")));
+    assert_eq!(stdout(&state.run(&["images", "-q"])), "", "no image left");
+    state.run(&["load", "-i", image("busybox-podman.tar").to_str().unwrap()]);
+    let out = state.run(&["rmi", "busybox"]);
+    assert_eq!((code(&out), stdout(&out).lines().next()), (0, Some("Untagged: localhost/busybox:latest")));
+}
+
 /// Archives named with skopeo's transports run as the file they name; a name that is neither a
 /// file nor a path is a registry reference.
 #[test]

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod devices;
 pub mod df;
 pub mod flags;
+pub mod image_names;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
@@ -127,6 +128,8 @@ pub enum PullPolicy {
 /// An image named by reference, and how to get it.
 #[derive(Debug, Clone)]
 pub struct Pull {
+    /// The reference as typed (a short name or an image ID is looked up among the stored images).
+    pub given: String,
     pub reference: crate::registry::Reference,
     pub policy: PullPolicy,
     pub options: crate::registry::PullOptions,
@@ -135,9 +138,13 @@ pub struct Pull {
 /// Makes sure the image `pull` names is in the store (pulling it as its policy says), and returns
 /// the name it is stored under.
 fn ensure_pulled(pull: &Pull, store: &LayerStore) -> Result<String, RunError> {
-    let name = pull.reference.to_string();
     let content = crate::store::content::Content::open(store.root())?;
-    let stored = content.lookup(&name)?.is_some();
+    let found = match pull.policy {
+        PullPolicy::Always => None,
+        _ => image_names::resolve(&content.names()?, &pull.given)?,
+    };
+    let stored = found.is_some();
+    let name = found.unwrap_or_else(|| pull.reference.to_string());
     match (pull.policy, stored) {
         (PullPolicy::Never, false) => {
             return Err(RunError(format!("{name}: not in the store, and --pull never forbids pulling it")))

@@ -36,7 +36,22 @@ impl fmt::Display for ReferenceError {
 
 impl std::error::Error for ReferenceError {}
 
+/// `name`'s registry and the path after it, when its first component is one (a host: it has a
+/// '.' or a ':', is `localhost`, or has capitals, as Docker tells them apart).
+fn split_registry(name: &str) -> Option<(&str, &str)> {
+    name.split_once('/').filter(|(first, _)| {
+        first.contains(['.', ':']) || *first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase())
+    })
+}
+
 impl Reference {
+    /// Whether `text` is a short name: one that names no registry (`busybox`, `org/app:1`), which
+    /// Docker takes for Docker Hub and podman looks up among its stored names first.
+    pub fn is_short(text: &str) -> bool {
+        let name = text.split_once('@').map_or(text, |(n, _)| n);
+        split_registry(name).is_none()
+    }
+
     pub fn parse(text: &str) -> Result<Reference, ReferenceError> {
         let fail = |reason: &str| ReferenceError { reference: text.to_string(), reason: reason.to_string() };
         if text.is_empty() {
@@ -63,15 +78,9 @@ impl Reference {
                 return Err(fail("a tag is 1 to 128 of [A-Za-z0-9_.-], not starting with . or -"));
             }
         }
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, path))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
-                (first.to_string(), path.to_string())
-            }
-            _ => (DOCKER_HUB.to_string(), name.to_string()),
+        let (registry, repository) = match split_registry(name) {
+            Some((first, path)) => (first.to_string(), path.to_string()),
+            None => (DOCKER_HUB.to_string(), name.to_string()),
         };
         let registry = if registry == "index.docker.io" { DOCKER_HUB.to_string() } else { registry };
         if !valid_registry(&registry) {

@@ -132,6 +132,24 @@ impl Content {
         }))
     }
 
+    /// Each stored image name (a full reference) with its image ID, the digest of the config its
+    /// manifest names (None when the manifest cannot be read).
+    pub fn names(&self) -> Result<Vec<(String, Option<Digest>)>, StoreError> {
+        let index = self.read_index()?;
+        let config_of = |descriptor: &serde_json::Value| -> Option<Digest> {
+            let manifest: Digest = descriptor["digest"].as_str()?.parse().ok()?;
+            let bytes = fs::read(self.blob_path(&manifest)).ok()?;
+            let manifest: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+            manifest["config"]["digest"].as_str()?.parse().ok()
+        };
+        Ok(index["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| Some((d["annotations"][NAME_ANNOTATION].as_str()?.to_string(), config_of(d))))
+            .collect())
+    }
+
     /// Names a manifest: `name` (the full reference) now points at `descriptor`, replacing what
     /// it pointed at before.
     pub fn tag(&self, name: &str, mut descriptor: serde_json::Value) -> Result<(), StoreError> {
