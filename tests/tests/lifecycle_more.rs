@@ -267,7 +267,7 @@ fn cp_copies_both_ways_and_container_symlinks_stay_inside() {
     let setup = "echo inside > /etc/marker && ln -s /etc /evil && ln -s ../../../../../../etc /up \
         && mkdir -p /data/sub && echo deep > /data/sub/file && ln -s /etc/passwd /data/link \
         && touch /ready && exec sleep 100";
-    c.detach("box", &[], &["sh", "-c", setup]);
+    c.detach("box", &["-v", "/vol"], &["sh", "-c", setup]);
     c.until("the setup", || code(&c.run(&["exec", "box", "test", "-e", "/ready"])) == 0);
     let host = c.0 .0.join("host");
     std::fs::create_dir_all(&host).unwrap();
@@ -313,8 +313,22 @@ fn cp_copies_both_ways_and_container_symlinks_stay_inside() {
     c.refused(&["cp", "box:/etc/marker", "box:/tmp/x"], "between containers");
     c.refused(&["cp", "box:/nonexistent", &at("x")], "/nonexistent");
     c.refused(&["cp", "box:/data", &at("marker")], "cannot copy a directory to a file");
+    // A stopped container: its layers are mounted again for the copy, with the same confinement.
     c.ok(&["stop", "-t", "0", "box"]);
-    c.refused(&["cp", "box:/etc/marker", &at("late")], "is not running");
+    c.ok(&["cp", "box:/etc/marker", &at("late")]);
+    assert_eq!(std::fs::read_to_string(host.join("late")).unwrap(), "inside\n");
+    c.ok(&["cp", "box:/up/passwd", &at("late-up")]);
+    assert_eq!(std::fs::read_to_string(host.join("late-up")).unwrap(), theirs);
+    c.ok(&["cp", &at("payload"), &format!("box:/evil/{tag}-late")]);
+    assert!(
+        !std::path::Path::new("/etc").join(format!("{tag}-late")).exists(),
+        "the host's /etc was written"
+    );
+    c.ok(&["cp", &format!("box:/etc/{tag}-late"), &at("back")]);
+    assert_eq!(std::fs::read_to_string(host.join("back")).unwrap(), "from the host\n");
+    c.refused(&["cp", &at("payload"), "box:/vol/x"], "volume of the stopped container box");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(c.0 .0.to_str().unwrap()), "cp left a mount: {mounts}");
 }
 
 #[test]

@@ -1,11 +1,12 @@
-//! `spawner cp SRC DEST`: files between the host and a running container (`CONTAINER:PATH` on one
+//! `spawner cp SRC DEST`: files between the host and a container (`CONTAINER:PATH` on one
 //! side), as `docker cp` copies them. The container's side is reached through `/proc/PID/root` of
 //! its first process, and every path there is resolved inside that root (`openat2` with
 //! `RESOLVE_IN_ROOT`): a symlink the container made (`/evil -> /etc`) leads to the container's
 //! `/etc`, never the host's. Below the first directory, each entry is opened from its parent's fd
 //! without following symlinks, and a symlink is copied as a symlink, so nothing the container
 //! changes during the copy can lead it out. Files copied to the host lose their setuid and setgid
-//! bits (the container chose them). A stopped container is refused.
+//! bits (the container chose them). A stopped container's root is its layers mounted again for the
+//! copy (see [`stopped_root`]).
 
 use super::record::{Container, Status};
 use crate::container::RunError;
@@ -43,6 +44,8 @@ impl Endpoint {
 /// container's root.
 struct Side {
     root: Option<OwnedFd>,
+    /// A stopped container's lock, held while the copy lasts.
+    _lock: Option<OwnedFd>,
 }
 
 impl Side {
@@ -108,11 +111,15 @@ pub fn copy(containers: &std::path::Path, src: &str, dest: &str) -> Result<Strin
     let (src, dest) = (Endpoint::parse(src), Endpoint::parse(dest));
     let open_side = |e: &Endpoint| -> Result<(Side, String), RunError> {
         match e {
-            Endpoint::Host(path) => Ok((Side { root: None }, path.clone())),
+            Endpoint::Host(path) => Ok((Side { root: None, _lock: None }, path.clone())),
             Endpoint::Container { name, path } => {
                 let c = Container::find(containers, name)?;
                 let path = if path.starts_with('/') { path.clone() } else { format!("/{path}") };
-                Ok((Side { root: Some(container_root(&c)?) }, path))
+                let (root, lock) = container_root(&c)?;
+                if lock.is_some() {
+                    check_not_on_volume(&c, &path)?;
+                }
+                Ok((Side { root: Some(root), _lock: lock }, path))
             }
         }
     };
@@ -135,24 +142,85 @@ pub fn copy(containers: &std::path::Path, src: &str, dest: &str) -> Result<Strin
     Ok(format!("Successfully copied {} to {shown}", super::template::human_size(copied.bytes)))
 }
 
+/// The root of the container `c`: a running one's as its first process sees it, a stopped one's
+/// its overlay mounted again, with the lock that keeps it from starting while the copy lasts.
+fn container_root(c: &Container) -> Result<(OwnedFd, Option<OwnedFd>), RunError> {
+    match c.status() {
+        Status::Running => running_root(c).map(|root| (root, None)),
+        _ => stopped_root(c).map(|(root, lock)| (root, Some(lock))),
+    }
+}
+
 /// The root of the running container `c`, as its first process sees it; checked to still be that
 /// process's once opened (a pid reused since would be another's root).
-fn container_root(c: &Container) -> Result<OwnedFd, RunError> {
-    let not_running = || {
-        RunError(format!(
-            "container {} is not running (spawner copies to and from running containers only)",
-            c.record.name
-        ))
-    };
-    if c.status() != Status::Running {
-        return Err(not_running());
-    }
+fn running_root(c: &Container) -> Result<OwnedFd, RunError> {
+    let not_running = || RunError(format!("container {} stopped while cp looked at it", c.record.name));
     let path = format!("/proc/{}/root", c.state.pid);
     let root = rustix::fs::open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|_| not_running())?;
     match c.running() {
         true => Ok(root),
         false => Err(not_running()),
+    }
+}
+
+/// The root of the stopped container `c`: its image's layers and its writable layer, mounted as
+/// its run mounts them, but detached (reached by fd only, in no mount namespace) or, on kernels
+/// before 6.5, in a mount namespace of this process's own. Its volumes are not there: a path on
+/// one is refused by [`check_not_on_volume`].
+fn stopped_root(c: &Container) -> Result<(OwnedFd, OwnedFd), RunError> {
+    let name = &c.record.name;
+    // Locked as a run locks it: `start` waits for no copy, it fails while one holds the lock.
+    let Some(lock) = super::lifecycle::lock_idle(c)? else {
+        return Err(RunError(format!("container {name} started while cp looked at it")));
+    };
+    if super::lifecycle::restarting(c) {
+        return Err(RunError(format!("container {name} is restarting: try again once it runs")));
+    }
+    let listed = c.dir.join(super::LAYERS_FILE);
+    let text =
+        std::fs::read_to_string(&listed).map_err(|e| RunError(format!("{}: {e}", listed.display())))?;
+    let mut layers: Vec<std::path::PathBuf> = text.lines().map(Into::into).collect();
+    let init_layer = c.dir.parent().and_then(|d| d.parent()).map(|d| d.join("init-layer"));
+    layers.extend(init_layer.filter(|l| l.is_dir()));
+    let (upper, work) = (c.dir.join("upper"), c.dir.join("work"));
+    let overlay = crate::container::rootfs::prepare_overlay(&layers, &upper, &work, false)
+        .map_err(|e| RunError(format!("container {name}: mount its layers: {e}")))?;
+    let root = match overlay {
+        crate::container::rootfs::Overlay::Detached(mnt) => mnt,
+        options => {
+            // Mounted over the container's own directory, in this process's namespace only.
+            // SAFETY: unshare(CLONE_NEWNS) changes only this process's mount namespace (cp is one
+            // thread); no memory or fd the program holds is affected.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
+                .map_err(|e| RunError(format!("unshare a mount namespace: {e}")))?;
+            rustix::mount::mount_change(
+                "/",
+                rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+            )
+            .map_err(|e| RunError(format!("make / private: {e}")))?;
+            crate::container::rootfs::attach_overlay(&options, &c.dir)
+                .map_err(|e| RunError(format!("container {name}: mount its layers: {e}")))?;
+            rustix::fs::open(&c.dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| RunError(format!("open {}: {e}", c.dir.display())))?
+        }
+    };
+    Ok((root, lock))
+}
+
+/// Refuses a path of the stopped container `c` that is on one of its volumes or bind mounts:
+/// what is there lives outside its layers, and is not mounted while it is stopped.
+fn check_not_on_volume(c: &Container, path: &str) -> Result<(), RunError> {
+    let path = std::path::Path::new(path);
+    match c.record.mounts.iter().find(|m| path.starts_with(&m.destination)) {
+        Some(m) => Err(RunError(format!(
+            "cp: {}: on a {} of the stopped container {} (mounted only while it runs): start it, or copy to {}",
+            path.display(),
+            if m.kind == "bind" { "bind mount" } else { "volume" },
+            c.record.name,
+            m.source.display()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -360,8 +428,8 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
         std::os::unix::fs::symlink("../../../../../../etc", root.join("up")).unwrap();
         let fd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
-        let container = Side { root: Some(fd) };
-        let host = Side { root: None };
+        let container = Side { root: Some(fd), _lock: None };
+        let host = Side { root: None, _lock: None };
         let out = tmp.path().join("out");
         for src in ["/evil/passwd", "/up/passwd"] {
             let _ = std::fs::remove_file(&out);

@@ -138,7 +138,7 @@ fn discard(c: &Container) -> Result<(), RunError> {
 
 /// The lock of a container's run, taken for a command that changes its directory; None while a
 /// run (starting, running, or recording its end) holds it.
-fn lock_idle(c: &Container) -> Result<Option<OwnedFd>, RunError> {
+pub(super) fn lock_idle(c: &Container) -> Result<Option<OwnedFd>, RunError> {
     match super::stale::claim(&c.dir) {
         Ok(lock) => Ok(Some(lock)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
@@ -148,7 +148,7 @@ fn lock_idle(c: &Container) -> Result<Option<OwnedFd>, RunError> {
 
 /// Whether a detached container that exited waits for its restart (its monitor lives on, and its
 /// policy starts it again).
-fn restarting(c: &Container) -> bool {
+pub(super) fn restarting(c: &Container) -> bool {
     let monitor_alive = c.state.monitor > 0
         && std::fs::read_to_string(format!("/proc/{}/comm", c.state.monitor))
             .is_ok_and(|comm| comm.trim() == "spawner");
