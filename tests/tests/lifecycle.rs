@@ -419,3 +419,32 @@ fn a_detached_server_is_reached_through_exec() {
     c.until("the request in the log", || stderr(&c.run(&["logs", "web"])).contains("url:/"));
     c.ok(&["stop", "web"]);
 }
+
+/// A real server on Debian (debootstrap's bookworm with python3): `run -d`, reached through
+/// `exec` on the container's loopback, its request in `logs`, `exec -u` with Debian's users, then
+/// stopped by SIGTERM.
+#[test]
+fn a_debian_http_server_runs_detached_and_answers_through_exec() {
+    let c = Containers::new("lc-debian");
+    let debian = image("debian.tar").display().to_string();
+    let server = ["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1", "--directory", "/etc"];
+    let mut args = vec!["run", "-d", "--network", "none", "--name", "web", &debian];
+    args.extend(server);
+    c.ok(&args);
+    let fetch = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/os-release').read().decode())";
+    c.until("the server answers", || code(&c.run(&["exec", "web", "python3", "-c", fetch])) == 0);
+    let page = c.ok(&["exec", "web", "python3", "-c", fetch]);
+    assert!(page.contains("VERSION_CODENAME=bookworm"), "{page}");
+    assert_eq!(c.ok(&["exec", "-u", "nobody", "web", "id", "-un"]), "nobody\n");
+    assert_eq!(c.ok(&["exec", "-w", "/tmp", "web", "pwd"]), "/tmp\n");
+    c.until("the request in the log", || {
+        let out = c.run(&["logs", "web"]);
+        stderr(&out).contains("\"GET /os-release HTTP/1.1\" 200")
+    });
+    let ps = c.ok(&["ps", "--format", "{{.Names}} {{.Command}}"]);
+    assert!(ps.starts_with("web \"python3 -m http."), "{ps}");
+    c.ok(&["stop", "web"]);
+    assert_eq!(c.inspect("web", "{{.State.Status}}"), "exited");
+    c.ok(&["rm", "web"]);
+    assert_eq!(c.ok(&["ps", "-aq"]), "");
+}

@@ -907,21 +907,24 @@ fn add_dir(t: &mut Tar, dir: &Path, prefix: &str) -> Result<()> {
 
 /// busybox-docker.tar loaded into podman (storage under target/images/.podman, removed after),
 /// and saved again as a docker-archive and an oci-archive.
-/// A real distribution userland, made the way users get one: debootstrap (minbase bookworm, from
-/// Debian's archive; cached under target/images/.debian-rootfs), then `podman import` with the
+/// A real distribution userland, made the way users get one: debootstrap (minbase bookworm and
+/// python3, from Debian's archive; cached under target/images/.debian-rootfs), then `podman import` with the
 /// image config set by `--change`, and `podman save` as a docker-archive.
 fn debian_image(dir: &Path) -> Result<PathBuf> {
     apt_install(&["debootstrap", "podman"])?;
     let rootfs = dir.join(".debian-rootfs");
     let complete = dir.join(".debian-rootfs.complete");
-    if !complete.exists() {
+    // python3 for a real server (http.server) in the lifecycle tests; the marker says what the
+    // cached rootfs holds, so a change here makes it again.
+    let include = "--include=python3";
+    if std::fs::read_to_string(&complete).ok().as_deref() != Some(include) {
         remove(&rootfs)?;
-        eprintln!("xtask: debootstrap of Debian bookworm (about a minute, once)");
+        eprintln!("xtask: debootstrap of Debian bookworm with python3 (about a minute, once)");
         run(cmd("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
+            .args(["--variant=minbase", include, "bookworm"])
             .arg(&rootfs)
             .arg("http://deb.debian.org/debian"))?;
-        std::fs::write(&complete, "")?;
+        std::fs::write(&complete, include)?;
     }
     let out = dir.join("debian.tar");
     if out.exists() && std::fs::metadata(&out)?.modified()? >= std::fs::metadata(&complete)?.modified()? {
@@ -937,7 +940,13 @@ fn debian_image(dir: &Path) -> Result<PathBuf> {
     };
     let tarball = dir.join(".debian-rootfs.tar");
     let result = (|| -> Result<()> {
-        run(cmd("tar").arg("-C").arg(&rootfs).args(["--numeric-owner", "-cf"]).arg(&tarball).arg("."))?;
+        // Without the .debs debootstrap leaves in apt's cache (40 MB), as Debian's own images.
+        run(cmd("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .args(["--numeric-owner", "--exclude=./var/cache/apt/archives/*.deb", "-cf"])
+            .arg(&tarball)
+            .arg("."))?;
         output(
             podman()
                 .args(["import", "--quiet", "--change", "ENV LANG=C.UTF-8", "--change", "WORKDIR /root"])
