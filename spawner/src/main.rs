@@ -115,7 +115,7 @@ enum Command {
         src: String,
         dest: String,
     },
-    /// Print a detached container's output (stdout and stderr as it wrote them).
+    /// Print a container's output (stdout and stderr as it wrote them; every run of it since it was made).
     Logs {
         /// Keep printing what it writes until it exits.
         #[arg(short = 'f', long)]

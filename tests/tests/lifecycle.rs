@@ -157,7 +157,7 @@ fn containers_stay_until_rm_and_start_runs_them_again() {
     // start: in the background, under a monitor.
     assert_eq!(c.ok(&["start", "keep"]), "keep\n");
     assert_eq!(c.ok(&["wait", "keep"]), "0\n");
-    assert_eq!(c.ok(&["logs", "keep"]), "3\n", "a started container logs");
+    assert_eq!(c.ok(&["logs", "keep"]), "1\n2\n3\n", "every run of it logs, in the foreground too");
     // An unnamed container gets a name of Docker's kind.
     c.ok(&["run", "--network", "none", &img, "true"]);
     let names = c.ok(&["ps", "-a", "--format", "{{.Names}}"]);
@@ -447,4 +447,77 @@ fn a_debian_http_server_runs_detached_and_answers_through_exec() {
     assert_eq!(c.inspect("web", "{{.State.Status}}"), "exited");
     c.ok(&["rm", "web"]);
     assert_eq!(c.ok(&["ps", "-aq"]), "");
+}
+
+/// A container run in the foreground (and kept) shows its output and keeps it in its log, as
+/// Docker's: `logs` prints it afterwards. Its stdin with -i, its streams with -a, and a reader
+/// that goes away (SIGPIPE, as if it wrote to that reader itself) behave as without the log.
+#[test]
+fn a_foreground_run_shows_its_output_and_logs_it() {
+    let c = Containers::new("lc-fg-log");
+    let img = busybox();
+    let out = c.run(&[
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "fg",
+        &img,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; printf end",
+    ]);
+    assert_eq!((code(&out), stdout(&out).as_str(), stderr(&out).as_str()), (0, "out\nend", "err\n"));
+    let logs = c.run(&["logs", "fg"]);
+    assert_eq!((stdout(&logs).as_str(), stderr(&logs).as_str()), ("out\nend", "err\n"), "logs after the run");
+
+    let mut child = c
+        .spawner(&["run", "-i", "--network", "none", "--name", "cat", &img, "cat"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"typed\n").unwrap();
+    drop(child.stdin.take());
+    let out = wait_or_kill(child, Duration::from_secs(20));
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "typed\n"), "{}", stderr(&out));
+    assert_eq!(c.ok(&["logs", "cat"]), "typed\n");
+
+    let out = c.run(&[
+        "run",
+        "-a",
+        "stdout",
+        "--network",
+        "none",
+        "--name",
+        "quiet",
+        &img,
+        "sh",
+        "-c",
+        "echo shown; echo hidden >&2",
+    ]);
+    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("shown\n", ""), "-a stdout");
+    assert_eq!(stderr(&c.run(&["logs", "quiet"])), "hidden\n", "logged all the same");
+
+    // `spawner run … | head -c 2`: the container ends by SIGPIPE once the reader is gone.
+    let mut child = c
+        .spawner(&[
+            "run",
+            "--network",
+            "none",
+            "--name",
+            "yes",
+            &img,
+            "sh",
+            "-c",
+            "while true; do echo y; done",
+        ])
+        .spawn()
+        .unwrap();
+    let mut two = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut two).unwrap();
+    assert_eq!(&two, b"y\n");
+    drop(child.stdout.take());
+    let out = wait_or_kill(child, Duration::from_secs(20));
+    assert_eq!(code(&out), 141, "128 + SIGPIPE: {}", stderr(&out));
+    assert_eq!(c.inspect("yes", "{{.State.ExitCode}}"), "141");
 }

@@ -455,12 +455,13 @@ fn tty_gives_the_container_a_terminal_of_its_own() {
 #[test]
 fn hardening_is_on_by_default_and_visible_inside() {
     let state = StateDir::new("hardening");
-    let script = "grep -E '^(CapInh|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; sleep 10 & ls /proc/$!/fd | tr '\\n' ' '; kill $!; echo; \
+    let script = "grep -E '^(CapInh|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status; sleep 10 & sleep 0.1; ls /proc/$!/fd | tr '\\n' ' '; kill $!; echo; \
                   ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/hostname || echo proc-sys-ro; \
                   mkdir /sys/fs/cgroup/x 2>/dev/null || echo cgroup-ro";
     // fd 7, open in spawner, must not reach the container. The fds listed are those of a process the
-    // container's shell starts (sleep): the shell's own hold pipe ends and saved fds for a moment
-    // around the commands it runs.
+    // container's shell starts (sleep), once it has settled: the shell's own hold pipe ends and
+    // saved fds for a moment around the commands it runs, and the child replaces its stdin with
+    // /dev/null (close, then open) as it starts.
     let mut cmd = state.spawner(&["run", &busybox(), "--", "sh", "-c", script]);
     let extra = std::fs::File::open("/etc/hostname").unwrap();
     let extra_fd = std::os::fd::AsRawFd::as_raw_fd(&extra);

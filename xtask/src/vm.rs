@@ -29,6 +29,7 @@ const MAIN_CHECKS: &[&str] = &[
     "oom",
     "pids-limit",
     "cpus",
+    "cpu-flags",
     "cgroup-removed",
     "cgroup-parent",
     "spawner-killed",
@@ -125,6 +126,14 @@ fi
 # The container sees its own cgroup (cgroup namespace) at /sys/fs/cgroup.
 out=$($S run --network none --cpus 0.5 $IMG -- cat /sys/fs/cgroup/cpu.max 2>/tmp/err); rc=$?
 if [ "$rc:$out" = "0:50000 100000" ]; then pass cpus; else fail cpus "exit $rc, cpu.max '$out', stderr $(oneline /tmp/err)"; fi
+
+# Docker's other cpu and memory flags, as runc maps them to cgroup v2: --cpu-shares 512 is
+# cpu.weight 20, a quota over a period is cpu.max, --memory-reservation is memory.low.
+out=$($S run --network none --cpu-shares 512 --cpuset-cpus 0 --cpu-period 50000 --cpu-quota 25000 \
+    --memory-reservation 8m $IMG -- cat /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpuset.cpus \
+    /sys/fs/cgroup/cpu.max /sys/fs/cgroup/memory.low 2>/tmp/err); rc=$?
+out=$(echo "$out" | tr '\n' '|')
+if [ "$rc:$out" = "0:20|0|25000 50000|8388608|" ]; then pass cpu-flags; else fail cpu-flags "exit $rc, stdout '$out', stderr $(oneline /tmp/err)"; fi
 
 left=$(containers /sys/fs/cgroup)
 if [ -z "$left" ]; then pass cgroup-removed; else fail cgroup-removed "left behind: $left"; fi

@@ -103,9 +103,12 @@ pub enum Stream {
     Stderr,
 }
 
-/// Where a captured container's output goes (a detached container's log).
+/// Where a captured container's output goes (a container's log, and an attached one's terminal).
 pub trait Sink {
-    fn write(&mut self, stream: Stream, bytes: &[u8]);
+    /// Takes `bytes` the container wrote on `stream`; false when that stream has no reader any
+    /// more (spawner's stdout closed): it is closed, and the container's next write there fails
+    /// as it would have written to that reader itself (SIGPIPE).
+    fn write(&mut self, stream: Stream, bytes: &[u8]) -> bool;
 }
 
 /// A container whose stdio are not spawner's (conmon's job, for a detached container): it gets
@@ -116,6 +119,9 @@ pub struct Captured<'a> {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub sink: &'a mut dyn Sink,
+    /// A foreground run: spawner's terminal is the container's too (stdin copied to its pty, in
+    /// raw mode, window sizes passed on), and the sink shows the output as well as keeping it.
+    pub attached: bool,
 }
 
 /// Told of the container's process once it runs: its pid and cgroup.
@@ -162,7 +168,8 @@ pub fn run(config: &Config, extras: Extras, watch: Watch<'_>) -> Result<Exit, Ru
         plan.stdio = stdio;
         if let Some(c) = captured {
             plan.stdio = Some(c.stdio);
-            output.captured = Some((c.stdout, c.stderr, c.sink));
+            output.captured =
+                Some(Capture { pipes: [Some(c.stdout), Some(c.stderr)], sink: c.sink, attached: c.attached });
         }
         let before_go = |pid| before_go(config, process, init, pid);
         let mut on_start = |pid: i32| {
@@ -556,7 +563,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
 /// pipes are read into its sink; `started` hears of the process once it runs.
 #[derive(Default)]
 pub(crate) struct Output<'a, 'b> {
-    captured: Option<(OwnedFd, OwnedFd, &'a mut dyn Sink)>,
+    captured: Option<Capture<'a>>,
     started: Option<&'b mut dyn FnMut(i32)>,
 }
 
@@ -618,8 +625,9 @@ pub(crate) fn spawn_and_wait_with(
     if let Some(m) = &master {
         tty::sync_window_size(m.as_fd());
     }
-    // A captured container's terminal is not spawner's.
-    let raw = master.as_ref().filter(|_| output.captured.is_none()).and_then(|_| tty::RawMode::enter());
+    // A detached container's terminal is not spawner's.
+    let attached = output.captured.as_ref().is_none_or(|c| c.attached);
+    let raw = master.as_ref().filter(|_| attached).and_then(|_| tty::RawMode::enter());
     let status = wait_relaying(pid, &signals, master.as_ref(), output.captured.as_mut())?;
     log::debug!("container exited: {status}");
     drop(raw);
@@ -680,8 +688,13 @@ fn wait_for_setup(pid: i32, errors: &OwnedFd, signals: &OwnedFd) -> Result<Setup
     }
 }
 
-/// A captured container's output pipes and where their bytes go.
-type Capture<'a> = (OwnedFd, OwnedFd, &'a mut dyn Sink);
+/// A captured container's output pipes (each closed once its sink has no reader) and where their
+/// bytes go; `attached` as in [`Captured`].
+struct Capture<'a> {
+    pipes: [Option<OwnedFd>; 2],
+    sink: &'a mut dyn Sink,
+    attached: bool,
+}
 
 /// Waits for the container's first process (init), relaying signals; with a terminal, also copies
 /// stdin to the pty and the pty to stdout, and passes window-size changes on. A captured container's
@@ -696,9 +709,9 @@ fn wait_relaying(
     use rustix::process::{waitpid, Pid, WaitOptions};
     let child = Pid::from_raw(pid).expect("a child pid is positive");
     let (stdin, stdout) = (rustix::stdio::stdin(), rustix::stdio::stdout());
-    let mut stdin_open = master.is_some() && captured.is_none();
+    let attached = captured.as_ref().is_none_or(|c| c.attached);
+    let mut stdin_open = master.is_some() && attached;
     let mut master_open = master.is_some();
-    let mut pipes_open = [captured.is_some(); 2];
     let mut status = None;
     loop {
         if status.is_none() {
@@ -718,14 +731,16 @@ fn wait_relaying(
             if let (Some(m), true) = (master, master_open) {
                 rustix::io::ioctl_fionbio(m, true).ok();
                 match captured.as_mut() {
-                    Some(c) => while capture(m, Stream::Stdout, c.2) {},
+                    Some(c) => while capture(m, Stream::Stdout, c.sink) {},
                     None => while tty::pump(m.as_fd(), stdout) {},
                 }
             }
             if let Some(c) = captured.as_mut() {
-                for (fd, stream) in [(&c.0, Stream::Stdout), (&c.1, Stream::Stderr)] {
-                    rustix::io::ioctl_fionbio(fd, true).ok();
-                    while capture(fd, stream, c.2) {}
+                for (fd, stream) in c.pipes.iter().zip([Stream::Stdout, Stream::Stderr]) {
+                    if let Some(fd) = fd {
+                        rustix::io::ioctl_fionbio(fd, true).ok();
+                        while capture(fd, stream, c.sink) {}
+                    }
                 }
             }
             return Ok(code);
@@ -741,8 +756,8 @@ fn wait_relaying(
             fds.push(PollFd::new(&stdin, PollFlags::IN));
         }
         if let Some(c) = captured.as_ref() {
-            for (i, fd) in [&c.0, &c.1].into_iter().enumerate() {
-                if pipes_open[i] {
+            for (i, fd) in c.pipes.iter().enumerate() {
+                if let Some(fd) = fd {
                     pipes_at[i] = Some(fds.len());
                     fds.push(PollFd::new(fd, PollFlags::IN));
                 }
@@ -756,7 +771,7 @@ fn wait_relaying(
         if let Some(m) = master {
             if master_ready {
                 master_open = match captured.as_mut() {
-                    Some(c) => capture(m, Stream::Stdout, c.2),
+                    Some(c) => capture(m, Stream::Stdout, c.sink),
                     None => tty::pump(m.as_fd(), stdout),
                 };
             }
@@ -766,16 +781,19 @@ fn wait_relaying(
         }
         if let Some(c) = captured.as_mut() {
             for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
-                if pipes_ready[i] {
-                    let fd = if i == 0 { &c.0 } else { &c.1 };
-                    pipes_open[i] = capture(fd, stream, c.2);
+                let open = match &c.pipes[i] {
+                    Some(fd) if pipes_ready[i] => capture(fd, stream, c.sink),
+                    _ => true,
+                };
+                if !open {
+                    c.pipes[i] = None;
                 }
             }
         }
         while let Some(sig) = rawsys::read_signal(signals.as_fd()) {
             match (sig, master) {
                 (SIGCHLD, _) => {}
-                (SIGWINCH, Some(m)) if captured.is_none() => tty::sync_window_size(m.as_fd()),
+                (SIGWINCH, Some(m)) if attached => tty::sync_window_size(m.as_fd()),
                 (SIGWINCH, _) => {}
                 _ => {
                     log::debug!("relaying signal {sig} to the container");
@@ -791,10 +809,7 @@ fn capture(fd: &OwnedFd, stream: Stream, sink: &mut dyn Sink) -> bool {
     let mut buf = [0u8; 16384];
     match rustix::io::read(fd, &mut buf) {
         Ok(0) => false,
-        Ok(n) => {
-            sink.write(stream, &buf[..n]);
-            true
-        }
+        Ok(n) => sink.write(stream, &buf[..n]),
         Err(rustix::io::Errno::INTR) => true,
         // Drained (non-blocking), or a pty whose processes are all gone (EIO).
         Err(_) => false,

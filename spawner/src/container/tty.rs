@@ -104,22 +104,26 @@ pub fn pump(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; 8192];
     match rustix::io::read(from, &mut buf) {
         Ok(0) => false,
-        Ok(n) => {
-            let mut rest = &buf[..n];
-            while !rest.is_empty() {
-                match rustix::io::write(to, rest) {
-                    Ok(w) => rest = &rest[w..],
-                    Err(rustix::io::Errno::INTR) => {}
-                    Err(rustix::io::Errno::AGAIN) => {
-                        let mut fds = [rustix::event::PollFd::new(&to, rustix::event::PollFlags::OUT)];
-                        let _ = rustix::event::poll(&mut fds, None);
-                    }
-                    Err(_) => return false,
-                }
-            }
-            true
-        }
+        Ok(n) => write_all(to, &buf[..n]),
         Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => true,
         Err(_) => false,
     }
+}
+
+/// Writes all of `bytes` to `to` (waiting while it is a full non-blocking pipe or terminal);
+/// false if it cannot take them (closed, EPIPE).
+pub fn write_all(to: BorrowedFd<'_>, bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match rustix::io::write(to, rest) {
+            Ok(w) => rest = &rest[w..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                let mut fds = [rustix::event::PollFd::new(&to, rustix::event::PollFlags::OUT)];
+                let _ = rustix::event::poll(&mut fds, None);
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }

@@ -19,7 +19,7 @@ const MAX_LINE: usize = 16 * 1024;
 struct Entry<'a> {
     log: std::borrow::Cow<'a, str>,
     stream: &'a str,
-    time: String,
+    time: &'a str,
 }
 
 /// json-file's `--log-opt max-size=SIZE` and `max-file=N`: the log is rotated once it holds
@@ -102,6 +102,10 @@ pub struct JsonLog {
     size: u64,
     rotation: Rotation,
     pending: [Vec<u8>; 2],
+    /// Whole lines not yet in `file`: what one read from the container gave, written at once.
+    out: Vec<u8>,
+    /// The time of the lines being made (when their bytes were read).
+    time: String,
 }
 
 impl JsonLog {
@@ -113,7 +117,15 @@ impl JsonLog {
     pub fn with_rotation(path: &Path, rotation: Rotation) -> std::io::Result<JsonLog> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
-        Ok(JsonLog { file, path: path.to_path_buf(), size, rotation, pending: [Vec::new(), Vec::new()] })
+        Ok(JsonLog {
+            file,
+            path: path.to_path_buf(),
+            size,
+            rotation,
+            pending: [Vec::new(), Vec::new()],
+            out: Vec::new(),
+            time: String::new(),
+        })
     }
 
     /// As Docker: once the file has reached the size, before the next line goes in, it becomes
@@ -148,32 +160,60 @@ impl JsonLog {
                 Stream::Stdout => "stdout",
                 Stream::Stderr => "stderr",
             },
-            time: crate::clock::now_rfc3339(),
+            time: &self.time,
         };
         let mut line = serde_json::to_vec(&entry).unwrap_or_default();
         line.push(b'\n');
-        if let Err(e) = self.rotate_if_full() {
-            log::warn!("rotate {}: {e}", self.path.display());
+        if self.rotation.max_size.is_some_and(|max| self.size >= max) {
+            self.flush();
+            if let Err(e) = self.rotate_if_full() {
+                log::warn!("rotate {}: {e}", self.path.display());
+            }
         }
-        // A full disk loses log lines, never the container.
-        if self.file.write_all(&line).is_ok() {
-            self.size += line.len() as u64;
-        }
+        self.size += line.len() as u64;
+        self.out.extend_from_slice(&line);
+    }
+
+    /// Writes the lines made since the last time. A full disk loses log lines, never the container.
+    fn flush(&mut self) {
+        let _ = self.file.write_all(&self.out);
+        self.out.clear();
     }
 
     /// Writes what the streams hold of unfinished lines (the container ended).
     pub fn finish(&mut self) {
+        self.time = crate::clock::now_rfc3339();
         for (i, stream) in [Stream::Stdout, Stream::Stderr].into_iter().enumerate() {
             let rest = std::mem::take(&mut self.pending[i]);
             if !rest.is_empty() {
                 self.entry(stream, &rest);
             }
         }
+        self.flush();
+    }
+}
+
+/// A foreground container's output: kept in its log, and shown on spawner's stdout and stderr
+/// (the streams `show` says: `-a` may leave one out).
+pub struct Attached<'a> {
+    pub log: &'a mut JsonLog,
+    pub show: [bool; 2],
+}
+
+impl Sink for Attached<'_> {
+    fn write(&mut self, stream: Stream, bytes: &[u8]) -> bool {
+        self.log.write(stream, bytes);
+        let to = match stream {
+            Stream::Stdout => rustix::stdio::stdout(),
+            Stream::Stderr => rustix::stdio::stderr(),
+        };
+        !self.show[stream as usize] || crate::container::tty::write_all(to, bytes)
     }
 }
 
 impl Sink for JsonLog {
-    fn write(&mut self, stream: Stream, bytes: &[u8]) {
+    fn write(&mut self, stream: Stream, bytes: &[u8]) -> bool {
+        self.time = crate::clock::now_rfc3339();
         let i = stream as usize;
         let mut data = std::mem::take(&mut self.pending[i]);
         data.extend_from_slice(bytes);
@@ -192,6 +232,8 @@ impl Sink for JsonLog {
             rest = tail;
         }
         self.pending[i] = rest;
+        self.flush();
+        true
     }
 }
 
@@ -236,7 +278,7 @@ pub fn show(path: &Path, how: &Show, running: &dyn Fn() -> bool) -> std::io::Res
     let mut print = |line: &[u8]| -> std::io::Result<()> {
         let Ok(entry) = serde_json::from_slice::<Entry>(line) else { return Ok(()) };
         if how.since.is_some() || how.until.is_some() {
-            let Some(time) = crate::clock::parse_rfc3339(&entry.time) else { return Ok(()) };
+            let Some(time) = crate::clock::parse_rfc3339(entry.time) else { return Ok(()) };
             if how.since.is_some_and(|since| time < since) || how.until.is_some_and(|until| time > until) {
                 return Ok(());
             }

@@ -703,8 +703,11 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     if launch.existing.is_some() {
         record::write_state(&dir.path, &state)?;
     }
+    // A detached container's output goes to its log; a kept one in the foreground shows it and
+    // keeps it too (`logs` works on it after, as Docker's); an --rm one writes to spawner's stdout
+    // and stderr itself, with no copy between.
     let mut log =
-        match launch.detached {
+        match launch.detached || dir.keep {
             true => Some(logs::JsonLog::with_rotation(&dir.path.join(record::LOG_FILE), rotation).map_err(
                 |e| RunError(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display())),
             )?),
@@ -729,8 +732,21 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         }
     };
     let mut watch = container::Watch { captured: None, stdio: None, started: Some(&mut started) };
+    let mut shown;
     if let Some(log) = log.as_mut() {
-        watch.captured = Some(capture_pipes(log)?);
+        watch.captured = Some(match launch.detached {
+            true => capture_pipes(log, dev_null()?, false)?,
+            false => {
+                let [out, err] = opts.detached_streams;
+                shown = logs::Attached { log, show: [!out, !err] };
+                // SAFETY: 0 is open for as long as spawner runs (/dev/null without -i); only
+                // borrowed to be duplicated.
+                let stdin = unsafe { rustix::fd::BorrowedFd::borrow_raw(0) };
+                let stdin = rustix::io::fcntl_dupfd_cloexec(stdin, 3)
+                    .map_err(|e| RunError(format!("dup stdin: {e}")))?;
+                capture_pipes(&mut shown, stdin, true)?
+            }
+        });
     } else if opts.detached_streams.contains(&true) {
         let stream = |fd: i32, detached: bool| match detached {
             true => dev_null(),
@@ -867,17 +883,23 @@ fn dev_null() -> Result<OwnedFd, RunError> {
     .map_err(|e| RunError(format!("open /dev/null: {e}")))
 }
 
-/// The pipes a detached container writes its output into, with `log` reading them.
-fn capture_pipes(log: &mut logs::JsonLog) -> Result<container::Captured<'_>, RunError> {
+/// The pipes a container writes its output into, with `sink` reading them; `stdin` its input, and
+/// `attached` whether spawner's terminal is its too (see [`container::Captured`]).
+fn capture_pipes(
+    sink: &mut dyn container::Sink,
+    stdin: OwnedFd,
+    attached: bool,
+) -> Result<container::Captured<'_>, RunError> {
     let pipe = || {
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
     };
     let ((out_read, out_write), (err_read, err_write)) = (pipe()?, pipe()?);
     Ok(container::Captured {
-        stdio: [dev_null()?, out_write, err_write],
+        stdio: [stdin, out_write, err_write],
         stdout: out_read,
         stderr: err_read,
-        sink: log,
+        sink,
+        attached,
     })
 }
 
