@@ -786,6 +786,39 @@ fn short_names_and_image_ids_find_stored_images() {
     assert_eq!((code(&out), stdout(&out).lines().next()), (0, Some("Untagged: localhost/busybox:latest")));
 }
 
+/// A loaded image is saved with the very layers it came with, made again from the unpacked trees
+/// and their tar-splits: the archive loads elsewhere under the same image ID (the load checks
+/// every diff_id). A tree changed since is refused, never saved as the same digest.
+#[test]
+fn loaded_images_are_saved_byte_for_byte() {
+    let state = StateDir::new("save-loaded");
+    state.run(&["load", "-i", image("busybox-docker.tar").to_str().unwrap()]);
+    let id = stdout(&state.run(&["images", "-q"]));
+    let saved = state.0.join("saved.tar");
+    let out = state.run(&["save", "-o", saved.to_str().unwrap(), "busybox"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let other = StateDir::new("save-loaded-again");
+    let out = other.run(&["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(stdout(&out), "Loaded image: docker.io/library/busybox:latest\n", "{}", stderr(&out));
+    assert_eq!(stdout(&other.run(&["images", "-q"])), id, "the same image");
+    let out = other.run(&["run", "--rm", "--pull", "never", "busybox", "echo", "saved"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "saved\n"), "{}", stderr(&out));
+    // A file of a layer changed in the store: the layer made again is not the one loaded.
+    let passwd = std::fs::read_dir(state.0.join("store/layers/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("diff/etc/passwd"))
+        .find(|p| p.exists())
+        .expect("a layer with /etc/passwd");
+    let mut bytes = std::fs::read(&passwd).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&passwd, bytes).unwrap();
+    let again = state.0.join("again.tar");
+    let out = state.run(&["save", "-o", again.to_str().unwrap(), "busybox"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(stderr(&out).contains("its files changed since it was unpacked"), "{}", stderr(&out));
+    assert!(!again.exists(), "nothing written");
+}
+
 /// Archives named with skopeo's transports run as the file they name; a name that is neither a
 /// file nor a path is a registry reference.
 #[test]

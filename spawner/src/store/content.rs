@@ -15,7 +15,7 @@
 use super::error::io_err;
 use super::lock::{LockFile, LockMode};
 use super::{sync_dir, write_atomic, StoreError};
-use crate::image::{Digest, Hasher};
+use crate::image::{Digest, DigestReader, Hasher};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
@@ -55,6 +55,12 @@ impl Content {
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs").join(digest.algorithm().name()).join(digest.hex())
+    }
+
+    /// Where the layer store keeps the layer whose diff_id is `digest`.
+    fn layer_home(&self, digest: &Digest) -> PathBuf {
+        let store = self.root.parent().unwrap_or(&self.root);
+        store.join("layers").join(digest.algorithm().name()).join(digest.hex())
     }
 
     pub fn has_blob(&self, digest: &Digest) -> bool {
@@ -245,12 +251,15 @@ impl Content {
                 .map(digest_of)
                 .collect::<Result<Vec<_>, _>>()?;
             for blob in std::iter::once(&config).chain(&layers) {
-                if !self.has_blob(blob) {
+                // A layer kept unpacked (loaded, or there before the pull) is made again from
+                // its tree and tar-split when its digest is that of the plain tar (its diff_id).
+                if !self.has_blob(blob) && !self.layer_home(blob).join(super::split::FILE_NAME).exists() {
                     return Err(StoreError::Corrupt {
                         path: self.blob_path(blob),
                         reason: format!(
-                            "{name}: the store keeps no blob {blob} (a layer it had unpacked already when the image came): \
-                             pull the image into an empty store to save it"
+                            "{name}: the store keeps neither blob {blob} nor a tar-split to make it again (a compressed \
+                             layer that was unpacked already when the image came, or one unpacked by an older \
+                             spawner): pull the image into an empty store to save it"
                         ),
                     });
                 }
@@ -286,10 +295,28 @@ impl Content {
             };
             add("oci-layout", 30, &mut &br#"{"imageLayoutVersion":"1.0.0"}"#[..])?;
             for blob in &blobs {
+                let name = format!("blobs/sha256/{}", blob.hex());
                 let path = self.blob_path(blob);
+                if !path.exists() {
+                    let home = self.layer_home(blob);
+                    let remade = super::split::Reassembled::open(&home).map_err(io_err("read", &home))?;
+                    let Some((stream, size)) = remade else {
+                        return Err(io_err("open", &path)(io::Error::from(io::ErrorKind::NotFound)));
+                    };
+                    let mut hashed = DigestReader::new(stream, blob.algorithm());
+                    add(&name, size, &mut hashed)?;
+                    let (digest, _, _) = hashed.finish().map_err(io_err("read", &home))?;
+                    if digest != *blob {
+                        return Err(StoreError::Corrupt {
+                            path: home,
+                            reason: format!("the layer made again is {digest}, not {blob}: its files changed since it was unpacked"),
+                        });
+                    }
+                    continue;
+                }
                 let mut f = fs::File::open(&path).map_err(io_err("open", &path))?;
                 let size = f.metadata().map_err(io_err("stat", &path))?.len();
-                add(&format!("blobs/sha256/{}", blob.hex()), size, &mut f)?;
+                add(&name, size, &mut f)?;
             }
             let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": oci_index}))
                 .expect("index serializes");

@@ -26,6 +26,7 @@
 pub mod content;
 mod error;
 mod lock;
+mod split;
 mod tree;
 mod unpack;
 
@@ -591,6 +592,8 @@ impl LayerStore {
             source,
             tree_digest: Some(done.tree_digest),
         };
+        let split_path = scratch.path.join(split::FILE_NAME);
+        fs::write(&split_path, &done.split).map_err(io_err("write", &split_path))?;
         Ok(Unpacked { scratch, info })
     }
 

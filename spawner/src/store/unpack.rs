@@ -12,7 +12,7 @@
 //! Whiteouts become what overlayfs reads: `.wh.NAME` a 0:0 char device `NAME`, `.wh..wh..opq` the
 //! xattr `trusted.overlay.opaque=y` on its directory.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -29,6 +29,7 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use super::error::{io_err, StoreError};
+use super::split::Recorder;
 use crate::image::{Algorithm, Archive, Decompressor, Digest, DigestReader, Hasher, LayerRef, MemberReader};
 
 /// What each entry costs against the size limit besides its content: an inode and a directory
@@ -98,6 +99,8 @@ pub(crate) struct Unpacked {
     pub written: u64,
     /// The unpacked tree's digest (see `tree.rs`), for verifying the layer later.
     pub tree_digest: Digest,
+    /// The layer's tar-split (see `split.rs`).
+    pub split: Vec<u8>,
 }
 
 /// Uncompressed bytes handed from the decompressing thread to the unpacking one per message.
@@ -165,7 +168,9 @@ pub(crate) fn unpack_layer(
             .map_err(io_err("spawn thread for", dest))?;
 
         let header_budget = Rc::new(Cell::new(None));
+        let split = Rc::new(RefCell::new(Recorder::default()));
         let reader = ChannelReader {
+            split: split.clone(),
             chunks: chunks_rx,
             spare: spare_tx,
             buf: Vec::new(),
@@ -177,7 +182,7 @@ pub(crate) fn unpack_layer(
             total: 0,
         };
         let mut tar = tar::Archive::new(reader);
-        let mut unpacker = Unpacker::new(root, budget);
+        let mut unpacker = Unpacker::new(root, budget, split.clone());
         let consumed = match unpacker.run(&mut tar, &header_budget) {
             Ok(()) => {
                 // The digest covers the whole stream: the end-of-archive blocks and any padding
@@ -210,6 +215,7 @@ pub(crate) fn unpack_layer(
         };
         let written = unpacker.written;
         let root = unpacker.finish().map_err(|(entry, failure)| failure.into_error(label, entry))?;
+        let split = Rc::try_unwrap(split).map_or_else(|_| Vec::new(), |s| s.into_inner().finish());
         // Writing the layer back to disk waits on the device; hashing the tree (from the page
         // cache) needs the CPU: side by side, the hash costs little wall time.
         let sync = std::thread::Builder::new()
@@ -220,7 +226,7 @@ pub(crate) fn unpack_layer(
         sync.join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             .map_err(io_err("syncfs", dest))?;
-        Ok(Unpacked { diff_id, tar_size, blob_digest: done.blob_digest, written, tree_digest })
+        Ok(Unpacked { diff_id, tar_size, blob_digest: done.blob_digest, written, tree_digest, split })
     })
 }
 
@@ -297,6 +303,8 @@ struct ChannelReader {
     /// The diff_id being computed, and the stream's length so far.
     hasher: Hasher,
     total: u64,
+    /// What the parser reads, recorded as the layer's tar-split.
+    split: Rc<RefCell<Recorder>>,
 }
 
 impl Read for ChannelReader {
@@ -334,6 +342,7 @@ impl Read for ChannelReader {
             self.header_budget.set(Some(left - n as u64));
         }
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.split.borrow_mut().read(&out[..n]);
         self.pos += n;
         Ok(n)
     }
@@ -397,10 +406,12 @@ struct Unpacker {
     /// File content written so far, and the most allowed.
     written: u64,
     budget: u64,
+    /// Told where each regular file's content is in the stream.
+    split: Rc<RefCell<Recorder>>,
 }
 
 impl Unpacker {
-    fn new(root: OwnedFd, budget: u64) -> Unpacker {
+    fn new(root: OwnedFd, budget: u64, split: Rc<RefCell<Recorder>>) -> Unpacker {
         Unpacker {
             root,
             parents: ParentCache::default(),
@@ -411,6 +422,7 @@ impl Unpacker {
             dir_times: Vec::new(),
             written: 0,
             budget,
+            split,
         }
     }
 
@@ -555,6 +567,11 @@ impl Unpacker {
             })?;
             let mut file = File::from(fd);
             let mut left = entry.size();
+            // A sparse file's stream is not its content: it stays in the tar-split verbatim.
+            let plain = !kind.is_gnu_sparse();
+            if plain {
+                self.split.borrow_mut().begin_file(path);
+            }
             loop {
                 let n = entry.read(&mut self.buf).map_err(Failure::Read)?;
                 if n == 0 {
@@ -569,6 +586,9 @@ impl Unpacker {
                 // stream.
                 self.charge(n as u64)?;
                 file.write_all(&self.buf[..n]).map_err(|e| Failure::Op("write", e))?;
+            }
+            if plain {
+                self.split.borrow_mut().end_file();
             }
             apply_to_fd(file.as_fd(), meta, &self.xattrs)?;
             futimens(&file, &meta.timestamps()).map_err(op("futimens"))?;
