@@ -104,7 +104,7 @@ enum Command {
         /// PRIVATE_PORT[/tcp|udp].
         private_port: Option<String>,
     },
-    /// Give a stopped container a new name.
+    /// Give a container a new name (running or not).
     Rename { container: String, new_name: String },
     /// Copy files between a running container and the host: cp CONTAINER:PATH HOSTPATH, or
     /// cp HOSTPATH CONTAINER:PATH (PATH/. copies a directory's contents).

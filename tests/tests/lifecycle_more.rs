@@ -88,10 +88,9 @@ fn port_prints_the_published_ports_as_bound() {
 }
 
 #[test]
-fn rename_renames_a_stopped_container_and_refuses_a_running_one() {
+fn rename_renames_stopped_and_running_containers() {
     let c = Containers::new("lm-rename");
     let id = c.detach("old", &[], &["sh", "-c", "echo ran; sleep 100"]);
-    c.refused(&["rename", "old", "new"], "is running");
     c.ok(&["stop", "-t", "0", "old"]);
     c.detach("other", &[], &["true"]);
     c.refused(&["rename", "old", "other"], "already in use");
@@ -106,7 +105,25 @@ fn rename_renames_a_stopped_container_and_refuses_a_running_one() {
     c.until("the second run", || c.ok(&["logs", "new"]) == "ran\nran\n");
     assert_eq!(c.inspect("new", "{{.State.Status}}"), "running");
     assert!(!c.0 .0.join("containers/old").exists());
-    c.ok(&["rm", "-f", "new"]);
+
+    // Running: renamed under its run, which follows it (exec, logs, stop, its end recorded).
+    assert_eq!(c.ok(&["rename", "new", "newer"]), "");
+    assert_eq!(c.ok(&["exec", "newer", "echo", "inside"]), "inside\n");
+    assert_eq!(c.ok(&["ps", "--format", "{{.Names}}"]), "newer\n");
+    // A dead run's directory makes the next run look through the cgroups: the renamed
+    // container's cgroup, still under its old name, is known for a live one and stays.
+    std::fs::create_dir(c.0 .0.join("containers/ghost")).unwrap();
+    c.ok(&["run", "--rm", "--network", "none", &busybox(), "true"]);
+    assert!(!c.0 .0.join("containers/ghost").exists(), "the dead run's directory went");
+    assert_eq!(c.inspect("newer", "{{.State.Status}}"), "running", "the renamed one still runs");
+    assert_eq!(c.ok(&["exec", "newer", "echo", "still"]), "still\n");
+    c.ok(&["stop", "-t", "0", "newer"]);
+    assert_eq!(c.inspect("newer", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    assert_eq!(c.ok(&["logs", "newer"]), "ran\nran\n");
+    c.ok(&["rm", "newer"]);
+    let left: Vec<_> =
+        std::fs::read_dir(c.0 .0.join("containers")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left.len(), 1, "only `other` is left: {left:?}");
 }
 
 #[test]

@@ -155,25 +155,24 @@ pub(super) fn restarting(c: &Container) -> bool {
     !matches!(c.record.restart.as_str(), "" | "no") && monitor_alive && !c.dir.join(STOPPED_MARKER).exists()
 }
 
-/// `rename OLD NEW`: a container that is not running gets a new name (its directory is renamed,
-/// its record says the new name). A running one is refused: its run refers to its directory by
-/// name until it ends (its state and log, its cgroup's name, the name its bridge peers have in
-/// their /etc/hosts), so a rename under it would leave those pointing at the old name.
+/// `rename OLD NEW`: the container's directory is renamed and its record says the new name, as
+/// Docker renames, running or not. A running container's run finds its directory again through
+/// its fd (its state, log and removal follow), its cgroup keeps the name it was made with (its
+/// state records it, so the stale-run cleanup knows it for a live one), and its bridge peers'
+/// /etc/hosts keep the old name until they start again. One starting, or recording its end, is
+/// refused for that moment.
 pub fn rename(c: &Container, new: &str) -> Result<(), RunError> {
     super::check_name(new)?;
     let old = &c.record.name;
     if new == old {
         return Err(RunError(format!("container {old} is already named {new}")));
     }
-    let refuse = || {
-        RunError(format!(
-            "cannot rename container {old}: it is running (spawner renames stopped containers only: stop it first)"
-        ))
+    let busy =
+        || RunError(format!("cannot rename container {old} now: it is starting or stopping; try again"));
+    let _lock = match c.status() {
+        Status::Running => None,
+        _ => Some(lock_idle(c)?.ok_or_else(busy)?),
     };
-    if c.status() == Status::Running {
-        return Err(refuse());
-    }
-    let Some(_lock) = lock_idle(c)? else { return Err(refuse()) };
     // Not while a starting run holds the name.
     let containers = c.dir.parent().unwrap_or(Path::new("/"));
     let _reserved = super::names::reserve(containers, new)?;

@@ -135,6 +135,10 @@ impl JsonLog {
         if self.size < max {
             return Ok(());
         }
+        // In the container's directory as it is named now (`rename` while it runs).
+        if let Some(path) = super::path_of(std::os::fd::AsFd::as_fd(&self.file)) {
+            self.path = path;
+        }
         let keep = self.rotation.max_files.max(1);
         if keep > 1 {
             for n in (1..keep - 1).rev() {

@@ -300,11 +300,27 @@ struct ContainerDir {
     _lock: OwnedFd,
 }
 
+impl ContainerDir {
+    /// Follows a `rename` of the running container: the directory's path now, as its fd has it.
+    fn refresh(&mut self) {
+        if let Some(path) = path_of(self._lock.as_fd()) {
+            self.path = path;
+        }
+    }
+}
+
+/// Where the file or directory open at `fd` is now (it may have been renamed), from /proc.
+pub fn path_of(fd: rustix::fd::BorrowedFd<'_>) -> Option<PathBuf> {
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&fd))).ok()?;
+    (path.is_absolute() && !path.as_os_str().as_encoded_bytes().ends_with(b" (deleted)")).then_some(path)
+}
+
 impl Drop for ContainerDir {
     fn drop(&mut self) {
         if self.keep {
             return;
         }
+        self.refresh();
         // What an untouched run leaves, removed by name (each rmdir is a journaled ext4 update; no
         // directory walk); anything else (files the container wrote) by a walk of what is left.
         let _ = std::fs::remove_file(self.path.join("work/work/incompat/volatile/dirty"));
@@ -761,6 +777,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     if let Some(log) = log.as_mut() {
         log.finish();
     }
+    // Renamed while it ran, perhaps.
+    dir.refresh();
     let exit = match exit {
         Ok(exit) => exit,
         Err(e) => {
@@ -799,6 +817,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         state.pid = 0;
         // Withdrawn with the run.
         state.ports.clear();
+        dir.refresh();
         record::write_state(&dir.path, &state)?;
     }
     anonymous.remove = !dir.keep;
