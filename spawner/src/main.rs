@@ -678,11 +678,18 @@ fn load(state_dir: &std::path::Path, input: &std::path::Path) {
         };
         store.ensure_image(&archive, &image).unwrap_or_else(|e| fail(e));
         let layers: Vec<_> = diff_ids.iter().map(|d| (d.clone(), store.layer_size(d).unwrap_or(0))).collect();
+        // An OCI ref.name is often a tag alone (`latest`): beside a full name (containerd's
+        // annotation) it is left out; alone it names the image as podman names it
+        // (`localhost/latest:latest`).
+        let bare = |n: &String| !n.contains(['/', ':', '@']);
+        let full = image.names.iter().any(|n| !bare(n));
         let names: Vec<String> = image
             .names
             .iter()
+            .filter(|n| !(full && bare(n)))
+            .map(|n| if bare(n) { format!("localhost/{n}") } else { n.clone() })
             .map(|n| {
-                spawner::registry::Reference::parse(n).map(|r| r.to_string()).unwrap_or_else(|e| fail(e))
+                spawner::registry::Reference::parse(&n).map(|r| r.to_string()).unwrap_or_else(|e| fail(e))
             })
             .collect();
         let config = archive.config_bytes(&image).unwrap_or_else(|e| fail(e));

@@ -741,6 +741,15 @@ fn load_then_run_by_name() {
     );
     let out = state.run(&["run", "--pull", "never", "busybox:other", "--", "sh", "-c", "echo by name"]);
     assert_eq!((code(&out), stdout(&out).as_str()), (0, "by name\n"), "{}", stderr(&out));
+    // An OCI ref.name that is a tag alone: not a name beside containerd's full one; alone, the
+    // name podman gives it.
+    for (file, loaded) in [
+        ("busybox-oci-zstd.tar", "docker.io/library/busybox:latest"),
+        ("busybox-skopeo-oci.tar", "localhost/latest:latest"),
+    ] {
+        let out = StateDir::new("load-oci").run(&["load", "-i", image(file).to_str().unwrap()]);
+        assert_eq!(stdout(&out), format!("Loaded image: {loaded}\n"), "{file}: {}", stderr(&out));
+    }
     let legacy = image("busybox-legacy-nomanifest.tar");
     let out = StateDir::new("load-legacy").run(&["load", "-i", legacy.to_str().unwrap()]);
     assert_eq!(
