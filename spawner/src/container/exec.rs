@@ -135,16 +135,8 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
     rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start the process: {e}")))?;
     drop(go_write);
     // EOF: the process exec'd (the pipe is close-on-exec); anything before it is its error.
-    let mut message = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        match rustix::io::read(&err_read, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => message.extend_from_slice(&buf[..n]),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(RunError(format!("read the process's setup errors: {e}"))),
-        }
-    }
+    let message = super::read_to_end(&err_read)
+        .map_err(|e| RunError(format!("read the process's setup errors: {e}")))?;
     if !message.is_empty() {
         let _ = rustix::process::waitpid(
             rustix::process::Pid::from_raw(pid),

@@ -555,6 +555,20 @@ fn kill_and_reap(pid: i32) {
         rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty());
 }
 
+/// Reads `fd` to its end (a pipe whose every writer has closed or exec'd).
+pub(crate) fn read_to_end(fd: impl AsFd) -> rustix::io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match rustix::io::read(fd.as_fd(), &mut buf) {
+            Ok(0) => return Ok(all),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
 }

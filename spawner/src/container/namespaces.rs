@@ -106,16 +106,7 @@ pub unsafe fn clone_via(flags: u64, joined: &[(NamespaceKind, OwnedFd)]) -> Resu
         }
     }
     drop(pid_write);
-    let mut said = Vec::new();
-    let mut buf = [0u8; 256];
-    loop {
-        match rustix::io::read(&pid_read, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => said.extend_from_slice(&buf[..n]),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("read the container's pid: {e}")),
-        }
-    }
+    let said = super::read_to_end(&pid_read).map_err(|e| format!("read the container's pid: {e}"))?;
     let _ = rustix::process::waitpid(
         rustix::process::Pid::from_raw(intermediate),
         rustix::process::WaitOptions::empty(),

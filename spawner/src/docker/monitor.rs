@@ -63,16 +63,7 @@ pub fn detach(opts: &RunOptions, existing: Option<Container>) -> Result<String, 
         rawsys::exit(monitor(opts, existing, ready_write));
     }
     drop(ready_write);
-    let mut id = Vec::new();
-    let mut buf = [0u8; 128];
-    loop {
-        match rustix::io::read(&ready_read, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => id.extend_from_slice(&buf[..n]),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => break,
-        }
-    }
+    let id = crate::container::read_to_end(&ready_read).unwrap_or_default();
     if id.ends_with(b"\n") {
         return Ok(String::from_utf8_lossy(&id).trim().to_string());
     }
