@@ -376,3 +376,27 @@ fn unnamed_containers_started_at_once_each_get_a_name_of_their_own() {
         .collect();
     assert!(left.is_empty(), "no reservation is left: {left:?}");
 }
+
+/// Attack: a container's recorded pid now belongs to another process (the container died, its pid
+/// was reused). `kill`, `stop` and `rm -f` check the process's start time against the record
+/// (through a pidfd, so the check and the signal are about one process) and never signal it.
+#[test]
+fn a_reused_pid_is_never_signalled() {
+    let c = Containers::new("lm-reused-pid");
+    c.ok(&["run", "--network", "none", "--name", "box", &busybox(), "true"]);
+    let mut bystander = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+    let state_file = c.0 .0.join("containers/box/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    state["phase"] = "running".into();
+    state["pid"] = bystander.id().into();
+    state["start_time"] = 12345.into();
+    std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+    assert!(c.ok(&["ps", "-a"]).lines().any(|l| l.contains("Dead") && l.ends_with("box")));
+    c.refused(&["kill", "box"], "is not running");
+    let _ = c.run(&["stop", "-t", "0", "box"]);
+    c.ok(&["rm", "-f", "box"]);
+    let alive = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert!(alive, "the process that took the container's pid was signalled");
+}
