@@ -77,19 +77,7 @@ fn host_platform_name() -> String {
 
 /// How well a descriptor's platform fits this host: `None` if it does not run here.
 fn platform_score(platform: Option<&Platform>) -> Option<u8> {
-    let (os, arch, variant) = host_platform();
-    let Some(p) = platform else {
-        // No platform stated: usable, but any explicit match is better.
-        return Some(0);
-    };
-    if p.os != os || p.architecture != arch {
-        return None;
-    }
-    Some(match (p.variant.as_deref(), variant) {
-        (Some(theirs), Some(ours)) if theirs == ours => 3,
-        (None, _) => 2,
-        _ => 1,
-    })
+    Platform::host().fit(platform)
 }
 
 fn names(annotations: Option<&BTreeMap<String, String>>) -> Vec<String> {

@@ -264,22 +264,13 @@ fn parse(name: &str, bytes: &[u8]) -> Result<Document, RegistryError> {
     Ok(doc)
 }
 
-/// The index entry for `wanted`: same os and architecture, the variant matching when both name
-/// one (an entry without a variant fits any).
+/// The index entry that fits `wanted` best (see [`Platform::fit`]).
 fn choose<'a>(manifests: &'a [Descriptor], wanted: &Platform) -> Option<&'a Descriptor> {
-    let score = |d: &Descriptor| {
-        let p = d.platform.as_ref()?;
-        if p.os != wanted.os || p.architecture != wanted.architecture {
-            return None;
-        }
-        match (&p.variant, &wanted.variant) {
-            (Some(a), Some(b)) if a == b => Some(2),
-            (None, _) => Some(1),
-            (Some(_), None) => Some(1),
-            _ => None,
-        }
-    };
-    manifests.iter().filter_map(|d| score(d).map(|s| (s, d))).max_by_key(|(s, _)| *s).map(|(_, d)| d)
+    manifests
+        .iter()
+        .filter_map(|d| wanted.fit(d.platform.as_ref()).map(|s| (s, d)))
+        .max_by_key(|(s, _)| *s)
+        .map(|(_, d)| d)
 }
 
 /// A config blob, whole (at most 8 MiB), checked by the content store when put.
