@@ -836,10 +836,17 @@ fn start_container(state_dir: &std::path::Path, name: &str, attach: bool, intera
     // The run's words again, from where they were given (relative volume paths).
     let _ = std::env::set_current_dir(&c.record.run_cwd);
     let words = ["spawner", "run"].into_iter().map(String::from).chain(c.record.run_args.iter().cloned());
-    let args = match Cli::try_parse_from(words) {
+    let mut args = match Cli::try_parse_from(words) {
         Ok(Cli { command: Command::Run(args), .. }) => args,
         _ => fail(format!("container {name}: its record's run arguments no longer parse")),
     };
+    // The environment and labels it was made with, as Docker keeps them: --env-file and
+    // --label-file are not read again (they may have changed or gone), nor `-e NAME` from this
+    // shell's environment.
+    args.env_file.clear();
+    args.env = c.record.env.clone();
+    args.label_file.clear();
+    args.label = c.record.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let opts = run_options(*args, state_dir.to_path_buf(), c.record.run_args.clone());
     if !attach {
         return match docker::monitor::detach(&opts, Some(c)) {

@@ -58,7 +58,9 @@ fn logs_follow_prints_lines_as_they_come_and_ends_with_the_container() {
 fn stop_sends_the_stop_signal_then_kills_after_the_timeout() {
     let c = Containers::new("lc-stop");
     // Ignores SIGTERM: killed once the timeout passes.
-    c.detach("stubborn", &[], &["sh", "-c", "trap '' TERM; while true; do sleep 0.05; done"]);
+    c.detach("stubborn", &[], &["sh", "-c", "trap '' TERM; touch /trapped; while true; do sleep 0.05; done"]);
+    // `run -d` returns once sh runs, which may be before its trap is set.
+    c.until("the trap", || code(&c.run(&["exec", "stubborn", "test", "-e", "/trapped"])) == 0);
     let began = Instant::now();
     c.ok(&["stop", "-t", "1", "stubborn"]);
     let took = began.elapsed();

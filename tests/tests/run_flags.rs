@@ -68,6 +68,40 @@ fn env_file_comes_before_e() {
     // Without -e the file's value, trailing space and all.
     assert_eq!(ok(&state, &["--env-file", &f], "echo \"[$B]\""), "[two words ]\n");
 
+    // `start` runs it with the environment and labels it was made with: the files are not read
+    // again, nor the shell's variables.
+    let labels = state.0.join("app.labels");
+    std::fs::write(&labels, "tier=web\n").unwrap();
+    let l = labels.display().to_string();
+    let script = "echo \"$A|$PASSED\"";
+    let args = [
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "kept",
+        "--env-file",
+        &f,
+        "--label-file",
+        &l,
+        &busybox(),
+        "sh",
+        "-c",
+        script,
+    ];
+    let mut cmd = state.spawner(&args);
+    cmd.env("PASSED", "at-run");
+    assert_eq!(stdout(&run(cmd)), "from-file|at-run\n");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::remove_file(&labels).unwrap();
+    let mut cmd = state.spawner(&["start", "-a", "kept"]);
+    cmd.env("PASSED", "at-start");
+    let out = run(cmd);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "from-file|at-run\n"), "{}", stderr(&out));
+    let out = state.run(&["inspect", "-f", "{{json .Config.Labels}}", "kept"]);
+    assert!(stdout(&out).contains("\"tier\":\"web\""), "{}{}", stdout(&out), stderr(&out));
+    state.run(&["rm", "kept"]);
+
     std::fs::write(&file, "GOOD=1\nBAD NAME=2\n").unwrap();
     refused(&state, &["--env-file", &f], "variable \"BAD NAME\" contains whitespace");
     refused(&state, &["--env-file", "/nonexistent/app.env"], "--env-file /nonexistent/app.env: No such file");
