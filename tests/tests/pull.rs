@@ -468,6 +468,9 @@ enum Fault {
     CutBlobAfter(u64),
     /// The first N manifest or blob requests get 503.
     Unavailable(usize),
+    /// The first blob response bigger than N bytes stops sending after N bytes of its body,
+    /// the connection left open (for 100 s: longer than any test waits).
+    StallBlobAfter(u64),
 }
 
 /// An HTTP proxy on 127.0.0.1 in front of a registry that breaks things on purpose, and logs
@@ -489,7 +492,7 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let (upstream, log2, stop2) = (upstream.to_string(), log.clone(), stop.clone());
         let faults_left = Arc::new(AtomicUsize::new(match fault {
-            Fault::CutBlobAfter(_) => 1,
+            Fault::CutBlobAfter(_) | Fault::StallBlobAfter(_) => 1,
             Fault::Unavailable(n) => n,
         }));
         std::thread::spawn(move || {
@@ -579,16 +582,24 @@ fn proxy_one(
         })
         .unwrap_or(0);
     let cut = match fault {
-        Fault::CutBlobAfter(n) if path.contains("/blobs/") && length > n => faults_left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
-            .is_ok()
-            .then_some(n),
+        Fault::CutBlobAfter(n) | Fault::StallBlobAfter(n) if path.contains("/blobs/") && length > n => {
+            faults_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
+                .is_ok()
+                .then_some(n)
+        }
         _ => None,
     };
     match cut {
         Some(n) => {
             std::io::copy(&mut (&mut server).take(n), &mut client)?;
             client.flush()?;
+            if let Fault::StallBlobAfter(_) = fault {
+                // Nothing more, the connection open: until the client gives up on it.
+                let mut byte = [0u8];
+                client.set_read_timeout(Some(Duration::from_secs(100)))?;
+                let _ = client.read(&mut byte);
+            }
             // The connection breaks mid-body.
             let _ = client.shutdown(std::net::Shutdown::Both);
         }
@@ -641,6 +652,31 @@ fn a_broken_download_resumes_where_it_stopped() {
         "one Range request from the byte the connection broke at: {:?}",
         proxy.requests()
     );
+    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+}
+
+/// A connection that stalls in the middle of a layer (open, sending nothing): the pull gives up
+/// on it after its timeout (`SPAWNER_REGISTRY_TIMEOUT`, 2 s here; 60 s by default) and resumes the
+/// blob from the byte it had, instead of waiting for ever.
+#[test]
+fn a_stalled_download_is_given_up_and_resumed() {
+    let registry = Registry::start("stall", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let proxy = FaultProxy::start(&registry.host, Fault::StallBlobAfter(300_000));
+    let state = StateDir::new("pull-stall");
+    let name = format!("{}/library/busybox:latest", proxy.host);
+    let mut cmd = state.spawner(&["pull", &name]);
+    cmd.env("SPAWNER_REGISTRY_TIMEOUT", "2");
+    // Killed after 40 s: a pull that waits on the stalled connection never ends by itself.
+    let out = wait_or_kill(cmd.spawn().unwrap(), Duration::from_secs(40));
+    assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
+    let resumed = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.to_ascii_lowercase().contains("[range: bytes=300000-]"))
+        .count();
+    assert_eq!(resumed, 1, "resumed from the byte it stalled at: {:?}", proxy.requests());
     let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
     assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
 }

@@ -61,6 +61,13 @@ pub struct Client {
 /// Manifests bigger than this are refused (Docker's limit is 4 MiB).
 const MANIFEST_LIMIT: u64 = 4 << 20;
 
+/// How long a registry may send nothing (no response, no byte of a body) before the request is
+/// given up and tried again: 60 s, or `SPAWNER_REGISTRY_TIMEOUT` seconds.
+fn stall_timeout() -> Duration {
+    let seconds = std::env::var("SPAWNER_REGISTRY_TIMEOUT").ok().and_then(|s| s.parse::<u64>().ok());
+    Duration::from_secs(seconds.filter(|&s| s > 0).unwrap_or(60))
+}
+
 impl Client {
     pub fn new(reference: &Reference, options: &Options) -> Result<Client, RegistryError> {
         let host = reference.api_host().to_string();
@@ -80,10 +87,10 @@ impl Client {
             .max_redirects(10)
             .user_agent(concat!("spawner/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_recv_response(Some(stall_timeout()))
             // A stalled body: no byte for this long ends the read (and the retry resumes it).
             .timeout_recv_body(None)
-            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_per_read(Some(stall_timeout()))
             .build();
         Ok(Client {
             agent: config.new_agent(),
