@@ -132,6 +132,8 @@ echo "address: $($S run $IMG sh -c 'ip -o -4 addr show eth0' | awk '{print $4}')
 echo "route: $($S run $IMG busybox ip route show default)"
 echo "hosts: $($S run --hostname web $IMG grep web /etc/hosts | awk '{print $1 ~ /^10\.89\./, $2}')"
 echo "bridge: $(ip -o -4 addr show spawner0 | awk '{print $4}')"
+echo "ipv6: $($S run $IMG cat /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/eth0/disable_ipv6 | tr '\n' ' ')"
+echo "ipv6 on: $($S run --sysctl net.ipv6.conf.all.disable_ipv6=0 $IMG cat /proc/sys/net/ipv6/conf/all/disable_ipv6)"
 $S run $IMG no-such-command 2>/dev/null; echo "not found: $?"
 $S run -v /nonexistent:/x $IMG true 2>/dev/null; echo "bad volume: $?"
 echo "left: $(gone)"
@@ -143,6 +145,8 @@ echo "left: $(gone)"
     assert_eq!(line(&out, "route"), "default via 10.89.0.1 dev eth0 ", "{out}");
     assert_eq!(line(&out, "hosts"), "1 web", "/etc/hosts holds the container's own address: {out}");
     assert_eq!(line(&out, "bridge"), "10.89.0.1/16", "{out}");
+    assert_eq!(line(&out, "ipv6"), "1 1 ", "IPv6 off in the container, as Docker has it: {out}");
+    assert_eq!(line(&out, "ipv6 on"), "0", "--sysctl turns it on again: {out}");
     assert_eq!(line(&out, "not found"), "127", "{out}");
     assert_eq!(line(&out, "bad volume"), "125", "{out}");
     assert_eq!(line(&out, "left"), NOTHING_LEFT, "runs that failed left nothing either: {out}");

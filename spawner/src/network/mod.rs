@@ -424,6 +424,19 @@ fn own_namespace() -> Result<OwnedFd, NetworkError> {
     .map_err(|e| NetworkError(format!("open /proc/thread-self/ns/net: {e}")))
 }
 
+/// IPv6 off in this thread's (the container's) network namespace, before its end of the veth is
+/// made, as Docker has it on a network without IPv6 (`--sysctl net.ipv6.conf.all.disable_ipv6=0`
+/// turns it on again): the bridge gives IPv4 only, so eth0 gets no link-local IPv6 address to
+/// talk to its peers with beside the IPv4 rules. Nothing to do on a kernel without IPv6.
+fn disable_ipv6_here() {
+    for conf in ["all", "default"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
+        if let Err(e) = std::fs::write(&path, "1") {
+            log::debug!("{path}: {e}");
+        }
+    }
+}
+
 fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Attached, NetworkError> {
     let config = bridge_config(state_dir, opts.subnet)?;
     let subnet = config.parsed()?;
@@ -448,6 +461,7 @@ fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Atta
     let address = lease.record.address;
     let ports = publish(&opts.publish, address, &mut lease)?;
     let netns = own_namespace()?;
+    disable_ipv6_here();
     let mut inner = Netlink::open()?;
     let host_end = format!("veth{}", &id[..id.len().min(11)]);
     host.add_veth(&host_end, bridge_index, "eth0", &netns)?;
