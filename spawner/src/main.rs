@@ -1507,23 +1507,9 @@ fn main() {
             let content = spawner::store::content::Content::open(store.root()).unwrap_or_else(|e| fail(e));
             let stored = content.names().unwrap_or_else(|e| fail(e));
             for reference in &references {
-                // By name (a short one too), else by ID when that image has one name only.
-                let full = match docker::image_names::by_name(&stored, reference).unwrap_or_else(|e| fail(e))
-                {
-                    Some(full) => Some(full),
-                    None => {
-                        match docker::image_names::by_id(&stored, reference).unwrap_or_else(|e| fail(e)) {
-                            Some((_, names)) if names.len() > 1 => fail(format!(
-                                "image {reference} has several names ({}): remove it by name",
-                                names.join(", ")
-                            )),
-                            Some((_, names)) => names.into_iter().next(),
-                            None => {
-                                spawner::registry::Reference::parse(reference).map(|r| r.to_string()).ok()
-                            }
-                        }
-                    }
-                };
+                let full = docker::image_names::to_remove(&stored, reference)
+                    .unwrap_or_else(|e| fail(e))
+                    .or_else(|| spawner::registry::Reference::parse(reference).map(|r| r.to_string()).ok());
                 let named = full.as_deref().map(|f| content.untag(f)).transpose().unwrap_or_else(|e| fail(e));
                 let image = store.untag(full.as_deref().unwrap_or(reference)).unwrap_or_else(|e| fail(e));
                 if image.is_none() && named != Some(true) {

@@ -181,8 +181,10 @@ fn stopped_root(c: &Container) -> Result<(OwnedFd, OwnedFd), RunError> {
     let text =
         std::fs::read_to_string(&listed).map_err(|e| RunError(format!("{}: {e}", listed.display())))?;
     let mut layers: Vec<std::path::PathBuf> = text.lines().map(Into::into).collect();
-    let init_layer = c.dir.parent().and_then(|d| d.parent()).map(|d| d.join("init-layer"));
-    layers.extend(init_layer.filter(|l| l.is_dir()));
+    // containers/NAME is below the state directory, which holds the init layer.
+    if let Some(state_dir) = c.dir.parent().and_then(|d| d.parent()) {
+        layers.push(super::init_layer(state_dir)?);
+    }
     let (upper, work) = (c.dir.join("upper"), c.dir.join("work"));
     let overlay = crate::container::rootfs::prepare_overlay(&layers, &upper, &work, false)
         .map_err(|e| RunError(format!("container {name}: mount its layers: {e}")))?;

@@ -52,6 +52,22 @@ pub fn by_name(stored: &[Stored], given: &str) -> Result<Option<String>, RunErro
     }
 }
 
+/// The stored name `rmi given` removes: by name (a short one too), else by ID when that image has
+/// one name only (several are refused, as `docker rmi` refuses them without -f).
+pub fn to_remove(stored: &[Stored], given: &str) -> Result<Option<String>, RunError> {
+    if let Some(name) = by_name(stored, given)? {
+        return Ok(Some(name));
+    }
+    match by_id(stored, given)? {
+        Some((_, names)) if names.len() > 1 => Err(RunError(format!(
+            "image {given} has several names ({}): remove it by name",
+            names.join(", ")
+        ))),
+        Some((_, names)) => Ok(names.into_iter().next()),
+        None => Ok(None),
+    }
+}
+
 /// The image whose ID `given` is, or begins with (a unique prefix, `sha256:` or not), with its
 /// stored names.
 pub fn by_id(stored: &[Stored], given: &str) -> Result<Option<(Digest, Vec<String>)>, RunError> {
@@ -132,5 +148,8 @@ mod tests {
         two.push(("x/y:z".into(), format!("sha256:e{}", "f".repeat(63)).parse().ok()));
         assert!(by_id(&two, "e").is_err(), "a prefix two IDs share");
         assert_eq!(by_id(&s, "xyz").unwrap(), None);
+        assert!(to_remove(&s, "eee").is_err(), "rmi by an ID with two names");
+        assert_eq!(to_remove(&s, "bbb").unwrap().as_deref(), Some("localhost/busybox:latest"));
+        assert_eq!(to_remove(&s, "tool").unwrap().as_deref(), Some("localhost/tool:latest"));
     }
 }

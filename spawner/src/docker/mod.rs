@@ -369,7 +369,7 @@ pub fn layers_in_use(
     Ok(used)
 }
 
-fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
+pub(super) fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
     let path = state_dir.join("init-layer");
     if path.is_dir() {
         return Ok(path);
@@ -755,21 +755,11 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
             false => {
                 let [out, err] = opts.detached_streams;
                 shown = logs::Attached { log, show: [!out, !err] };
-                // SAFETY: 0 is open for as long as spawner runs (/dev/null without -i); only
-                // borrowed to be duplicated.
-                let stdin = unsafe { rustix::fd::BorrowedFd::borrow_raw(0) };
-                let stdin = rustix::io::fcntl_dupfd_cloexec(stdin, 3)
-                    .map_err(|e| RunError(format!("dup stdin: {e}")))?;
-                capture_pipes(&mut shown, stdin, true)?
+                capture_pipes(&mut shown, dup_own(0)?, true)?
             }
         });
     } else if opts.detached_streams.contains(&true) {
-        let stream = |fd: i32, detached: bool| match detached {
-            true => dev_null(),
-            // SAFETY: 0, 1 and 2 are open for as long as spawner runs; only borrowed to be duplicated.
-            false => rustix::io::fcntl_dupfd_cloexec(unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) }, 3)
-                .map_err(|e| RunError(format!("dup fd {fd}: {e}"))),
-        };
+        let stream = |fd: i32, detached: bool| if detached { dev_null() } else { dup_own(fd) };
         let [out, err] = opts.detached_streams;
         watch.stdio = Some([stream(0, false)?, stream(1, out)?, stream(2, err)?]);
     }
@@ -817,7 +807,6 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         state.pid = 0;
         // Withdrawn with the run.
         state.ports.clear();
-        dir.refresh();
         record::write_state(&dir.path, &state)?;
     }
     anonymous.remove = !dir.keep;
@@ -891,6 +880,14 @@ fn container_labels(
     let mut labels = image.config.labels.clone();
     labels.extend(given.iter().map(|(k, v)| (k.clone(), v.clone())));
     labels
+}
+
+/// A copy of spawner's own stdin, stdout or stderr (`fd` 0, 1 or 2), for the container.
+fn dup_own(fd: i32) -> Result<OwnedFd, RunError> {
+    // SAFETY: 0, 1 and 2 are open for as long as spawner runs (stdin is /dev/null without -i);
+    // only borrowed to be duplicated.
+    let own = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
+    rustix::io::fcntl_dupfd_cloexec(own, 3).map_err(|e| RunError(format!("dup fd {fd}: {e}")))
 }
 
 fn dev_null() -> Result<OwnedFd, RunError> {

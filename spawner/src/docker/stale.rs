@@ -83,12 +83,14 @@ pub fn remove_stale(containers: &Path, cgroup_prefix: &str, cgroup_parent: Optio
     // Checked when each cgroup is looked at, not from the scan above: a run that started since has
     // its directory in place and locked before it creates its cgroup.
     let live = |dir: &Path| dir.exists() && claim(dir).is_err();
+    let listed = std::cell::OnceCell::new();
     let is_alive = |cgroup: &str| {
         cgroup.strip_prefix(cgroup_prefix).is_some_and(|name| {
             // Named after its container; or after the name a running container had before
             // `rename`, which its state records.
             live(&containers.join(name))
-                || super::record::list(containers)
+                || listed
+                    .get_or_init(|| super::record::list(containers))
                     .iter()
                     .any(|c| c.state.cgroup.as_ref().is_some_and(|l| l.name == cgroup) && live(&c.dir))
         })
