@@ -112,6 +112,13 @@ struct LayerInfo {
     /// Absent for layers unpacked before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tree_digest: Option<Digest>,
+    /// How `tree_digest` takes file contents (see `tree.rs`): 1 (absent in older records) or 2.
+    #[serde(default = "first_tree_format")]
+    tree_format: u32,
+}
+
+fn first_tree_format() -> u32 {
+    1
 }
 
 /// A layer unpacked in `tmp/`, not yet in place, with the `layer.json` it will get.
@@ -398,8 +405,12 @@ impl LayerStore {
                 self.layer_home(diff_id).display()
             ));
         };
+        let Some(format) = tree::Format::from_number(info.tree_format) else {
+            return Err(format!("{}: unknown tree digest format {}", info_path.display(), info.tree_format));
+        };
         let dir = self.layer_dir(diff_id);
-        let actual = tree::tree_digest(&dir).map_err(|e| e.to_string())?;
+        let actual =
+            tree::tree_digest(&dir, format, &tree::KnownContent::default()).map_err(|e| e.to_string())?;
         if actual != recorded {
             return Err(format!(
                 "{}: files differ from what was unpacked (tree digest {actual}, recorded {recorded})",
@@ -591,6 +602,7 @@ impl LayerStore {
             blob_digest: layer.blob_digest.clone(),
             source,
             tree_digest: Some(done.tree_digest),
+            tree_format: tree::Format::CURRENT.number(),
         };
         let split_path = scratch.path.join(split::FILE_NAME);
         fs::write(&split_path, &done.split).map_err(io_err("write", &split_path))?;

@@ -535,6 +535,19 @@ fn verify_problem(store: &LayerStore, diff_id: &Digest) -> Option<String> {
     report.layers.into_iter().find(|(d, _)| d == diff_id).expect("layer listed").1
 }
 
+/// Records the layer's tree digest in `format`, as a spawner of that format's time would have.
+fn record_tree_format(store: &LayerStore, diff_id: &Digest, root: &Path, format: tree::Format) {
+    let info_path = store.layer_home(diff_id).join("layer.json");
+    let mut info: LayerInfo = read_json(&info_path).unwrap();
+    let digest = tree::tree_digest(root, format, &Default::default()).unwrap();
+    if format != tree::Format::CURRENT {
+        assert_ne!(info.tree_digest.as_ref(), Some(&digest), "the formats differ");
+    }
+    info.tree_digest = Some(digest);
+    info.tree_format = format.number();
+    fs::write(&info_path, serde_json::to_vec(&info).unwrap()).unwrap();
+}
+
 #[test]
 fn verify_passes_on_a_fresh_store_and_digests_are_reproducible() {
     let (s, diff_id, root) = verify_setup();
@@ -547,7 +560,10 @@ fn verify_passes_on_a_fresh_store_and_digests_are_reproducible() {
         |s: &Setup| -> LayerInfo { read_json(&s.store.layer_home(&diff_id).join("layer.json")).unwrap() };
     assert!(info(&s).tree_digest.is_some());
     assert_eq!(info(&s).tree_digest, info(&s2).tree_digest);
-    assert_eq!(Some(tree::tree_digest(&root).unwrap()), info(&s).tree_digest);
+    assert_eq!(
+        Some(tree::tree_digest(&root, tree::Format::CURRENT, &Default::default()).unwrap()),
+        info(&s).tree_digest
+    );
 }
 
 #[test]
@@ -593,12 +609,15 @@ fn verify_finds_every_kind_of_change() {
             .unwrap();
         }),
     ];
-    for (what, change) in changes {
+    for (format, (what, change)) in
+        [tree::Format::Inline, tree::Format::ByHash].into_iter().flat_map(|f| changes.map(|c| (f, c)))
+    {
         let (s, diff_id, root) = verify_setup();
+        record_tree_format(&s.store, &diff_id, &root, format);
         assert_eq!(verify_problem(&s.store, &diff_id), None, "{what}: before the change");
         change(&root);
         let problem = verify_problem(&s.store, &diff_id).unwrap_or_else(|| panic!("{what}: not detected"));
-        assert!(problem.contains("files differ from what was unpacked"), "{what}: {problem}");
+        assert!(problem.contains("files differ from what was unpacked"), "{what} ({format:?}): {problem}");
         assert!(!s.store.verify().unwrap().is_ok());
     }
 }
@@ -655,10 +674,14 @@ fn tree_digest_walks_a_tree_nested_1500_deep() {
         rustix::io::write(&fd, content).unwrap();
     };
     leaf(b"one");
-    let first = tree::tree_digest(dir.path()).unwrap();
-    assert_eq!(tree::tree_digest(dir.path()).unwrap(), first);
+    let first = tree::tree_digest(dir.path(), tree::Format::CURRENT, &Default::default()).unwrap();
+    assert_eq!(tree::tree_digest(dir.path(), tree::Format::CURRENT, &Default::default()).unwrap(), first);
     leaf(b"two");
-    assert_ne!(tree::tree_digest(dir.path()).unwrap(), first, "a change 1500 levels down counts");
+    assert_ne!(
+        tree::tree_digest(dir.path(), tree::Format::CURRENT, &Default::default()).unwrap(),
+        first,
+        "a change 1500 levels down counts"
+    );
 }
 
 #[test]
@@ -683,4 +706,23 @@ fn every_entry_costs_a_block_against_the_limit() {
     let tar = builder.finish();
     let s = setup_limited(&tar, tar.clone(), Limits { max_image_bytes: 1 << 20 });
     s.store.ensure_image(&s.archive, &s.image).unwrap();
+}
+
+#[test]
+fn a_layer_that_writes_a_path_twice_records_the_tree_it_leaves() {
+    // The first `a` is replaced: its content hash, known from writing it, must not stand for the
+    // second, and the hard link made before the replacement keeps the first content.
+    let tar = LayerBuilder::new()
+        .file("a", b"first")
+        .hardlink("b", "a")
+        .file("a", b"second, longer")
+        .file("c", b"same size 1")
+        .file("c", b"same size 2")
+        .finish();
+    let (s, root) = unpack_one(&tar);
+    assert_eq!(fs::read(root.join("a")).unwrap(), b"second, longer");
+    assert_eq!(fs::read(root.join("b")).unwrap(), b"first");
+    assert_eq!(fs::read(root.join("c")).unwrap(), b"same size 2");
+    let report = s.store.verify().unwrap();
+    assert!(report.is_ok(), "{report:?}");
 }

@@ -11,9 +11,16 @@
 //! Hard links are not told apart from copies; atime, ctime and inode numbers are left out (they
 //! change without the content changing). Nothing is followed: symlinks are read, not entered.
 //!
+//! Two formats differ only in how a regular file's content enters its record. The first hashed the
+//! bytes inline, so the digest after an unpack read every file back. The second (recorded since
+//! December 2026) hashes `sha256(content)`, which the unpacker computes while it writes each file
+//! (see [`KnownContent`]): the walk after an unpack then only stats. Verifying a layer reads
+//! everything again, in the format its record names.
+//!
 //! The walk holds one directory fd at a time (a directory is listed, closed, and its
 //! subdirectories opened again by path from the root), so a deep tree cannot run it out of fds.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -33,8 +40,51 @@ use crate::image::{Algorithm, Digest};
 const XATTR_MAX: usize = 64 * 1024;
 const READ_BUFFER: usize = 256 * 1024;
 
-/// The digest of the tree under `root` (a directory), as recorded in `layer.json`.
-pub(crate) fn tree_digest(root: &Path) -> Result<Digest, StoreError> {
+/// How a regular file's content enters its record (see the module's comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The size, then the bytes.
+    Inline,
+    /// The size, then the bytes' sha256.
+    ByHash,
+}
+
+impl Format {
+    /// What new layers record.
+    pub(crate) const CURRENT: Format = Format::ByHash;
+
+    /// Its number in `layer.json`.
+    pub(crate) fn number(self) -> u32 {
+        match self {
+            Format::Inline => 1,
+            Format::ByHash => 2,
+        }
+    }
+
+    pub(crate) fn from_number(number: u32) -> Option<Format> {
+        [Format::Inline, Format::ByHash].into_iter().find(|f| f.number() == number)
+    }
+}
+
+/// Content hashes of files the unpacker just wrote, by inode number: the walk right after the
+/// unpack takes them instead of reading the files back. Every file is created afresh (no inode
+/// is written twice), and an entry counts only while the file's size still matches.
+#[derive(Debug, Default)]
+pub(crate) struct KnownContent(HashMap<u64, (u64, [u8; 32])>);
+
+impl KnownContent {
+    pub(crate) fn insert(&mut self, inode: u64, size: u64, sha256: [u8; 32]) {
+        self.0.insert(inode, (size, sha256));
+    }
+
+    fn get(&self, inode: u64, size: u64) -> Option<&[u8; 32]> {
+        self.0.get(&inode).filter(|(known_size, _)| *known_size == size).map(|(_, hash)| hash)
+    }
+}
+
+/// The digest of the tree under `root` (a directory), as recorded in `layer.json`, in `format`,
+/// taking file contents from `known` where it has them.
+pub(crate) fn tree_digest(root: &Path, format: Format, known: &KnownContent) -> Result<Digest, StoreError> {
     let root_fd = noatime(|atime| {
         rustix::fs::open(root, DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC | atime, Mode::empty())
     })
@@ -42,6 +92,8 @@ pub(crate) fn tree_digest(root: &Path) -> Result<Digest, StoreError> {
     let mut walker = Walker {
         root,
         root_fd: &root_fd,
+        format,
+        known,
         buf: vec![0; READ_BUFFER],
         names: vec![0; XATTR_MAX],
         value: vec![0; XATTR_MAX],
@@ -57,6 +109,8 @@ pub(crate) fn tree_digest(root: &Path) -> Result<Digest, StoreError> {
 struct Walker<'a> {
     root: &'a Path,
     root_fd: &'a OwnedFd,
+    format: Format,
+    known: &'a KnownContent,
     buf: Vec<u8>,
     names: Vec<u8>,
     value: Vec<u8>,
@@ -194,7 +248,23 @@ impl Walker<'_> {
                     })
                     .map_err(|e| io_err("open", self.host(&child_rel))(e))?;
                     self.xattrs(&mut record, XattrSource::Fd(file.as_fd()), &child_rel)?;
-                    self.content(&mut record, file, stat.st_size as u64, &child_rel)?;
+                    let size = stat.st_size as u64;
+                    match (self.format, self.known.get(stat.st_ino as u64, size)) {
+                        (Format::ByHash, Some(hash)) => {
+                            record.update(size.to_le_bytes());
+                            record.update(hash);
+                        }
+                        (Format::ByHash, None) => {
+                            let mut content = Sha256::new();
+                            self.content(&mut content, file, size, &child_rel)?;
+                            record.update(size.to_le_bytes());
+                            record.update(content.finalize());
+                        }
+                        (Format::Inline, _) => {
+                            record.update(size.to_le_bytes());
+                            self.content(&mut record, file, size, &child_rel)?;
+                        }
+                    }
                 }
                 kind => {
                     let mut proc_path = format!("/proc/self/fd/{}/", fd.as_raw_fd()).into_bytes();
@@ -247,7 +317,7 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Size, then the bytes; the file must hold exactly `size` of them.
+    /// The bytes into `record`; the file must hold exactly `size` of them.
     fn content(
         &mut self,
         record: &mut Sha256,
@@ -255,7 +325,6 @@ impl Walker<'_> {
         size: u64,
         rel: &[u8],
     ) -> Result<(), StoreError> {
-        record.update(size.to_le_bytes());
         let mut file = std::fs::File::from(file);
         let mut seen = 0u64;
         loop {

@@ -22,15 +22,17 @@ use std::sync::mpsc;
 
 use crate::in_root::openat2;
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat,
-    openat, statat, symlinkat, syncfs, unlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode, OFlags,
-    ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
+    chmodat, chownat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, lsetxattr, makedev, mkdirat,
+    mknodat, openat, statat, symlinkat, syncfs, unlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode,
+    OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 
 use super::error::{io_err, StoreError};
 use super::split::Recorder;
+use super::tree::{Format, KnownContent};
 use crate::image::{Algorithm, Archive, Decompressor, Digest, DigestReader, Hasher, LayerRef, MemberReader};
+use sha2::{Digest as _, Sha256};
 
 /// What each entry costs against the size limit besides its content: an inode and a directory
 /// entry take about a block on disk, so a layer of a million empty files is not free (its tar
@@ -214,15 +216,15 @@ pub(crate) fn unpack_layer(
             }
         };
         let written = unpacker.written;
-        let root = unpacker.finish().map_err(|(entry, failure)| failure.into_error(label, entry))?;
+        let (root, known) = unpacker.finish().map_err(|(entry, failure)| failure.into_error(label, entry))?;
         let split = Rc::try_unwrap(split).map_or_else(|_| Vec::new(), |s| s.into_inner().finish());
-        // Writing the layer back to disk waits on the device; hashing the tree (from the page
-        // cache) needs the CPU: side by side, the hash costs little wall time.
+        // Writing the layer back to disk waits on the device; walking the tree (contents known,
+        // so stats only) needs the CPU: side by side.
         let sync = std::thread::Builder::new()
             .name("syncfs".into())
             .spawn_scoped(scope, move || syncfs(&root))
             .map_err(io_err("spawn thread for", dest))?;
-        let tree_digest = super::tree::tree_digest(dest)?;
+        let tree_digest = super::tree::tree_digest(dest, Format::CURRENT, &known)?;
         sync.join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             .map_err(io_err("syncfs", dest))?;
@@ -408,6 +410,8 @@ struct Unpacker {
     budget: u64,
     /// Told where each regular file's content is in the stream.
     split: Rc<RefCell<Recorder>>,
+    /// Each written file's content hash, for the tree digest.
+    known: KnownContent,
 }
 
 impl Unpacker {
@@ -423,6 +427,7 @@ impl Unpacker {
             written: 0,
             budget,
             split,
+            known: KnownContent::default(),
         }
     }
 
@@ -572,6 +577,8 @@ impl Unpacker {
             if plain {
                 self.split.borrow_mut().begin_file(path);
             }
+            let mut content = Sha256::new();
+            let mut size = 0u64;
             loop {
                 let n = entry.read(&mut self.buf).map_err(Failure::Read)?;
                 if n == 0 {
@@ -586,7 +593,13 @@ impl Unpacker {
                 // stream.
                 self.charge(n as u64)?;
                 file.write_all(&self.buf[..n]).map_err(|e| Failure::Op("write", e))?;
+                content.update(&self.buf[..n]);
+                size += n as u64;
             }
+            let inode = fstat(&file).map_err(op("fstat"))?.st_ino;
+            // `Stat`'s field types differ between architectures.
+            #[allow(clippy::unnecessary_cast)]
+            self.known.insert(inode as u64, size, content.finalize().into());
             if plain {
                 self.split.borrow_mut().end_file();
             }
@@ -655,8 +668,8 @@ impl Unpacker {
 
     /// Sets directory mtimes now that nothing more is created inside them. Returns the root, for
     /// syncing the layer to disk once (cheaper than an fsync per file, and enough: the caller
-    /// renames the layer into place only after that).
-    fn finish(self) -> Result<OwnedFd, (String, Failure)> {
+    /// renames the layer into place only after that), and the content hashes of the files.
+    fn finish(self) -> Result<(OwnedFd, KnownContent), (String, Failure)> {
         for (path, mtime) in &self.dir_times {
             let named = |f| (printable(path), f);
             let fd = match openat2(&self.root, nonempty(path), DIR_NOFOLLOW, Mode::empty(), in_root()) {
@@ -668,7 +681,7 @@ impl Unpacker {
             let times = Timestamps { last_access: *mtime, last_modification: *mtime };
             futimens(&fd, &times).map_err(|e| named(op("futimens")(e)))?;
         }
-        Ok(self.root)
+        Ok((self.root, self.known))
     }
 }
 
