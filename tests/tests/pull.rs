@@ -681,6 +681,48 @@ fn a_stalled_download_is_given_up_and_resumed() {
     assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
 }
 
+/// A pull killed in the middle of a layer keeps what it had downloaded: the next pull unpacks
+/// those bytes from the store again, asks the registry only for the rest (one Range request),
+/// and the image is whole.
+#[test]
+fn a_killed_pull_is_resumed_by_the_next() {
+    let registry = Registry::start("killed", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let proxy = FaultProxy::start(&registry.host, Fault::StallBlobAfter(300_000));
+    let state = StateDir::new("pull-killed");
+    let name = format!("{}/library/busybox:latest", proxy.host);
+    let mut first = state.spawner(&["pull", &name]).spawn().unwrap();
+    let ingest = state.0.join("store/content/ingest");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let kept = loop {
+        let sizes: Vec<u64> = std::fs::read_dir(&ingest)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+            .collect();
+        if sizes.contains(&300_000) {
+            break 300_000u64;
+        }
+        assert!(std::time::Instant::now() < deadline, "the first pull never reached the stall: {sizes:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let out = state.run(&["pull", &name]);
+    assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
+    let resumed = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.to_ascii_lowercase().contains(&format!("[range: bytes={kept}-]")))
+        .count();
+    assert_eq!(resumed, 1, "resumed from the byte the first pull had: {:?}", proxy.requests());
+    let out = state.run(&["images", "--verify"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+}
+
 /// A registry that answers 503 a few times: the pull tries again, with backoff, and succeeds.
 #[test]
 fn server_errors_are_retried() {

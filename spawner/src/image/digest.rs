@@ -186,6 +186,11 @@ impl<R: Read> DigestReader<R> {
         DigestReader { inner, hasher: algorithm.map(Hasher::new), bytes: 0 }
     }
 
+    /// Whether bytes are hashed (see [`DigestReader::hashing_if`]).
+    pub fn is_hashing(&self) -> bool {
+        self.hasher.is_some()
+    }
+
     /// Reads the rest of the stream (hashing it), then returns the digest of everything read,
     /// the byte count and the inner reader.
     ///

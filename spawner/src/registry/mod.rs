@@ -4,6 +4,7 @@
 //! then unpacked into the layer store as an archive's image would be.
 
 pub mod auth;
+mod blob;
 pub mod client;
 pub mod mirrors;
 pub mod progress;

@@ -1,9 +1,12 @@
 //! `spawner pull REF`: the manifest (by tag, checked against the registry's
 //! `Docker-Content-Digest`, or by digest), through an index to the platform's manifest, the config,
-//! then the layer blobs not already in the store, `jobs` at a time, each verified into the content
-//! store; then the image is named in the content store's index and unpacked into the layer store,
-//! as an archive's image is. Nothing is named before every blob it needs is verified and stored.
+//! then the layer blobs not already in the store, `jobs` at a time, each unpacked into the layer
+//! store while it downloads into the content store (one pass: network, hash, decompress, unpack,
+//! as `curl | tee | tar -xz` would), and each put in place only once both its digests match;
+//! then the image is named in the content store's index and recorded, as an archive's image is.
+//! Nothing is named before every blob it needs is verified and stored.
 
+use super::blob::{read_ahead, BlobStream, ReadAhead, ATTEMPTS};
 use super::client::{Client, Fetched, Options};
 use super::reference::Reference;
 use super::RegistryError;
@@ -92,9 +95,6 @@ const LAYER_TYPES: &[&str] = &[
 const CONFIG_TYPES: &[&str] =
     &["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
 
-/// Retries of one request (5xx, reset, stalled) before the pull fails.
-const ATTEMPTS: u32 = 5;
-
 /// Pulls `reference` into `store` (its content store and layers) and names it there.
 pub fn pull(
     store: &LayerStore,
@@ -178,13 +178,12 @@ pub fn pull(
             reason: format!("the config lists {} layers, the manifest {}", diff_ids.len(), layers.len()),
         });
     }
-    let missing: Vec<&Descriptor> = layers
+    let missing: Vec<(&Descriptor, &Digest)> = layers
         .iter()
         .zip(&diff_ids)
         .filter(|(layer, diff_id)| !store.has_layer(diff_id) && !content.has_blob(&layer.digest))
-        .map(|(layer, _)| layer)
         .collect();
-    download_all(&client, &content, &missing, options.jobs.max(1), &progress)?;
+    download_all(&client, store, &content, &missing, options.jobs.max(1), &progress)?;
 
     // Named only now, every blob it needs in place; then unpacked as any stored image.
     content.put(&digest, &bytes)?;
@@ -293,19 +292,22 @@ fn fetch_small(client: &Client, blob: &Descriptor) -> Result<Vec<u8>, RegistryEr
     Ok(bytes)
 }
 
-/// Downloads `blobs` into the content store, `jobs` at a time on scoped threads sharing the
-/// client; the first failure is returned once all have stopped.
+/// Downloads `blobs` (each with its layer's diff_id) into the content store, `jobs` at a time on
+/// scoped threads sharing the client, each unpacked into the layer store as it arrives; the
+/// first failure is returned once all have stopped.
 fn download_all(
     client: &Client,
+    store: &LayerStore,
     content: &Content,
-    blobs: &[&Descriptor],
+    blobs: &[(&Descriptor, &Digest)],
     jobs: usize,
     progress: &super::progress::Progress,
 ) -> Result<(), RegistryError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let errors = std::sync::Mutex::new(Vec::new());
-    let lines: Vec<_> = blobs.iter().map(|b| progress.layer(&b.digest.hex()[..12], b.size)).collect();
+    let lines: Vec<_> = blobs.iter().map(|(b, _)| progress.layer(&b.digest.hex()[..12], b.size)).collect();
+    let budget = store.image_budget();
     std::thread::scope(|s| {
         for _ in 0..jobs.min(blobs.len()) {
             s.spawn(|| loop {
@@ -313,9 +315,9 @@ fn download_all(
                     return;
                 }
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let (Some(blob), Some(line)) = (blobs.get(i), lines.get(i)) else { return };
+                let (Some((blob, diff_id)), Some(line)) = (blobs.get(i), lines.get(i)) else { return };
                 line.downloading();
-                match download(client, content, blob, line) {
+                match download(client, store, content, &budget, blob, diff_id, line) {
                     Ok(()) => line.done(),
                     Err(e) => {
                         line.failed();
@@ -333,58 +335,55 @@ fn download_all(
     }
 }
 
-/// One blob into the content store, resuming with a Range request after a broken or stalled
-/// connection, retrying 5xx with backoff; committed only when its digest and size match.
+/// One blob into the content store and its layer into the layer store, in one pass: the bytes
+/// go to the ingest file and to the unpacker as they arrive (see `blob.rs` for resuming).
+/// Neither is put in place unless the blob's digest and size and the layer's diff_id all match.
 fn download(
     client: &Client,
+    store: &LayerStore,
     content: &Content,
+    budget: &std::sync::atomic::AtomicU64,
     blob: &Descriptor,
+    diff_id: &Digest,
     line: &super::progress::Layer,
 ) -> Result<(), RegistryError> {
-    let Some(mut ingest) = content.ingest(&blob.digest, Some(blob.size))? else {
+    let Some(ingest) = content.ingest(&blob.digest, Some(blob.size))? else {
         return Ok(());
     };
-    let mut attempt = 0;
-    while ingest.written() < blob.size {
-        let from = ingest.written();
-        line.at(from);
-        let failure = match client.blob(&blob.digest.to_string(), from) {
-            Ok((mut reader, partial)) => {
-                if from > 0 && !partial {
-                    ingest.restart()?;
-                    line.at(0);
+    let failure = std::sync::Mutex::new(None);
+    let stream = BlobStream::new(client, &blob.digest, blob.size, line, ingest, &failure);
+    let source = format!("{}: blob {}", client.reference(), blob.digest);
+    std::thread::scope(|scope| {
+        let (reader, fetcher) = read_ahead(scope, stream);
+        let fetcher = std::cell::Cell::new(Some(fetcher));
+        // Once the unpacker has what it needs (or the layer is there already): the rest of the
+        // blob, then its digest. A failure to fetch is in `failure`, which `finish` reports.
+        let finish = |mut reader: ReadAhead| {
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            let fetcher = fetcher.take().expect("the blob is finished once");
+            fetcher.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).finish()
+        };
+        match store.unpack_streamed(diff_id, &blob.digest, &source, budget, reader, finish) {
+            Ok(None) => Ok(()),
+            // The layer was there already (another pull unpacked it meanwhile): the blob is
+            // still wanted, for `save`.
+            Ok(Some(reader)) => finish(reader),
+            Err(e) => {
+                // A read that failed says why in `failure`, typed.
+                if let Some(failed) = failure.lock().expect("failure lock").take() {
+                    return Err(failed);
                 }
-                match ingest.copy_from(&mut reader, &|n| line.bytes(n))? {
-                    Ok(()) if ingest.written() >= blob.size => break,
-                    Ok(()) => {
-                        format!("the connection ended after {} of {} bytes", ingest.written(), blob.size)
-                    }
-                    Err(e) => e.to_string(),
+                // A blob that does not decode may be a tampered one: its digest says so best
+                // (and a blob that fails it is not kept to resume).
+                match fetcher
+                    .take()
+                    .map(|f| f.join().unwrap_or_else(|p| std::panic::resume_unwind(p)).finish())
+                {
+                    Some(Err(mismatch @ RegistryError::DigestMismatch { .. })) => Err(mismatch),
+                    _ => Err(e),
                 }
             }
-            Err(e) if e.retryable() => e.to_string(),
-            Err(e) => return Err(e),
-        };
-        attempt += 1;
-        if attempt >= ATTEMPTS {
-            return Err(RegistryError::Transport {
-                registry: client.reference().registry.clone(),
-                what: format!("blob {}", blob.digest),
-                reason: format!("{failure} ({attempt} attempts)"),
-            });
         }
-        log::warn!("blob {}: {failure}; resuming at byte {}", blob.digest, ingest.written());
-        std::thread::sleep(Duration::from_millis(200 << attempt));
-    }
-    line.verifying();
-    ingest.commit().map_err(|e| match e {
-        crate::store::StoreError::DigestMismatch { expected, actual, .. } => RegistryError::DigestMismatch {
-            reference: client.reference().to_string(),
-            what: format!("layer blob {expected}"),
-            expected: expected.to_string(),
-            actual,
-        },
-        other => other.into(),
     })
 }
 

@@ -422,41 +422,26 @@ impl Ingest<'_> {
         self.written
     }
 
-    /// Starts over (the server sent the whole blob again).
-    pub fn restart(&mut self) -> Result<(), StoreError> {
-        self.file.set_len(0).map_err(io_err("truncate", &self.path))?;
-        self.hasher = Hasher::new(self.digest.algorithm());
-        self.written = 0;
-        Ok(())
+    /// Appends `bytes` (as they came from the registry) to the blob. An `io::Error` when they
+    /// would make it longer than its descriptor says (the source's fault); a `StoreError` when
+    /// the file cannot be written.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<Result<(), io::Error>, StoreError> {
+        if self.size.is_some_and(|s| self.written + bytes.len() as u64 > s) {
+            return Ok(Err(io::Error::other(format!(
+                "more than the {} bytes its descriptor gives",
+                self.size.unwrap_or(0)
+            ))));
+        }
+        self.file.write_all(bytes).map_err(io_err("write", &self.path))?;
+        self.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(Ok(()))
     }
 
-    /// Copies `from` to the end of the blob, telling `on_bytes` each chunk's length. An error
-    /// reading `from` is returned as is (the caller may resume); one writing the file is the
-    /// store's.
-    pub fn copy_from(
-        &mut self,
-        from: &mut dyn Read,
-        on_bytes: &dyn Fn(u64),
-    ) -> Result<Result<(), io::Error>, StoreError> {
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = match from.read(&mut buf) {
-                Ok(0) => return Ok(Ok(())),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Ok(Err(e)),
-            };
-            if self.size.is_some_and(|s| self.written + n as u64 > s) {
-                return Ok(Err(io::Error::other(format!(
-                    "more than the {} bytes its descriptor gives",
-                    self.size.unwrap_or(0)
-                ))));
-            }
-            self.file.write_all(&buf[..n]).map_err(io_err("write", &self.path))?;
-            self.hasher.update(&buf[..n]);
-            self.written += n as u64;
-            on_bytes(n as u64);
-        }
+    /// Bytes already written, from `offset` on (to replay what an earlier, interrupted
+    /// download left).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
     }
 
     /// Checks the digest and size, and publishes the blob. A mismatch removes what was written.

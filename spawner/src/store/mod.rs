@@ -37,14 +37,14 @@ mod tests;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::{Algorithm, Archive, Digest, DigestReader, Image, LayerRef};
+use crate::image::{Algorithm, Archive, Compression, Decompressor, Digest, DigestReader, Image, LayerRef};
 use error::io_err;
 pub use error::StoreError;
 use lock::{LockFile, LockMode};
@@ -291,6 +291,11 @@ impl LayerStore {
         }
         self.record_image(image, &diff_ids)?;
         diff_ids.iter().map(|d| self.checked_layer_dir(d)).collect()
+    }
+
+    /// The bytes one image may unpack, for [`LayerStore::unpack_streamed`].
+    pub fn image_budget(&self) -> AtomicU64 {
+        AtomicU64::new(self.limits.max_image_bytes)
     }
 
     /// A layer's directory for a container to use, checked to be the store's own: the layer's home
@@ -570,43 +575,114 @@ impl LayerStore {
         budget: &mut u64,
     ) -> Result<Unpacked, StoreError> {
         let source = layer_label(archive, layer);
-        let scratch = Scratch::create(&self.root.join("tmp"), label)?;
         let diff_algorithm = layer.diff_id.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
-        log::debug!("unpacking {source} into {}", scratch.path.display());
         // An uncompressed blob's digest is its diff_id, checked anyway; hash twice only when the
         // blob is something else (compressed).
         let blob_check = layer.blob_digest.as_ref().filter(|blob| Some(*blob) != layer.diff_id.as_ref());
-        let done = unpack::unpack_layer(
-            archive,
-            layer,
-            &source,
-            &scratch.diff(),
-            diff_algorithm,
-            blob_check.map(Digest::algorithm),
-            *budget,
-        )?;
-        if let (Some(expected), Some(actual)) = (blob_check, done.blob_digest) {
+        let blob = DigestReader::hashing_if(archive.open_blob(layer)?, blob_check.map(Digest::algorithm));
+        // The decoder is chosen here, from the blob's first bytes, so that an unsupported one is
+        // reported as such.
+        let stream = archive.decompress(layer, blob)?;
+        let (unpacked, blob_digest) =
+            self.unpack_stream(stream, source, label, diff_algorithm, layer.blob_digest.clone(), budget)?;
+        if let (Some(expected), Some(actual)) = (blob_check, blob_digest) {
             if actual != *expected {
                 return Err(StoreError::DigestMismatch {
-                    layer: source,
+                    layer: unpacked.info.source,
                     what: "blob digest",
                     expected: expected.clone(),
                     actual,
                 });
             }
         }
+        Ok(unpacked)
+    }
+
+    /// Unpacks a decoded layer stream into a fresh scratch directory with its `layer.json` to
+    /// be; returns it with the blob's digest when the stream hashed the blob.
+    fn unpack_stream<R: Read + Send>(
+        &self,
+        stream: Decompressor<BufReader<DigestReader<R>>>,
+        source: String,
+        label: &str,
+        diff_algorithm: Algorithm,
+        blob_digest: Option<Digest>,
+        budget: &mut u64,
+    ) -> Result<(Unpacked, Option<Digest>), StoreError> {
+        let scratch = Scratch::create(&self.root.join("tmp"), label)?;
+        log::debug!("unpacking {source} into {}", scratch.path.display());
+        let done = unpack::unpack_layer(stream, &source, &scratch.diff(), diff_algorithm, *budget)?;
         *budget -= done.tar_size.max(done.written).min(*budget);
         let info = LayerInfo {
             diff_id: done.diff_id,
             tar_size: done.tar_size,
-            blob_digest: layer.blob_digest.clone(),
+            blob_digest,
             source,
             tree_digest: Some(done.tree_digest),
             tree_format: tree::Format::CURRENT.number(),
         };
         let split_path = scratch.path.join(split::FILE_NAME);
         fs::write(&split_path, &done.split).map_err(io_err("write", &split_path))?;
-        Ok(Unpacked { scratch, info })
+        Ok((Unpacked { scratch, info }, done.blob_digest))
+    }
+
+    /// Unpacks the layer `diff_id` from `blob` as its bytes arrive (a download), so that fetching,
+    /// verifying and unpacking overlap. `blob_digest` is the blob's, recorded; `source` names it
+    /// in errors. Once the layer's tar has ended, `finish` gets the blob reader to read the rest
+    /// and check the blob's own digest; the layer is put in place only if that succeeds and the
+    /// diff_id matches. Returns the reader, unread, when the layer is already there. `budget`:
+    /// the bytes the image may still unpack (see [`LayerStore::image_budget`]), shared by layers
+    /// unpacked at once and reduced by this one.
+    pub fn unpack_streamed<R: Read + Send, E: From<StoreError>>(
+        &self,
+        diff_id: &Digest,
+        blob_digest: &Digest,
+        source: &str,
+        budget: &AtomicU64,
+        mut blob: R,
+        finish: impl FnOnce(R) -> Result<(), E>,
+    ) -> Result<Option<R>, E> {
+        let _store = self.lock_store(LockMode::Shared)?;
+        if self.has_layer(diff_id) {
+            return Ok(Some(blob));
+        }
+        let _lock = LockFile::acquire(&self.layer_lock(diff_id), LockMode::Exclusive)?;
+        if self.has_layer(diff_id) {
+            return Ok(Some(blob));
+        }
+        let read_error = |e| StoreError::LayerRead { layer: source.to_owned(), source: e };
+        let mut reader = BufReader::with_capacity(HASH_BUFFER, DigestReader::hashing_if(&mut blob, None));
+        let compression = Compression::sniff(&mut reader).map_err(read_error)?.map_err(|format| {
+            read_error(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{format} compression is not supported"),
+            ))
+        })?;
+        let stream = Decompressor::new(reader, compression).map_err(read_error)?;
+        let mut left = budget.load(Ordering::Relaxed);
+        let before = left;
+        let (unpacked, _) = self.unpack_stream(
+            stream,
+            source.to_owned(),
+            &lock_name(diff_id),
+            diff_id.algorithm(),
+            Some(blob_digest.clone()),
+            &mut left,
+        )?;
+        let used = before - left;
+        let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(used)));
+        finish(blob)?;
+        if unpacked.info.diff_id != *diff_id {
+            return Err(StoreError::DigestMismatch {
+                layer: unpacked.info.source,
+                what: "diff_id",
+                expected: diff_id.clone(),
+                actual: unpacked.info.diff_id,
+            }
+            .into());
+        }
+        self.commit(unpacked)?;
+        Ok(None)
     }
 
     /// Moves a verified unpack into place. The caller holds the layer's lock.

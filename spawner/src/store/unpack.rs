@@ -31,7 +31,7 @@ use rustix::io::Errno;
 use super::error::{io_err, StoreError};
 use super::split::Recorder;
 use super::tree::{Format, KnownContent};
-use crate::image::{Algorithm, Archive, Decompressor, Digest, DigestReader, Hasher, LayerRef, MemberReader};
+use crate::image::{Algorithm, Decompressor, Digest, DigestReader, Hasher};
 use sha2::{Digest as _, Sha256};
 
 /// What each entry costs against the size limit besides its content: an inode and a directory
@@ -134,28 +134,21 @@ struct StreamDone {
     blob_digest: Option<Digest>,
 }
 
-/// Unpacks `layer` of `archive` into the empty directory `dest`, on two threads: one reads the
-/// blob (hashing it with `blob_algorithm`, when given) and decompresses it; this one hashes the
-/// tar stream with `diff_algorithm`, parses it and creates the files. They overlap, as
+/// Unpacks the layer `stream` decodes into the empty directory `dest`, on two threads: one reads
+/// the blob (hashing it when its `DigestReader` does) and decompresses it; this one hashes the tar
+/// stream with `diff_algorithm`, parses it and creates the files. They overlap, as
 /// `gzip -d | tar -x` does (inflating is the heavier half, so the stream's hash is on this
 /// side). At most `budget` bytes of tar stream and of file content are accepted. The caller
 /// compares digests; `dest` is complete and synced to disk when this returns. `label` names the
-/// layer in errors.
-pub(crate) fn unpack_layer(
-    archive: &Archive,
-    layer: &LayerRef,
+/// layer in errors. The blob is read up to the end of the compressed data; the rest of it (when
+/// it is not hashed here) is the caller's to read.
+pub(crate) fn unpack_layer<R: Read + Send>(
+    stream: Decompressor<BufReader<DigestReader<R>>>,
     label: &str,
     dest: &Path,
     diff_algorithm: Algorithm,
-    blob_algorithm: Option<Algorithm>,
     budget: u64,
 ) -> Result<Unpacked, StoreError> {
-    // Hash the blob as stored only when it has a digest of its own (an uncompressed blob's is its
-    // diff_id, checked anyway).
-    let blob = DigestReader::hashing_if(archive.open_blob(layer)?, blob_algorithm);
-    // The decoder is chosen here, from the blob's first bytes, so that an unsupported one is
-    // reported as such.
-    let stream = archive.decompress(layer, blob)?;
     let root = rustix::fs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(io_err("open", dest))?;
     let too_large = || StoreError::TooLarge { layer: label.to_owned(), limit: budget };
@@ -164,9 +157,7 @@ pub(crate) fn unpack_layer(
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         let producer = std::thread::Builder::new()
             .name("decompress".into())
-            .spawn_scoped(scope, move || {
-                produce(stream, blob_algorithm.is_some(), budget, chunks_tx, spare_rx)
-            })
+            .spawn_scoped(scope, move || produce(stream, budget, chunks_tx, spare_rx))
             .map_err(io_err("spawn thread for", dest))?;
 
         let header_budget = Rc::new(Cell::new(None));
@@ -233,11 +224,10 @@ pub(crate) fn unpack_layer(
 }
 
 /// The decompressing thread: reads, hashes and decodes the blob, and sends the tar stream on in
-/// chunks, reusing the buffers the other side sends back. Returns the blob's digest when
-/// `hash_blob`.
-fn produce(
-    mut stream: Decompressor<BufReader<DigestReader<MemberReader>>>,
-    hash_blob: bool,
+/// chunks, reusing the buffers the other side sends back. Returns the blob's digest when the
+/// blob is hashed.
+fn produce<R: Read>(
+    mut stream: Decompressor<BufReader<DigestReader<R>>>,
     budget: u64,
     chunks: mpsc::SyncSender<Chunk>,
     spare: mpsc::Receiver<Vec<u8>>,
@@ -269,11 +259,12 @@ fn produce(
         }
     }
     drop(chunks); // end of stream for the other side
-    if !hash_blob {
+    let blob = stream.into_inner().into_inner();
+    if !blob.is_hashing() {
         return Ok(StreamDone { blob_digest: None });
     }
     // Whatever follows the compressed data is part of the blob too.
-    let (digest, _, _) = stream.into_inner().into_inner().finish().map_err(StreamError::Read)?;
+    let (digest, _, _) = blob.finish().map_err(StreamError::Read)?;
     Ok(StreamDone { blob_digest: Some(digest) })
 }
 
