@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, Read};
 
-use flate2::bufread::MultiGzDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl Compression {
 pub enum Decompressor<R: BufRead> {
     Plain(R),
     /// Boxed: the inflate state is large and would bloat every variant.
-    Gzip(Box<MultiGzDecoder<R>>),
+    Gzip(Box<Gunzip<R>>),
     Zstd(zstd::stream::read::Decoder<'static, R>),
 }
 
@@ -67,7 +67,7 @@ impl<R: BufRead> Decompressor<R> {
         Ok(match compression {
             Compression::None => Decompressor::Plain(reader),
             // Multi-member: gzip files may be concatenations of members, all part of the stream.
-            Compression::Gzip => Decompressor::Gzip(Box::new(MultiGzDecoder::new(reader))),
+            Compression::Gzip => Decompressor::Gzip(Box::new(Gunzip::new(reader))),
             // The zstd reader continues across concatenated frames by default.
             Compression::Zstd => Decompressor::Zstd(zstd::stream::read::Decoder::with_buffer(reader)?),
         })
@@ -98,6 +98,145 @@ impl<R: BufRead> Read for Decompressor<R> {
             Decompressor::Plain(r) => r.read(buf),
             Decompressor::Gzip(d) => d.read(buf),
             Decompressor::Zstd(d) => d.read(buf),
+        }
+    }
+}
+
+/// gzip members, one after another until the input ends, inflated as raw deflate.
+///
+/// The trailer's CRC-32 is not computed: a layer's stream is checked by sha256 anyway (the
+/// diff_id always, the blob's digest when it has one), and the CRC took a tenth of the CPU time
+/// of unpacking a gzip layer. The trailer's length is checked, and anything after a member that
+/// is not another member is an error, as `gzip -d` and Go's reader have it.
+pub struct Gunzip<R: BufRead> {
+    inner: R,
+    inflate: Decompress,
+    phase: Phase,
+    /// Bytes this member has produced (its trailer's ISIZE is this modulo 2^32).
+    produced: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// A member's header is next (the first one is always there: the magic chose gzip).
+    Header {
+        first: bool,
+    },
+    Body,
+    Trailer,
+}
+
+const FTEXT_RESERVED: u8 = 0xe0;
+const FHCRC: u8 = 0x02;
+const FEXTRA: u8 = 0x04;
+const FNAME: u8 = 0x08;
+const FCOMMENT: u8 = 0x10;
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("gzip: {what}"))
+}
+
+impl<R: BufRead> Gunzip<R> {
+    pub fn new(inner: R) -> Gunzip<R> {
+        Gunzip { inner, inflate: Decompress::new(false), phase: Phase::Header { first: true }, produced: 0 }
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// Reads a member's header; false at the clean end of the input (never before the first).
+    fn header(&mut self, first: bool) -> io::Result<bool> {
+        if !first && self.inner.fill_buf()?.is_empty() {
+            return Ok(false);
+        }
+        let mut fixed = [0u8; 10];
+        self.inner.read_exact(&mut fixed).map_err(|_| invalid("truncated header"))?;
+        if fixed[..2] != *GZIP_MAGIC {
+            return Err(invalid("data after the last member is not another member"));
+        }
+        if fixed[2] != 8 {
+            return Err(invalid("compression method is not deflate"));
+        }
+        let flags = fixed[3];
+        if flags & FTEXT_RESERVED != 0 {
+            return Err(invalid("reserved header flags set"));
+        }
+        if flags & FEXTRA != 0 {
+            let mut len = [0u8; 2];
+            self.inner.read_exact(&mut len)?;
+            let len = u16::from_le_bytes(len) as u64;
+            let skipped = io::copy(&mut (&mut self.inner).take(len), &mut io::sink())?;
+            if skipped != len {
+                return Err(invalid("truncated extra field"));
+            }
+        }
+        for flag in [FNAME, FCOMMENT] {
+            if flags & flag != 0 {
+                // Zero-terminated; its bytes are not needed.
+                let mut skipped = Vec::new();
+                self.inner.read_until(0, &mut skipped)?;
+                if skipped.last() != Some(&0) {
+                    return Err(invalid("truncated header"));
+                }
+            }
+        }
+        if flags & FHCRC != 0 {
+            self.inner.read_exact(&mut [0u8; 2])?;
+        }
+        Ok(true)
+    }
+}
+
+impl<R: BufRead> Read for Gunzip<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.phase {
+                Phase::Header { first } => {
+                    if !self.header(first)? {
+                        return Ok(0);
+                    }
+                    self.inflate.reset(false);
+                    self.produced = 0;
+                    self.phase = Phase::Body;
+                }
+                Phase::Body => {
+                    let input = self.inner.fill_buf()?;
+                    let (in_before, out_before) = (self.inflate.total_in(), self.inflate.total_out());
+                    let status = self
+                        .inflate
+                        .decompress(input, out, FlushDecompress::None)
+                        .map_err(|e| invalid(&e.to_string()))?;
+                    let used = (self.inflate.total_in() - in_before) as usize;
+                    let made = (self.inflate.total_out() - out_before) as usize;
+                    let ended_input = input.is_empty();
+                    self.inner.consume(used);
+                    self.produced += made as u64;
+                    if status == Status::StreamEnd {
+                        self.phase = Phase::Trailer;
+                    } else if made == 0 && used == 0 {
+                        return Err(match ended_input {
+                            true => io::Error::new(io::ErrorKind::UnexpectedEof, "gzip: truncated data"),
+                            false => invalid("the deflate stream makes no progress"),
+                        });
+                    }
+                    if made > 0 {
+                        return Ok(made);
+                    }
+                }
+                Phase::Trailer => {
+                    let mut trailer = [0u8; 8];
+                    self.inner.read_exact(&mut trailer).map_err(|_| invalid("truncated trailer"))?;
+                    let size = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+                    if size != self.produced as u32 {
+                        return Err(invalid("length in the trailer does not match the data"));
+                    }
+                    self.phase = Phase::Header { first: false };
+                }
+            }
         }
     }
 }
@@ -134,5 +273,52 @@ mod tests {
         let mut out = String::new();
         Decompressor::new(&data[..], Compression::Gzip).unwrap().read_to_string(&mut out).unwrap();
         assert_eq!(out, "hello world");
+    }
+
+    fn gzip(data: &[u8], builder: flate2::GzBuilder) -> Vec<u8> {
+        let mut gz = builder.write(Vec::new(), flate2::Compression::default());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn gunzip(data: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // A small buffer, so that headers and trailers straddle refills.
+        Gunzip::new(io::BufReader::with_capacity(7, data)).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn gunzip_reads_optional_header_fields_and_many_members() {
+        let text: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let mut data =
+            gzip(&text, flate2::GzBuilder::new().filename("layer.tar").comment("c").extra(vec![1, 2, 3]));
+        data.extend(gzip(b"", flate2::GzBuilder::new()));
+        data.extend(gzip(b"tail", flate2::GzBuilder::new()));
+        let mut expected = text.clone();
+        expected.extend(b"tail");
+        assert_eq!(gunzip(&data).unwrap(), expected);
+    }
+
+    #[test]
+    fn gunzip_refuses_damage() {
+        let good = gzip(b"hello hello hello", flate2::GzBuilder::new());
+        let mut bad_size = good.clone();
+        let n = bad_size.len();
+        bad_size[n - 4] ^= 1;
+        let mut garbage = good.clone();
+        garbage.extend(b"junk after");
+        for (what, data) in [
+            ("truncated", &good[..good.len() - 6]),
+            ("cut in the data", &good[..14]),
+            ("trailer length", &bad_size[..]),
+            ("garbage after", &garbage[..]),
+        ] {
+            assert!(gunzip(data).is_err(), "{what}");
+        }
+        // The CRC is left to the layer's sha256: a wrong one is not an error here.
+        let mut bad_crc = good.clone();
+        bad_crc[n - 8] ^= 1;
+        assert_eq!(gunzip(&bad_crc).unwrap(), b"hello hello hello");
     }
 }
