@@ -414,13 +414,33 @@ impl LayerStore {
             return Err(format!("{}: unknown tree digest format {}", info_path.display(), info.tree_format));
         };
         let dir = self.layer_dir(diff_id);
-        let actual =
-            tree::tree_digest(&dir, format, &tree::KnownContent::default()).map_err(|e| e.to_string())?;
+        let actual = tree::tree_digest(&dir, format).map_err(|e| e.to_string())?;
         if actual != recorded {
             return Err(format!(
                 "{}: files differ from what was unpacked (tree digest {actual}, recorded {recorded})",
                 dir.display()
             ));
+        }
+        if format == tree::Format::SizeOnly {
+            // The contents: the tar stream made again from them must be the layer's own.
+            let home = self.layer_home(diff_id);
+            let remade = match split::Reassembled::open(&home) {
+                Ok(Some((stream, _))) => DigestReader::new(stream, diff_id.algorithm()).finish(),
+                Ok(None) => Err(io::Error::new(io::ErrorKind::NotFound, "no tar-split")),
+                Err(e) => Err(e),
+            };
+            match remade {
+                Ok((digest, _, _)) if digest == *diff_id => {}
+                Ok((digest, _, _)) => {
+                    return Err(format!(
+                        "{}: files differ from what was unpacked (their tar stream is {digest})",
+                        dir.display()
+                    ))
+                }
+                Err(e) => {
+                    return Err(format!("{}: files differ from what was unpacked ({e})", dir.display()))
+                }
+            }
         }
         Ok(())
     }
@@ -619,7 +639,7 @@ impl LayerStore {
             blob_digest,
             source,
             tree_digest: Some(done.tree_digest),
-            tree_format: tree::Format::CURRENT.number(),
+            tree_format: done.tree_format.number(),
         };
         let split_path = scratch.path.join(split::FILE_NAME);
         fs::write(&split_path, &done.split).map_err(io_err("write", &split_path))?;

@@ -11,16 +11,17 @@
 //! Hard links are not told apart from copies; atime, ctime and inode numbers are left out (they
 //! change without the content changing). Nothing is followed: symlinks are read, not entered.
 //!
-//! Two formats differ only in how a regular file's content enters its record. The first hashed the
-//! bytes inline, so the digest after an unpack read every file back. The second (recorded since
-//! December 2026) hashes `sha256(content)`, which the unpacker computes while it writes each file
-//! (see [`KnownContent`]): the walk after an unpack then only stats. Verifying a layer reads
-//! everything again, in the format its record names.
+//! Two formats differ only in how a regular file's content enters its record. The first hashes
+//! the bytes inline, so the digest after an unpack reads every file back. The second (recorded
+//! since December 2026) takes only the size: the contents are checked instead by making the tar
+//! stream again from the layer's tar-split (`split.rs`) and comparing its sha256 with the
+//! diff_id, so the walk after an unpack only stats, and verifying still reads every byte. A layer
+//! that replaced one of its own entries while unpacking cannot be made again from its tar-split
+//! (it names the old file's path for the old file's bytes): it gets the first format.
 //!
 //! The walk holds one directory fd at a time (a directory is listed, closed, and its
 //! subdirectories opened again by path from the root), so a deep tree cannot run it out of fds.
 
-use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -45,46 +46,26 @@ const READ_BUFFER: usize = 256 * 1024;
 pub(crate) enum Format {
     /// The size, then the bytes.
     Inline,
-    /// The size, then the bytes' sha256.
-    ByHash,
+    /// The size; the bytes are the tar-split's to check.
+    SizeOnly,
 }
 
 impl Format {
-    /// What new layers record.
-    pub(crate) const CURRENT: Format = Format::ByHash;
-
     /// Its number in `layer.json`.
     pub(crate) fn number(self) -> u32 {
         match self {
             Format::Inline => 1,
-            Format::ByHash => 2,
+            Format::SizeOnly => 2,
         }
     }
 
     pub(crate) fn from_number(number: u32) -> Option<Format> {
-        [Format::Inline, Format::ByHash].into_iter().find(|f| f.number() == number)
+        [Format::Inline, Format::SizeOnly].into_iter().find(|f| f.number() == number)
     }
 }
 
-/// Content hashes of files the unpacker just wrote, by inode number: the walk right after the
-/// unpack takes them instead of reading the files back. Every file is created afresh (no inode
-/// is written twice), and an entry counts only while the file's size still matches.
-#[derive(Debug, Default)]
-pub(crate) struct KnownContent(HashMap<u64, (u64, [u8; 32])>);
-
-impl KnownContent {
-    pub(crate) fn insert(&mut self, inode: u64, size: u64, sha256: [u8; 32]) {
-        self.0.insert(inode, (size, sha256));
-    }
-
-    fn get(&self, inode: u64, size: u64) -> Option<&[u8; 32]> {
-        self.0.get(&inode).filter(|(known_size, _)| *known_size == size).map(|(_, hash)| hash)
-    }
-}
-
-/// The digest of the tree under `root` (a directory), as recorded in `layer.json`, in `format`,
-/// taking file contents from `known` where it has them.
-pub(crate) fn tree_digest(root: &Path, format: Format, known: &KnownContent) -> Result<Digest, StoreError> {
+/// The digest of the tree under `root` (a directory), as recorded in `layer.json`, in `format`.
+pub(crate) fn tree_digest(root: &Path, format: Format) -> Result<Digest, StoreError> {
     let root_fd = noatime(|atime| {
         rustix::fs::open(root, DIR | OFlags::NOFOLLOW | OFlags::CLOEXEC | atime, Mode::empty())
     })
@@ -93,7 +74,6 @@ pub(crate) fn tree_digest(root: &Path, format: Format, known: &KnownContent) -> 
         root,
         root_fd: &root_fd,
         format,
-        known,
         buf: vec![0; READ_BUFFER],
         names: vec![0; XATTR_MAX],
         value: vec![0; XATTR_MAX],
@@ -110,7 +90,6 @@ struct Walker<'a> {
     root: &'a Path,
     root_fd: &'a OwnedFd,
     format: Format,
-    known: &'a KnownContent,
     buf: Vec<u8>,
     names: Vec<u8>,
     value: Vec<u8>,
@@ -249,21 +228,9 @@ impl Walker<'_> {
                     .map_err(|e| io_err("open", self.host(&child_rel))(e))?;
                     self.xattrs(&mut record, XattrSource::Fd(file.as_fd()), &child_rel)?;
                     let size = stat.st_size as u64;
-                    match (self.format, self.known.get(stat.st_ino as u64, size)) {
-                        (Format::ByHash, Some(hash)) => {
-                            record.update(size.to_le_bytes());
-                            record.update(hash);
-                        }
-                        (Format::ByHash, None) => {
-                            let mut content = Sha256::new();
-                            self.content(&mut content, file, size, &child_rel)?;
-                            record.update(size.to_le_bytes());
-                            record.update(content.finalize());
-                        }
-                        (Format::Inline, _) => {
-                            record.update(size.to_le_bytes());
-                            self.content(&mut record, file, size, &child_rel)?;
-                        }
+                    record.update(size.to_le_bytes());
+                    if self.format == Format::Inline {
+                        self.content(&mut record, file, size, &child_rel)?;
                     }
                 }
                 kind => {

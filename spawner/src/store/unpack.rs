@@ -22,17 +22,16 @@ use std::sync::mpsc;
 
 use crate::in_root::openat2;
 use rustix::fs::{
-    chmodat, chownat, fchmod, fchown, fsetxattr, fstat, futimens, linkat, lsetxattr, makedev, mkdirat,
-    mknodat, openat, statat, symlinkat, syncfs, unlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode,
-    OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
+    chmodat, chownat, fchmod, fchown, fsetxattr, futimens, linkat, lsetxattr, makedev, mkdirat, mknodat,
+    openat, statat, symlinkat, syncfs, unlinkat, utimensat, AtFlags, Dir, FileType, Gid, Mode, OFlags,
+    ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 
 use super::error::{io_err, StoreError};
 use super::split::Recorder;
-use super::tree::{Format, KnownContent};
+use super::tree::Format;
 use crate::image::{Algorithm, Decompressor, Digest, DigestReader, Hasher};
-use sha2::{Digest as _, Sha256};
 
 /// What each entry costs against the size limit besides its content: an inode and a directory
 /// entry take about a block on disk, so a layer of a million empty files is not free (its tar
@@ -99,8 +98,9 @@ pub(crate) struct Unpacked {
     /// Bytes of file content written (sparse files count their holes), plus
     /// [`ENTRY_COST`] for each entry.
     pub written: u64,
-    /// The unpacked tree's digest (see `tree.rs`), for verifying the layer later.
+    /// The unpacked tree's digest (see `tree.rs`), for verifying the layer later, and its format.
     pub tree_digest: Digest,
+    pub tree_format: Format,
     /// The layer's tar-split (see `split.rs`).
     pub split: Vec<u8>,
 }
@@ -207,19 +207,29 @@ pub(crate) fn unpack_layer<R: Read + Send>(
             }
         };
         let written = unpacker.written;
-        let (root, known) = unpacker.finish().map_err(|(entry, failure)| failure.into_error(label, entry))?;
+        let (root, replaced) =
+            unpacker.finish().map_err(|(entry, failure)| failure.into_error(label, entry))?;
         let split = Rc::try_unwrap(split).map_or_else(|_| Vec::new(), |s| s.into_inner().finish());
-        // Writing the layer back to disk waits on the device; walking the tree (contents known,
-        // so stats only) needs the CPU: side by side.
+        // Writing the layer back to disk waits on the device; walking the tree (stats only, in
+        // the usual format) needs the CPU: side by side.
         let sync = std::thread::Builder::new()
             .name("syncfs".into())
             .spawn_scoped(scope, move || syncfs(&root))
             .map_err(io_err("spawn thread for", dest))?;
-        let tree_digest = super::tree::tree_digest(dest, Format::CURRENT, &known)?;
+        let tree_format = if replaced { Format::Inline } else { Format::SizeOnly };
+        let tree_digest = super::tree::tree_digest(dest, tree_format)?;
         sync.join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             .map_err(io_err("syncfs", dest))?;
-        Ok(Unpacked { diff_id, tar_size, blob_digest: done.blob_digest, written, tree_digest, split })
+        Ok(Unpacked {
+            diff_id,
+            tar_size,
+            blob_digest: done.blob_digest,
+            written,
+            tree_digest,
+            tree_format,
+            split,
+        })
     })
 }
 
@@ -401,8 +411,9 @@ struct Unpacker {
     budget: u64,
     /// Told where each regular file's content is in the stream.
     split: Rc<RefCell<Recorder>>,
-    /// Each written file's content hash, for the tree digest.
-    known: KnownContent,
+    /// Set when an entry replaced one already unpacked: the tar-split then names a path whose
+    /// bytes are gone (see the tree digest's formats).
+    replaced: Cell<bool>,
 }
 
 impl Unpacker {
@@ -418,7 +429,7 @@ impl Unpacker {
             written: 0,
             budget,
             split,
-            known: KnownContent::default(),
+            replaced: Cell::new(false),
         }
     }
 
@@ -545,14 +556,14 @@ impl Unpacker {
             if hidden.is_empty() || hidden == b"." || hidden == b".." {
                 return Err(Failure::Unsafe("whiteout of ., .. or an empty name"));
             }
-            return create_retrying(dir, hidden, false, || {
+            return create_retrying(dir, hidden, false, &self.replaced, || {
                 mknodat(dir, hidden, FileType::CharacterDevice, Mode::empty(), makedev(0, 0))
                     .map_err(op("mknodat"))
             });
         }
 
         if kind.is_file() || kind.is_contiguous() || kind.is_gnu_sparse() {
-            let fd = create_retrying_fd(dir, name, || {
+            let fd = create_retrying_fd(dir, name, &self.replaced, || {
                 openat(
                     dir,
                     name,
@@ -568,8 +579,6 @@ impl Unpacker {
             if plain {
                 self.split.borrow_mut().begin_file(path);
             }
-            let mut content = Sha256::new();
-            let mut size = 0u64;
             loop {
                 let n = entry.read(&mut self.buf).map_err(Failure::Read)?;
                 if n == 0 {
@@ -584,21 +593,16 @@ impl Unpacker {
                 // stream.
                 self.charge(n as u64)?;
                 file.write_all(&self.buf[..n]).map_err(|e| Failure::Op("write", e))?;
-                content.update(&self.buf[..n]);
-                size += n as u64;
             }
-            let inode = fstat(&file).map_err(op("fstat"))?.st_ino;
-            // `Stat`'s field types differ between architectures.
-            #[allow(clippy::unnecessary_cast)]
-            self.known.insert(inode as u64, size, content.finalize().into());
             if plain {
                 self.split.borrow_mut().end_file();
             }
+
             apply_to_fd(file.as_fd(), meta, &self.xattrs)?;
             futimens(&file, &meta.timestamps()).map_err(op("futimens"))?;
         } else if kind.is_dir() {
             // A directory over a directory keeps it (and its contents), taking the new metadata.
-            create_retrying(dir, name, true, || {
+            create_retrying(dir, name, true, &self.replaced, || {
                 mkdirat(dir, name, Mode::from_raw_mode(0o700)).map_err(op("mkdirat"))
             })?;
             let fd = open_dir_nofollow(dir, name)?;
@@ -608,7 +612,9 @@ impl Unpacker {
             // The target is kept verbatim: an absolute target is resolved against the
             // container's root when the container uses it, not against ours now.
             let target = entry.link_name_bytes().ok_or(Failure::Unsafe("symlink without a target"))?;
-            create_retrying(dir, name, false, || symlinkat(&*target, dir, name).map_err(op("symlinkat")))?;
+            create_retrying(dir, name, false, &self.replaced, || {
+                symlinkat(&*target, dir, name).map_err(op("symlinkat"))
+            })?;
             apply_to_name(dir, name, meta, &self.xattrs, false)?;
         } else if kind.is_hard_link() {
             let target = entry.link_name_bytes().ok_or(Failure::Unsafe("hard link without a target"))?;
@@ -629,7 +635,7 @@ impl Unpacker {
                 in_root(),
             )
             .map_err(op("openat2 (hard link target)"))?;
-            create_retrying(dir, name, false, || {
+            create_retrying(dir, name, false, &self.replaced, || {
                 // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink itself.
                 linkat(&target_dir, target_name, dir, name, AtFlags::empty()).map_err(op("linkat"))
             })?;
@@ -647,7 +653,7 @@ impl Unpacker {
                 };
                 (file_type, makedev(major, minor))
             };
-            create_retrying(dir, name, false, || {
+            create_retrying(dir, name, false, &self.replaced, || {
                 mknodat(dir, name, file_type, Mode::from_raw_mode(0o600), dev).map_err(op("mknodat"))
             })?;
             apply_to_name(dir, name, meta, &self.xattrs, true)?;
@@ -659,8 +665,8 @@ impl Unpacker {
 
     /// Sets directory mtimes now that nothing more is created inside them. Returns the root, for
     /// syncing the layer to disk once (cheaper than an fsync per file, and enough: the caller
-    /// renames the layer into place only after that), and the content hashes of the files.
-    fn finish(self) -> Result<(OwnedFd, KnownContent), (String, Failure)> {
+    /// renames the layer into place only after that), and whether an entry replaced another.
+    fn finish(self) -> Result<(OwnedFd, bool), (String, Failure)> {
         for (path, mtime) in &self.dir_times {
             let named = |f| (printable(path), f);
             let fd = match openat2(&self.root, nonempty(path), DIR_NOFOLLOW, Mode::empty(), in_root()) {
@@ -672,7 +678,7 @@ impl Unpacker {
             let times = Timestamps { last_access: *mtime, last_modification: *mtime };
             futimens(&fd, &times).map_err(|e| named(op("futimens")(e)))?;
         }
-        Ok((self.root, self.known))
+        Ok((self.root, self.replaced.get()))
     }
 }
 
@@ -789,12 +795,15 @@ fn create_retrying(
     dir: BorrowedFd<'_>,
     name: &[u8],
     keep_dir: bool,
+    replaced: &Cell<bool>,
     mut create: impl FnMut() -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     match create() {
         Err(Failure::Op(_, e)) if e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) => {
-            if clear_name(dir, name, keep_dir)? {
-                return Ok(());
+            match clear_name(dir, name, keep_dir)? {
+                Cleared::KeptDir => return Ok(()),
+                Cleared::Removed => replaced.set(true),
+                Cleared::Nothing => {}
             }
             create()
         }
@@ -806,34 +815,45 @@ fn create_retrying(
 fn create_retrying_fd(
     dir: BorrowedFd<'_>,
     name: &[u8],
+    replaced: &Cell<bool>,
     mut create: impl FnMut() -> Result<OwnedFd, Failure>,
 ) -> Result<OwnedFd, Failure> {
     match create() {
         Err(Failure::Op(_, e)) if e.raw_os_error() == Some(Errno::EXIST.raw_os_error()) => {
-            clear_name(dir, name, false)?;
+            if clear_name(dir, name, false)? == Cleared::Removed {
+                replaced.set(true);
+            }
             create()
         }
         other => other,
     }
 }
 
-/// Removes whatever `name` is in `dir`, unless it is a directory and `keep_dir`. Returns whether
-/// a directory was kept.
-fn clear_name(dir: BorrowedFd<'_>, name: &[u8], keep_dir: bool) -> Result<bool, Failure> {
+/// What [`clear_name`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Cleared {
+    Nothing,
+    /// A directory, kept as asked.
+    KeptDir,
+    Removed,
+}
+
+/// Removes whatever `name` is in `dir`, unless it is a directory and `keep_dir`.
+fn clear_name(dir: BorrowedFd<'_>, name: &[u8], keep_dir: bool) -> Result<Cleared, Failure> {
     let stat = match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => stat,
-        Err(Errno::NOENT) => return Ok(false),
+        Err(Errno::NOENT) => return Ok(Cleared::Nothing),
         Err(e) => return Err(op("fstatat")(e)),
     };
     if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
         if keep_dir {
-            return Ok(true);
+            return Ok(Cleared::KeptDir);
         }
         remove_tree(dir, name)?;
     } else {
         unlinkat(dir, name, AtFlags::empty()).map_err(op("unlinkat"))?;
     }
-    Ok(false)
+    Ok(Cleared::Removed)
 }
 
 /// How the unpacker opens a directory of the layer: never through a symlink.
