@@ -23,6 +23,7 @@ mod nr {
     pub use linux_raw_sys::general::{
         __NR_clock_gettime, __NR_clone, __NR_close_range, __NR_execve, __NR_execveat, __NR_exit_group,
         __NR_kill, __NR_personality, __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_signalfd4,
+        __NR_sync_file_range,
     };
 }
 
@@ -188,6 +189,19 @@ pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     // SAFETY: only sets a flag on fds; no fd is closed, so no live Rust object loses its fd.
     unsafe {
         check(syscall(nr::__NR_close_range, [first as usize, u32::MAX as usize, CLOSE_RANGE_CLOEXEC, 0, 0]))
+    }
+    .map(drop)
+}
+
+/// sync_file_range(2) with SYNC_FILE_RANGE_WRITE over the whole file: starts writing its dirty
+/// pages back and returns without waiting (what dpkg does for each file it unpacks), so that a
+/// later syncfs or fsync has less left to wait for.
+pub fn start_writeback(fd: rustix::fd::BorrowedFd<'_>) -> Result<(), Errno> {
+    const SYNC_FILE_RANGE_WRITE: usize = 2;
+    use rustix::fd::AsRawFd;
+    // SAFETY: plain integer arguments; the fd is borrowed, so it stays open for the call.
+    unsafe {
+        check(syscall(nr::__NR_sync_file_range, [fd.as_raw_fd() as usize, 0, 0, SYNC_FILE_RANGE_WRITE, 0]))
     }
     .map(drop)
 }

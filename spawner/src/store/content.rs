@@ -403,6 +403,9 @@ impl Content {
     }
 }
 
+/// Bytes of a blob written between two starts of its writeback.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
 /// A blob being written: bytes are hashed as they go to `ingest/`, and [`Ingest::commit`] moves
 /// the file under `blobs/` only when the digest (and size) match.
 pub struct Ingest<'a> {
@@ -434,7 +437,13 @@ impl Ingest<'_> {
         }
         self.file.write_all(bytes).map_err(io_err("write", &self.path))?;
         self.hasher.update(bytes);
+        let before = self.written;
         self.written += bytes.len() as u64;
+        if before / WRITEBACK_EVERY != self.written / WRITEBACK_EVERY {
+            // Best effort, as the unpacker does for big files: commit's fsync waits for less.
+            use std::os::fd::AsFd;
+            let _ = rawsys::start_writeback(self.file.as_fd());
+        }
         Ok(Ok(()))
     }
 

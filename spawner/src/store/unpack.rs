@@ -105,6 +105,10 @@ pub(crate) struct Unpacked {
     pub split: Vec<u8>,
 }
 
+/// Files at least this big start going to disk as soon as they are written, so the syncfs that
+/// ends the unpack waits for less (the bulk of a layer's bytes is in its few big files).
+const EARLY_WRITEBACK: u64 = 128 << 10;
+
 /// Uncompressed bytes handed from the decompressing thread to the unpacking one per message.
 const CHUNK: usize = 256 << 10;
 /// Chunks in flight between the two threads: enough to ride out a burst of small files on one
@@ -597,7 +601,10 @@ impl Unpacker {
             if plain {
                 self.split.borrow_mut().end_file();
             }
-
+            if entry.size() >= EARLY_WRITEBACK {
+                // Best effort: the syncfs at the end is what makes the layer durable.
+                let _ = rawsys::start_writeback(file.as_fd());
+            }
             apply_to_fd(file.as_fd(), meta, &self.xattrs)?;
             futimens(&file, &meta.timestamps()).map_err(op("futimens"))?;
         } else if kind.is_dir() {
