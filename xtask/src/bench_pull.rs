@@ -11,7 +11,7 @@ use crate::util::{apt_install, cmd, output, root, run, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 pub fn pull() -> Result<()> {
     apt_install(&["docker-registry", "skopeo", "podman", "crun", "time", "util-linux"])?;
@@ -99,7 +99,7 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
                 runs.reverse();
             }
             for (name, mut c) in runs {
-                run(&mut cmd("sync"))?;
+                settle(work, spawner)?;
                 let value = crate::bench_run::timed_rss(&mut c).map_err(|e| format!("{name}: {e}"))?;
                 record(name, value);
             }
@@ -115,7 +115,7 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
                     "--",
                     "/bin/true",
                 ]);
-                run(&mut cmd("sync"))?;
+                settle(work, spawner)?;
                 record(
                     "debian: spawner run REF (pull + run)".into(),
                     crate::bench_run::timed_rss(&mut ours)?,
@@ -128,7 +128,7 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
                 );
                 let mut theirs = Command::new("unshare");
                 theirs.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
-                run(&mut cmd("sync"))?;
+                settle(work, spawner)?;
                 record(
                     "debian: podman run REF (pull + run)".into(),
                     crate::bench_run::timed_rss(&mut theirs)?,
@@ -139,7 +139,9 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
     let date = output(cmd("date").arg("+%Y-%m-%d"))?;
     let mut table = format!(
         "Measured {} by `cargo xtask bench pull` (2 cores): from one docker-registry on 127.0.0.1 into a\n\
-         cold store each time, median of {ROUNDS}, order alternating, earlier writes flushed before each.\n\
+         cold store each time, median of {ROUNDS}, order alternating. Before each: writes flushed, the\n\
+         page cache dropped, then the registry's blobs and each tool's binaries read in again (see\n\
+         `settle`: on this VM, first-touched memory is slow, and would tax whichever tool ran first).\n\
          busybox: 3 small gzip layers; debian: a Debian bookworm (debootstrap, podman save), one {:.0} MB\n\
          gzip layer. skopeo only copies blobs to an OCI layout (no unpack); podman pull unpacks into its\n\
          overlay store; spawner pull verifies and unpacks into its layer store. `tar -xzf` of the Debian\n\
@@ -155,6 +157,44 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
     }
     println!("\n{table}");
     crate::util::write_section(&root().join("docs/benchmarks.md"), "pull", &table)?;
+    Ok(())
+}
+
+/// Before each measured command: earlier writes flushed, the page cache dropped, then the
+/// registry's blobs and every tool's binary and libraries read back in. On this VM, memory the guest has not
+/// touched since boot is slow to touch the first time (a page copy into it costs several times
+/// a reused page's), and without the drop whichever tool ran first on fresh memory paid for it.
+/// So every command writes into reused pages, as on a host that has been up a while, and
+/// starts with its binary and the registry's data cached.
+fn settle(work: &Path, spawner: &Path) -> Result<()> {
+    run(&mut cmd("sync"))?;
+    std::fs::write("/proc/sys/vm/drop_caches", "1\n")?;
+    let mut files = vec![spawner.to_path_buf()];
+    for tool in ["skopeo", "podman", "crun", "conmon", "tar", "gzip"] {
+        if let Ok(path) = output(cmd("sh").args(["-c", &format!("command -v {tool}")])) {
+            files.push(path.trim().into());
+        }
+    }
+    // Their shared libraries too (podman's crun and conmon have some).
+    let listed =
+        output(cmd("sh").args(["-c", "ldd $(command -v crun conmon podman skopeo tar gzip) 2>/dev/null"]))
+            .unwrap_or_default();
+    files
+        .extend(listed.split_whitespace().filter(|w| w.starts_with('/') && !w.contains(':')).map(Into::into));
+    let mut stack = vec![work.join("registry")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)?.flatten() {
+            let path = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    for file in files {
+        std::io::copy(&mut std::fs::File::open(&file)?, &mut std::io::sink())?;
+    }
     Ok(())
 }
 
@@ -204,7 +244,7 @@ fn tar_of_layer(work: &Path) -> Result<(f64, u64)> {
     let (size, layer) = biggest.ok_or("no blob in the registry")?;
     let out = work.join("tar-layer");
     std::fs::create_dir_all(&out)?;
-    run(&mut cmd("sync"))?;
+    settle(work, Path::new("/bin/true"))?;
     let script = format!("tar -xzf {} -C {} && sync -f {}", layer.display(), out.display(), out.display());
     let (secs, _) = crate::bench_run::timed_rss(Command::new("sh").args(["-c", &script]))?;
     Ok((secs, size))
