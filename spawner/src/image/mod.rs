@@ -37,7 +37,7 @@ mod docker;
 mod error;
 mod layer;
 mod legacy;
-mod oci;
+pub(crate) mod oci;
 mod platform;
 mod reference;
 mod source;

@@ -20,33 +20,38 @@ const NAME_ANNOTATIONS: &[&str] = &["io.containerd.image.name", "org.opencontain
 /// Index → index nesting allowed before the layout is called malformed.
 const MAX_NESTING: usize = 4;
 
-#[derive(Deserialize)]
+/// An OCI descriptor, as image layouts and registries give them. The size is optional here (some
+/// archive writers leave it out); the registry protocol requires it (see `registry::pull`).
+#[derive(Deserialize, Clone, Debug)]
 #[serde(rename_all = "camelCase")]
-struct Descriptor {
+pub(crate) struct Descriptor {
     #[serde(default)]
-    media_type: Option<String>,
-    digest: Digest,
+    pub media_type: Option<String>,
+    pub digest: Digest,
     #[serde(default)]
-    size: Option<u64>,
+    pub size: Option<u64>,
     #[serde(default)]
-    annotations: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
     #[serde(default)]
-    platform: Option<Platform>,
+    pub platform: Option<Platform>,
 }
 
 /// An index or a manifest. Which one is told by the media type or, when a writer left that out,
 /// by whether it lists `manifests`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct IndexOrManifest {
+pub(crate) struct IndexOrManifest {
+    /// 1 for Docker's long-deprecated schema 1 manifests.
     #[serde(default)]
-    media_type: Option<String>,
+    pub schema_version: Option<u32>,
     #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
+    pub media_type: Option<String>,
     #[serde(default)]
-    config: Option<Descriptor>,
+    pub manifests: Option<Vec<Descriptor>>,
     #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
+    pub config: Option<Descriptor>,
+    #[serde(default)]
+    pub layers: Option<Vec<Descriptor>>,
 }
 
 /// This host as an OCI platform: GOOS/GOARCH names, as image indexes use.

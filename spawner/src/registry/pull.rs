@@ -10,6 +10,7 @@ use super::blob::{read_ahead, BlobStream, ReadAhead, ATTEMPTS};
 use super::client::{Client, Fetched, Options};
 use super::reference::Reference;
 use super::RegistryError;
+use crate::image::oci::{Descriptor, IndexOrManifest as Document};
 use crate::image::{Archive, Digest, Platform};
 use crate::store::content::Content;
 use crate::store::LayerStore;
@@ -46,30 +47,20 @@ pub struct Pulled {
     pub downloaded: usize,
 }
 
-#[derive(Deserialize, Clone)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default)]
-    media_type: Option<String>,
+/// A blob the manifest names, with the size the registry protocol requires of its descriptor.
+struct Blob {
     digest: Digest,
     size: u64,
-    #[serde(default)]
-    platform: Option<Platform>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Document {
-    #[serde(default)]
-    schema_version: Option<u32>,
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
+impl Blob {
+    fn of(reference: &str, d: &Descriptor) -> Result<Blob, RegistryError> {
+        let size = d.size.ok_or_else(|| RegistryError::Unsupported {
+            reference: reference.to_string(),
+            reason: format!("the manifest gives no size for {}", d.digest),
+        })?;
+        Ok(Blob { digest: d.digest.clone(), size })
+    }
 }
 
 #[derive(Deserialize)]
@@ -155,6 +146,9 @@ pub fn pull(
         });
     }
 
+    let config = Blob::of(&name, &config)?;
+    let layers = layers.iter().map(|l| Blob::of(&name, l)).collect::<Result<Vec<_>, _>>()?;
+
     // The config, then the layers whose content the store lacks.
     if !content.has_blob(&config.digest) {
         let config_bytes = retry(|| fetch_small(&client, &config))?;
@@ -178,7 +172,7 @@ pub fn pull(
             reason: format!("the config lists {} layers, the manifest {}", diff_ids.len(), layers.len()),
         });
     }
-    let missing: Vec<(&Descriptor, &Digest)> = layers
+    let missing: Vec<(&Blob, &Digest)> = layers
         .iter()
         .zip(&diff_ids)
         .filter(|(layer, diff_id)| !store.has_layer(diff_id) && !content.has_blob(&layer.digest))
@@ -273,7 +267,7 @@ fn choose<'a>(manifests: &'a [Descriptor], wanted: &Platform) -> Option<&'a Desc
 }
 
 /// A config blob, whole (at most 8 MiB), checked by the content store when put.
-fn fetch_small(client: &Client, blob: &Descriptor) -> Result<Vec<u8>, RegistryError> {
+fn fetch_small(client: &Client, blob: &Blob) -> Result<Vec<u8>, RegistryError> {
     if blob.size > 8 << 20 {
         return Err(RegistryError::Unsupported {
             reference: client.reference().to_string(),
@@ -299,7 +293,7 @@ fn download_all(
     client: &Client,
     store: &LayerStore,
     content: &Content,
-    blobs: &[(&Descriptor, &Digest)],
+    blobs: &[(&Blob, &Digest)],
     jobs: usize,
     progress: &super::progress::Progress,
 ) -> Result<(), RegistryError> {
@@ -343,7 +337,7 @@ fn download(
     store: &LayerStore,
     content: &Content,
     budget: &std::sync::atomic::AtomicU64,
-    blob: &Descriptor,
+    blob: &Blob,
     diff_id: &Digest,
     line: &super::progress::Layer,
 ) -> Result<(), RegistryError> {
@@ -410,7 +404,8 @@ mod tests {
         Descriptor {
             media_type: None,
             digest: Digest::sha256_of(platform.as_bytes()),
-            size: 1,
+            size: Some(1),
+            annotations: None,
             platform: Some(Platform::parse(platform).unwrap()),
         }
     }
@@ -426,6 +421,15 @@ mod tests {
         assert_eq!(pick("linux/arm64").as_deref(), Some("linux/arm64/v8"));
         assert_eq!(pick("linux/s390x"), None);
         assert!(Platform::parse("linux").is_err());
+    }
+
+    #[test]
+    fn a_blob_needs_its_size() {
+        let mut d = desc("linux/amd64");
+        assert_eq!(Blob::of("r", &d).unwrap().size, 1);
+        d.size = None;
+        let e = Blob::of("r", &d).err().unwrap();
+        assert!(e.to_string().starts_with("r: the manifest gives no size for sha256:"), "{e}");
     }
 
     #[test]
