@@ -1077,9 +1077,45 @@ fn save_then_podman_load() {
         "podman has it under its name and ID: {}",
         stderr(&listed)
     );
-    // An image the store did not get whole (its layers were there already) cannot be saved.
     let out = state.run(&["save", "-o", state.0.join("none.tar").to_str().unwrap(), "no-such:1"]);
     assert_eq!(code(&out), 125, "{}", stderr(&out));
     assert!(stderr(&out).contains("no image docker.io/library/no-such:1 in the store"), "{}", stderr(&out));
     assert!(!state.0.join("none.tar").exists(), "nothing written");
+}
+
+/// A pull skips the layers the store has unpacked already (here from `load` of a plain docker
+/// save), so their compressed blobs never come: `save` writes those layers as their plain tar,
+/// made again from the tree, under a rewritten manifest (as `docker save` writes layers), and
+/// the archive runs and loads elsewhere as the same image.
+#[test]
+fn save_of_an_image_whose_layers_were_there_before_the_pull() {
+    let registry = Registry::start("save-kept", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let state = StateDir::new("pull-save-kept");
+    let out = state.run(&["load", "-i", image("busybox-docker.tar").to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let name = format!("{}/library/busybox:latest", registry.host);
+    let out = state.run(&["pull", &name]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stored: Vec<u64> = std::fs::read_dir(state.0.join("store/content/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert!(stored.iter().all(|&len| len < 64 << 10), "no layer blob came, only small ones: {stored:?}");
+    let archive = state.0.join("saved.tar");
+    let out = state.run(&["save", "-o", archive.to_str().unwrap(), &name]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let fresh = StateDir::new("pull-save-kept-load");
+    let out = fresh.run(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = fresh.run(&["run", "--rm", &name, "--", "sh", "-c", "echo saved"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "saved\n"), "{}", stderr(&out));
+    let ids = |s: &StateDir| {
+        let out = s.run(&["images", "-q"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let loaded = ids(&fresh);
+    assert_eq!(loaded.len(), 1, "{loaded:?}");
+    assert!(ids(&state).contains(&loaded[0]), "the same image ID: {loaded:?} vs {:?}", ids(&state));
 }

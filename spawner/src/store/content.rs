@@ -58,6 +58,26 @@ impl Content {
     }
 
     /// Where the layer store keeps the layer whose diff_id is `digest`.
+    /// Whether the layer store keeps an unpacked layer with this diff_id and its tar-split.
+    fn has_split(&self, diff_id: &Digest) -> bool {
+        self.layer_home(diff_id).join(super::split::FILE_NAME).exists()
+    }
+
+    /// The diff_ids a stored config lists.
+    fn diff_ids(&self, config: &Digest) -> Result<Vec<Digest>, StoreError> {
+        let path = self.blob_path(config);
+        let bytes = fs::read(&path).map_err(io_err("read", &path))?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        value["rootfs"]["diff_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d.as_str().unwrap_or("").parse())
+            .collect::<Result<Vec<Digest>, _>>()
+            .map_err(|_| StoreError::Corrupt { path, reason: "a diff_id is not a digest".into() })
+    }
+
     fn layer_home(&self, digest: &Digest) -> PathBuf {
         let store = self.root.parent().unwrap_or(&self.root);
         store.join("layers").join(digest.algorithm().name()).join(digest.hex())
@@ -223,6 +243,8 @@ impl Content {
         let mut docker_index = Vec::new();
         let mut oci_index = Vec::new();
         let mut blobs: Vec<Digest> = Vec::new();
+        // Manifests written for this archive only (see below), by digest.
+        let mut made: std::collections::HashMap<Digest, Vec<u8>> = std::collections::HashMap::new();
         for (name, shown) in names {
             let descriptor = self.lookup(name)?.ok_or_else(|| StoreError::Corrupt {
                 path: self.root.join("index.json"),
@@ -244,23 +266,55 @@ impl Content {
                 })
             };
             let config = digest_of(&manifest["config"])?;
-            let layers = manifest["layers"]
+            let mut layers = manifest["layers"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .map(digest_of)
                 .collect::<Result<Vec<_>, _>>()?;
+            let mut descriptor = descriptor;
+            let mut digest = digest;
+            // A compressed layer that was unpacked already when the image came was not
+            // downloaded: it is saved as its plain tar (made again from its tar-split, digest =
+            // diff_id) under a manifest rewritten to name it, as `docker save` writes layers.
+            let unkept: Vec<usize> = (0..layers.len())
+                .filter(|&i| !self.has_blob(&layers[i]) && !self.has_split(&layers[i]))
+                .collect();
+            if !unkept.is_empty() {
+                let diff_ids = self.diff_ids(&config)?;
+                let mut manifest = manifest.clone();
+                let docker = manifest["mediaType"].as_str().is_some_and(|t| t.contains("docker"));
+                for i in unkept {
+                    let diff_id = diff_ids.get(i).filter(|d| self.has_split(d)).ok_or_else(|| StoreError::Corrupt {
+                        path: self.blob_path(&layers[i]),
+                        reason: format!(
+                            "{name}: the store keeps neither layer blob {} nor a tar-split to make it again (a layer \
+                             unpacked by an older spawner): pull the image into an empty store to save it",
+                            layers[i]
+                        ),
+                    })?;
+                    let home = self.layer_home(diff_id);
+                    let (_, size) = super::split::Reassembled::open(&home)
+                        .map_err(io_err("read", &home))?
+                        .ok_or_else(|| io_err("open", &home)(io::Error::from(io::ErrorKind::NotFound)))?;
+                    manifest["layers"][i] = serde_json::json!({
+                        "mediaType": if docker { DOCKER_TAR } else { OCI_TAR },
+                        "digest": diff_id.to_string(),
+                        "size": size,
+                    });
+                    layers[i] = diff_id.clone();
+                }
+                let bytes = serde_json::to_vec(&manifest).expect("a manifest serializes");
+                digest = Digest::sha256_of(&bytes);
+                descriptor["digest"] = serde_json::json!(digest.to_string());
+                descriptor["size"] = serde_json::json!(bytes.len());
+                made.insert(digest.clone(), bytes);
+            }
             for blob in std::iter::once(&config).chain(&layers) {
-                // A layer kept unpacked (loaded, or there before the pull) is made again from
-                // its tree and tar-split when its digest is that of the plain tar (its diff_id).
-                if !self.has_blob(blob) && !self.layer_home(blob).join(super::split::FILE_NAME).exists() {
+                if !self.has_blob(blob) && !self.has_split(blob) {
                     return Err(StoreError::Corrupt {
                         path: self.blob_path(blob),
-                        reason: format!(
-                            "{name}: the store keeps neither blob {blob} nor a tar-split to make it again (a compressed \
-                             layer that was unpacked already when the image came, or one unpacked by an older \
-                             spawner): pull the image into an empty store to save it"
-                        ),
+                        reason: format!("{name}: the store does not keep blob {blob}"),
                     });
                 }
             }
@@ -271,7 +325,7 @@ impl Content {
                 "RepoTags": tags,
                 "Layers": layers.iter().map(path).collect::<Vec<_>>(),
             }));
-            let mut d = descriptor.clone();
+            let mut d = descriptor;
             d["annotations"] = serde_json::json!({ REF_ANNOTATION: shown, NAME_ANNOTATION: name });
             oci_index.push(d);
             blobs.push(digest);
@@ -296,6 +350,10 @@ impl Content {
             add("oci-layout", 30, &mut &br#"{"imageLayoutVersion":"1.0.0"}"#[..])?;
             for blob in &blobs {
                 let name = format!("blobs/sha256/{}", blob.hex());
+                if let Some(bytes) = made.get(blob) {
+                    add(&name, bytes.len() as u64, &mut &bytes[..])?;
+                    continue;
+                }
                 let path = self.blob_path(blob);
                 if !path.exists() {
                     let home = self.layer_home(blob);
@@ -405,6 +463,10 @@ impl Content {
 
 /// Bytes of a blob written between two starts of its writeback.
 const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Media types of a plain (uncompressed) layer tar.
+const OCI_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+const DOCKER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
 /// A blob being written: bytes are hashed as they go to `ingest/`, and [`Ingest::commit`] moves
 /// the file under `blobs/` only when the digest (and size) match.
