@@ -533,15 +533,7 @@ impl LayerStore {
                 return Ok(diff_id.clone());
             }
             let unpacked = self.unpack(archive, layer, &lock_name(diff_id), budget)?;
-            if unpacked.info.diff_id != *diff_id {
-                return Err(StoreError::DigestMismatch {
-                    layer: unpacked.info.source,
-                    what: "diff_id",
-                    expected: diff_id.clone(),
-                    actual: unpacked.info.diff_id,
-                });
-            }
-            self.commit(unpacked)?;
+            self.commit_checked(unpacked, diff_id)?;
             return Ok(diff_id.clone());
         }
 
@@ -692,17 +684,22 @@ impl LayerStore {
         let used = before - left;
         let _ = budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(used)));
         finish(blob)?;
+        self.commit_checked(unpacked, diff_id)?;
+        Ok(None)
+    }
+
+    /// Moves an unpack into place if it is the layer `diff_id` names. The caller holds the
+    /// layer's lock.
+    fn commit_checked(&self, unpacked: Unpacked, diff_id: &Digest) -> Result<(), StoreError> {
         if unpacked.info.diff_id != *diff_id {
             return Err(StoreError::DigestMismatch {
                 layer: unpacked.info.source,
                 what: "diff_id",
                 expected: diff_id.clone(),
                 actual: unpacked.info.diff_id,
-            }
-            .into());
+            });
         }
-        self.commit(unpacked)?;
-        Ok(None)
+        self.commit(unpacked)
     }
 
     /// Moves a verified unpack into place. The caller holds the layer's lock.
