@@ -555,19 +555,6 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     process::check_overrides(&opts.overrides).map_err(RunError)?;
     let rotation = logs::Rotation::parse(&opts.log_opts).map_err(RunError)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
-    let mut devices = devices::open(&opts.devices)?;
-    // --privileged: the host's devices, as Docker gives them (not those given with --device again).
-    if opts.security.privileged {
-        let given: Vec<PathBuf> = devices.iter().map(|d| d.device.container.clone()).collect();
-        devices.extend(
-            devices::open_host_devices().into_iter().filter(|d| !given.contains(&d.device.container)),
-        );
-    }
-    // Resolved (and compiled by the core) while spawner has one thread; see `container::run`.
-    let seccomp = security::seccomp_profile(&opts.security).map_err(RunError)?;
-    let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
-    let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
-    let pulled = opts.pull.as_ref().map(|p| ensure_pulled(p, &store)).transpose()?;
     // A new container's name is this run's from here until its directory has it.
     let (id, dir_name, mut reserved) = match &launch.existing {
         Some(c) => (c.record.id.clone(), c.record.name.clone(), None),
@@ -581,10 +568,25 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         }
     };
     let short_id = &id[..12];
+    // The network namespace (for a bridge: lease, namespace, veth, address, route) is made on a
+    // thread of its own from here on, as early as its inputs allow: it is the longest part of a
+    // bridged start, and everything below overlaps it.
     let mut net = NetThread(
         (opts.network.mode != Mode::Host)
             .then(|| network::attach(&opts.state_dir, &dir_name, &id, &opts.network)),
     );
+    let mut devices = devices::open(&opts.devices)?;
+    // --privileged: the host's devices, as Docker gives them (not those given with --device again).
+    if opts.security.privileged {
+        let given: Vec<PathBuf> = devices.iter().map(|d| d.device.container.clone()).collect();
+        devices.extend(
+            devices::open_host_devices().into_iter().filter(|d| !given.contains(&d.device.container)),
+        );
+    }
+    let seccomp = security::seccomp_profile(&opts.security).map_err(RunError)?;
+    let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
+    let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
+    let pulled = opts.pull.as_ref().map(|p| ensure_pulled(p, &store)).transpose()?;
     let archive = Archive::open(&opts.archive)?;
     let image = archive.select(pulled.as_deref().or(opts.image.as_deref()))?;
     log::debug!("archive indexed");
