@@ -471,6 +471,9 @@ enum Fault {
     /// The first blob response bigger than N bytes stops sending after N bytes of its body,
     /// the connection left open (for 100 s: longer than any test waits).
     StallBlobAfter(u64),
+    /// As `CutBlobAfter`, and Range headers are dropped on the way: the resumed request gets the
+    /// whole blob again, as from a server without range support.
+    CutAndIgnoreRanges(u64),
 }
 
 /// An HTTP proxy on 127.0.0.1 in front of a registry that breaks things on purpose, and logs
@@ -492,7 +495,7 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let (upstream, log2, stop2) = (upstream.to_string(), log.clone(), stop.clone());
         let faults_left = Arc::new(AtomicUsize::new(match fault {
-            Fault::CutBlobAfter(_) | Fault::StallBlobAfter(_) => 1,
+            Fault::CutBlobAfter(_) | Fault::StallBlobAfter(_) | Fault::CutAndIgnoreRanges(_) => 1,
             Fault::Unavailable(n) => n,
         }));
         std::thread::spawn(move || {
@@ -566,6 +569,9 @@ fn proxy_one(
     let mut forwarded: String = text
         .split("\r\n")
         .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .filter(|l| {
+            !(matches!(fault, Fault::CutAndIgnoreRanges(_)) && l.to_ascii_lowercase().starts_with("range:"))
+        })
         .map(|l| format!("{l}\r\n"))
         .collect();
     forwarded += "Connection: close\r\n\r\n";
@@ -582,7 +588,9 @@ fn proxy_one(
         })
         .unwrap_or(0);
     let cut = match fault {
-        Fault::CutBlobAfter(n) | Fault::StallBlobAfter(n) if path.contains("/blobs/") && length > n => {
+        Fault::CutBlobAfter(n) | Fault::StallBlobAfter(n) | Fault::CutAndIgnoreRanges(n)
+            if path.contains("/blobs/") && length > n =>
+        {
             faults_left
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
                 .is_ok()
@@ -652,6 +660,27 @@ fn a_broken_download_resumes_where_it_stopped() {
         "one Range request from the byte the connection broke at: {:?}",
         proxy.requests()
     );
+    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+}
+
+/// A connection that breaks in the middle of a layer, then a server that ignores the Range the
+/// resumed request sends (a 200 with the whole blob): the bytes already unpacked are read again
+/// and dropped, and the image is whole.
+#[test]
+fn a_resumed_download_from_a_server_without_ranges_skips_what_it_had() {
+    let registry = Registry::start("no-range", false);
+    registry.push(&docker_archive("busybox-docker.tar"), "library/busybox:latest");
+    let proxy = FaultProxy::start(&registry.host, Fault::CutAndIgnoreRanges(300_000));
+    let state = StateDir::new("pull-no-range");
+    let name = format!("{}/library/busybox:latest", proxy.host);
+    let out = state.run(&["pull", &name]);
+    assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
+    let asked =
+        proxy.requests().iter().filter(|r| r.to_ascii_lowercase().contains("[range: bytes=300000-]")).count();
+    assert_eq!(asked, 1, "the pull asked for the rest: {:?}", proxy.requests());
+    let out = state.run(&["images", "--verify"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
     assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
 }
