@@ -518,6 +518,22 @@ impl FaultProxy {
     fn requests(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
+
+    /// How many requests asked for a blob from byte `from` on.
+    fn range_requests(&self, from: u64) -> usize {
+        let wanted = format!("[range: bytes={from}-]");
+        self.requests().iter().filter(|r| r.to_ascii_lowercase().contains(&wanted)).count()
+    }
+}
+
+/// The pulled image `name` is whole: its layers verify (when `verify`) and it runs.
+fn assert_whole(state: &StateDir, name: &str, verify: bool) {
+    if verify {
+        let out = state.run(&["images", "--verify"]);
+        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    }
+    let out = state.run(&["run", "--rm", name, "--", "sh", "-c", "echo whole"]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
 }
 
 impl Drop for FaultProxy {
@@ -649,19 +665,13 @@ fn a_broken_download_resumes_where_it_stopped() {
     let name = format!("{}/library/busybox:latest", proxy.host);
     let out = state.run(&["pull", &name]);
     assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
-    let resumed: Vec<String> = proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.to_ascii_lowercase().contains("[range: bytes=300000-]"))
-        .collect();
     assert_eq!(
-        resumed.len(),
+        proxy.range_requests(300_000),
         1,
         "one Range request from the byte the connection broke at: {:?}",
         proxy.requests()
     );
-    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+    assert_whole(&state, &name, false);
 }
 
 /// A connection that breaks in the middle of a layer, then a server that ignores the Range the
@@ -676,13 +686,8 @@ fn a_resumed_download_from_a_server_without_ranges_skips_what_it_had() {
     let name = format!("{}/library/busybox:latest", proxy.host);
     let out = state.run(&["pull", &name]);
     assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
-    let asked =
-        proxy.requests().iter().filter(|r| r.to_ascii_lowercase().contains("[range: bytes=300000-]")).count();
-    assert_eq!(asked, 1, "the pull asked for the rest: {:?}", proxy.requests());
-    let out = state.run(&["images", "--verify"]);
-    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
-    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+    assert_eq!(proxy.range_requests(300_000), 1, "the pull asked for the rest: {:?}", proxy.requests());
+    assert_whole(&state, &name, true);
 }
 
 /// A connection that stalls in the middle of a layer (open, sending nothing): the pull gives up
@@ -700,14 +705,13 @@ fn a_stalled_download_is_given_up_and_resumed() {
     // Killed after 40 s: a pull that waits on the stalled connection never ends by itself.
     let out = wait_or_kill(cmd.spawn().unwrap(), Duration::from_secs(40));
     assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
-    let resumed = proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.to_ascii_lowercase().contains("[range: bytes=300000-]"))
-        .count();
-    assert_eq!(resumed, 1, "resumed from the byte it stalled at: {:?}", proxy.requests());
-    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+    assert_eq!(
+        proxy.range_requests(300_000),
+        1,
+        "resumed from the byte it stalled at: {:?}",
+        proxy.requests()
+    );
+    assert_whole(&state, &name, false);
 }
 
 /// A pull killed in the middle of a layer keeps what it had downloaded: the next pull unpacks
@@ -740,16 +744,13 @@ fn a_killed_pull_is_resumed_by_the_next() {
     first.wait().unwrap();
     let out = state.run(&["pull", &name]);
     assert_eq!(code(&out), 0, "{}\n{:?}", stderr(&out), proxy.requests());
-    let resumed = proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.to_ascii_lowercase().contains(&format!("[range: bytes={kept}-]")))
-        .count();
-    assert_eq!(resumed, 1, "resumed from the byte the first pull had: {:?}", proxy.requests());
-    let out = state.run(&["images", "--verify"]);
-    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
-    let out = state.run(&["run", "--rm", &name, "--", "sh", "-c", "echo whole"]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (0, "whole\n"), "{}", stderr(&out));
+    assert_eq!(
+        proxy.range_requests(kept),
+        1,
+        "resumed from the byte the first pull had: {:?}",
+        proxy.requests()
+    );
+    assert_whole(&state, &name, true);
 }
 
 /// A registry that answers 503 a few times: the pull tries again, with backoff, and succeeds.

@@ -92,6 +92,18 @@ impl<R: BufRead> Decompressor<R> {
     }
 }
 
+impl<R: Read> Decompressor<io::BufReader<R>> {
+    /// Buffers `blob` (`capacity` bytes) and wraps it in the decoder its first bytes call for.
+    /// The inner `Err` names a compression that is recognised but not supported (xz, bzip2).
+    pub fn sniffed(blob: R, capacity: usize) -> io::Result<Result<Self, &'static str>> {
+        let mut blob = io::BufReader::with_capacity(capacity, blob);
+        match Compression::sniff(&mut blob)? {
+            Ok(compression) => Decompressor::new(blob, compression).map(Ok),
+            Err(format) => Ok(Err(format)),
+        }
+    }
+}
+
 impl<R: BufRead> Read for Decompressor<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

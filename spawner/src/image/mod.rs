@@ -260,15 +260,13 @@ impl Archive {
         layer: &LayerRef,
         blob: R,
     ) -> Result<Decompressor<BufReader<R>>, ImageError> {
-        let mut blob = BufReader::with_capacity(BLOB_BUFFER, blob);
-        let compression = Compression::sniff(&mut blob)
-            .map_err(|e| self.io_error(&layer.member, e))?
-            .map_err(|format| ImageError::UnsupportedCompression {
+        Decompressor::sniffed(blob, BLOB_BUFFER).map_err(|e| self.io_error(&layer.member, e))?.map_err(
+            |format| ImageError::UnsupportedCompression {
                 archive: self.path.clone(),
                 member: layer.member.clone(),
                 format,
-            })?;
-        Decompressor::new(blob, compression).map_err(|e| self.io_error(&layer.member, e))
+            },
+        )
     }
 
     /// Opens a layer as a stream of its uncompressed tar. Memory use does not grow with the

@@ -179,7 +179,8 @@ pub fn pull(
         .collect();
     download_all(&client, store, &content, &missing, options.jobs.max(1), &progress)?;
 
-    // Named only now, every blob it needs in place; then unpacked as any stored image.
+    // Named only now, every blob it needs in place and its layers unpacked; then recorded as any
+    // stored image.
     content.put(&digest, &bytes)?;
     let descriptor = serde_json::json!({
         "mediaType": media_type.unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into()),

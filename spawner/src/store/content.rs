@@ -15,7 +15,7 @@
 use super::error::io_err;
 use super::lock::{LockFile, LockMode};
 use super::{sync_dir, write_atomic, StoreError};
-use crate::image::{Digest, DigestReader, Hasher};
+use crate::image::{Digest, DigestReader, Hasher, ImageConfig};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
@@ -67,15 +67,9 @@ impl Content {
     fn diff_ids(&self, config: &Digest) -> Result<Vec<Digest>, StoreError> {
         let path = self.blob_path(config);
         let bytes = fs::read(&path).map_err(io_err("read", &path))?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-        value["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|d| d.as_str().unwrap_or("").parse())
-            .collect::<Result<Vec<Digest>, _>>()
-            .map_err(|_| StoreError::Corrupt { path, reason: "a diff_id is not a digest".into() })
+        let config: ImageConfig = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { path, reason: e.to_string() })?;
+        Ok(config.diff_ids().unwrap_or_default().to_vec())
     }
 
     fn layer_home(&self, digest: &Digest) -> PathBuf {

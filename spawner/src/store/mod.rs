@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::{Algorithm, Archive, Compression, Decompressor, Digest, DigestReader, Image, LayerRef};
+use crate::image::{Algorithm, Archive, Decompressor, Digest, DigestReader, Image, LayerRef};
 use error::io_err;
 pub use error::StoreError;
 use lock::{LockFile, LockMode};
@@ -424,23 +424,17 @@ impl LayerStore {
         if format == tree::Format::SizeOnly {
             // The contents: the tar stream made again from them must be the layer's own.
             let home = self.layer_home(diff_id);
-            let remade = match split::Reassembled::open(&home) {
-                Ok(Some((stream, _))) => DigestReader::new(stream, diff_id.algorithm()).finish(),
-                Ok(None) => Err(io::Error::new(io::ErrorKind::NotFound, "no tar-split")),
-                Err(e) => Err(e),
+            let remade = split::Reassembled::open(&home)
+                .and_then(|found| {
+                    found.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no tar-split"))
+                })
+                .and_then(|(stream, _)| DigestReader::new(stream, diff_id.algorithm()).finish());
+            let problem = match remade {
+                Ok((digest, _, _)) if digest == *diff_id => return Ok(()),
+                Ok((digest, _, _)) => format!("their tar stream is {digest}"),
+                Err(e) => e.to_string(),
             };
-            match remade {
-                Ok((digest, _, _)) if digest == *diff_id => {}
-                Ok((digest, _, _)) => {
-                    return Err(format!(
-                        "{}: files differ from what was unpacked (their tar stream is {digest})",
-                        dir.display()
-                    ))
-                }
-                Err(e) => {
-                    return Err(format!("{}: files differ from what was unpacked ({e})", dir.display()))
-                }
-            }
+            return Err(format!("{}: files differ from what was unpacked ({problem})", dir.display()));
         }
         Ok(())
     }
@@ -663,14 +657,14 @@ impl LayerStore {
             return Ok(Some(blob));
         }
         let read_error = |e| StoreError::LayerRead { layer: source.to_owned(), source: e };
-        let mut reader = BufReader::with_capacity(HASH_BUFFER, DigestReader::hashing_if(&mut blob, None));
-        let compression = Compression::sniff(&mut reader).map_err(read_error)?.map_err(|format| {
-            read_error(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{format} compression is not supported"),
-            ))
-        })?;
-        let stream = Decompressor::new(reader, compression).map_err(read_error)?;
+        let stream = Decompressor::sniffed(DigestReader::hashing_if(&mut blob, None), HASH_BUFFER)
+            .map_err(read_error)?
+            .map_err(|format| {
+                read_error(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("{format} compression is not supported"),
+                ))
+            })?;
         let mut left = budget.load(Ordering::Relaxed);
         let before = left;
         let (unpacked, _) = self.unpack_stream(
