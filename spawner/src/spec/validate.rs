@@ -32,6 +32,7 @@ pub fn load(bundle: &Path) -> Result<Config, SpecError> {
     if beyond.freebsd.is_some() {
         return Err(SpecError::unsupported("freebsd"));
     }
+    beyond.device_numbers()?;
     validate(&spec, bundle)
 }
 
@@ -68,11 +69,48 @@ pub fn load_resources(path: &Path, text: Option<Vec<u8>>) -> Result<Limits, Spec
     super::resources::resources(&resources)
 }
 
-/// Fields of the runtime spec that oci-spec 0.9 does not have, and so would drop unseen.
+/// What oci-spec 0.9 drops unseen: fields it does not have, and whether fields it defaults were
+/// given at all.
 #[derive(Deserialize)]
 struct BeyondOciSpec {
     /// Runtime spec 1.3's FreeBSD platform.
     freebsd: Option<serde::de::IgnoredAny>,
+    linux: Option<BeyondLinux>,
+}
+
+#[derive(Deserialize)]
+struct BeyondLinux {
+    devices: Option<Vec<DeviceNumbers>>,
+}
+
+/// A `linux.devices` entry's numbers as given: oci-spec reads a missing one as 0.
+#[derive(Deserialize)]
+struct DeviceNumbers {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    major: Option<serde::de::IgnoredAny>,
+    minor: Option<serde::de::IgnoredAny>,
+}
+
+impl BeyondOciSpec {
+    /// "`major, minor` (int64, REQUIRED unless `type` is `p`)".
+    fn device_numbers(&self) -> Result<(), SpecError> {
+        let devices = self.linux.as_ref().and_then(|l| l.devices.as_deref()).unwrap_or_default();
+        for (i, d) in devices.iter().enumerate() {
+            if d.kind.as_deref() == Some("p") {
+                continue;
+            }
+            for (field, given) in [("major", d.major.is_some()), ("minor", d.minor.is_some())] {
+                if !given {
+                    return Err(SpecError::invalid(
+                        format!("linux.devices[{i}].{field}"),
+                        "required for a device node (type c, u or b)",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The [`Config`] a spec describes, with relative paths resolved against `bundle` (the bundle
@@ -153,8 +191,20 @@ pub fn validate(spec: &oci::Spec, bundle: &Path) -> Result<Config, SpecError> {
             Some(h) => hooks::hooks(h)?,
             None => Default::default(),
         },
-        annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        annotations: annotations(spec.annotations().as_ref())?,
     })
+}
+
+/// `annotations`: "Keys MUST NOT be an empty string"; any other key is kept, known or not.
+fn annotations(
+    map: Option<&std::collections::HashMap<String, String>>,
+) -> Result<BTreeMap<String, String>, SpecError> {
+    let map: BTreeMap<String, String> =
+        map.into_iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect();
+    match map.contains_key("") {
+        true => Err(SpecError::invalid("annotations", "a key is an empty string")),
+        false => Ok(map),
+    }
 }
 
 /// `ociVersion`: SemVer with major version 1 (`1.0.2`, `1.2.1`, `1.0.0-rc5`, `1.3.0+dev`).
