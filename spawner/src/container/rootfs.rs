@@ -224,6 +224,18 @@ pub fn attach_in_root(root: BorrowedFd<'_>, tree: &OwnedFd, path: &Path, kind: T
     attach(tree, target.as_fd(), &path.display().to_string())
 }
 
+/// `/dev/console` for a process with a terminal, after pivot_root: the pty's slave bound over it
+/// (made as a file where missing), as the spec's default devices ask ("/dev/console is set up if
+/// terminal is enabled in the config by bind mounting the pseudoterminal pty to /dev/console").
+pub fn bind_console(slave: BorrowedFd<'_>) -> Result<()> {
+    let root = fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .context(|| "open /".into())?;
+    let flags =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH;
+    let tree = open_tree(slave, "", flags).context(|| "open_tree of the terminal".into())?;
+    attach_in_root(root.as_fd(), &tree, Path::new("/dev/console"), Target::File)
+}
+
 /// A small detached tmpfs holding `files` (never attached anywhere itself, on Linux 6.15+), for
 /// [`bind_etc_files`]. spawner makes it before the container's process exists (the new mount API's
 /// detached mounts can be attached in another mount namespace), off the start-up path.
@@ -449,7 +461,25 @@ pub fn execute(
                     Mode::from_raw_mode(*mode),
                     fs::makedev(*major, *minor),
                 ) {
-                    Ok(()) | Err(Errno::EXIST) => {}
+                    Ok(()) => {}
+                    // "If a file already exists at `path` that does not match the requested
+                    // device, the runtime MUST generate an error."
+                    Err(Errno::EXIST) => {
+                        let st = fs::statat(&parent, &name, fs::AtFlags::SYMLINK_NOFOLLOW)
+                            .context(|| format!("stat {}", target.display()))?;
+                        let same_type = FileType::from_raw_mode(st.st_mode) == file_type;
+                        let same_number =
+                            file_type == FileType::Fifo || st.st_rdev == fs::makedev(*major, *minor);
+                        if !(same_type && same_number) {
+                            return Err(MountError {
+                                what: format!(
+                                    "linux.devices: {} is there already and is not the device asked for",
+                                    target.display()
+                                ),
+                                errno: Errno::EXIST,
+                            });
+                        }
+                    }
                     Err(e) => {
                         return Err(MountError { what: format!("mknod {}", target.display()), errno: e })
                     }
