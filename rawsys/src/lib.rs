@@ -22,7 +22,7 @@ pub const SIG_BLOCK_ALL: SigSet = !0;
 mod nr {
     pub use linux_raw_sys::general::{
         __NR_clock_gettime, __NR_clone, __NR_close_range, __NR_execve, __NR_execveat, __NR_exit_group,
-        __NR_kill, __NR_personality, __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_signalfd4,
+        __NR_ioctl, __NR_kill, __NR_personality, __NR_rt_sigaction, __NR_rt_sigprocmask, __NR_signalfd4,
         __NR_sync_file_range,
     };
 }
@@ -165,6 +165,16 @@ pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
 pub fn personality(persona: u32) -> Result<u32, Errno> {
     // SAFETY: a plain integer argument.
     unsafe { check(syscall(nr::__NR_personality, [persona as usize, 0, 0, 0, 0])) }.map(|old| old as u32)
+}
+
+/// The kind of namespace a namespace file (`/proc/PID/ns/*`, or a bind mount of one) refers to,
+/// as its `CLONE_NEW*` flag (ioctl NS_GET_NSTYPE, Linux 4.11).
+pub fn namespace_type(fd: rustix::fd::BorrowedFd<'_>) -> Result<u32, Errno> {
+    const NS_GET_NSTYPE: usize = 0xb703;
+    use rustix::fd::AsRawFd;
+    // SAFETY: an ioctl with no argument; the fd is borrowed, so it stays open for the call.
+    unsafe { check(syscall(nr::__NR_ioctl, [fd.as_raw_fd() as usize, NS_GET_NSTYPE, 0, 0, 0])) }
+        .map(|t| t as u32)
 }
 
 /// execve(2); returns only on failure.

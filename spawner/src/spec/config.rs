@@ -178,6 +178,22 @@ pub enum NamespaceKind {
     Time,
 }
 
+impl NamespaceKind {
+    /// The spec's name of the kind (`linux.namespaces[].type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NamespaceKind::Mount => "mount",
+            NamespaceKind::Pid => "pid",
+            NamespaceKind::Network => "network",
+            NamespaceKind::Ipc => "ipc",
+            NamespaceKind::Uts => "uts",
+            NamespaceKind::User => "user",
+            NamespaceKind::Cgroup => "cgroup",
+            NamespaceKind::Time => "time",
+        }
+    }
+}
+
 /// One of `linux.namespaces`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {

@@ -12,7 +12,7 @@ pub(super) fn namespaces(list: &[oci::LinuxNamespace]) -> Result<Vec<Namespace>,
         if let Some(first) = out.iter().position(|n| n.kind == kind) {
             return Err(SpecError::invalid(
                 format!("linux.namespaces[{i}].type"),
-                format!("{:?} is given twice (also linux.namespaces[{first}])", name(kind)),
+                format!("{:?} is given twice (also linux.namespaces[{first}])", kind.name()),
             ));
         }
         let path = match ns.path().as_deref() {
@@ -37,20 +37,6 @@ fn kind(typ: oci::LinuxNamespaceType) -> NamespaceKind {
         T::User => NamespaceKind::User,
         T::Cgroup => NamespaceKind::Cgroup,
         T::Time => NamespaceKind::Time,
-    }
-}
-
-/// The spec's name of a kind (`linux.namespaces[].type`).
-pub(super) fn name(kind: NamespaceKind) -> &'static str {
-    match kind {
-        NamespaceKind::Mount => "mount",
-        NamespaceKind::Pid => "pid",
-        NamespaceKind::Network => "network",
-        NamespaceKind::Ipc => "ipc",
-        NamespaceKind::Uts => "uts",
-        NamespaceKind::User => "user",
-        NamespaceKind::Cgroup => "cgroup",
-        NamespaceKind::Time => "time",
     }
 }
 
