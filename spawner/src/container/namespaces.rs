@@ -56,7 +56,7 @@ pub fn open_paths(config: &Config) -> Result<Vec<(NamespaceKind, OwnedFd)>, Stri
             .map_err(|e| format!("linux.namespaces: {}: not a namespace: {e}", path.display()))?;
         if is != clone_flag(ns.kind) {
             return Err(format!(
-                "linux.namespaces: {} is not a {} namespace",
+                "linux.namespaces: {} is not a namespace of type {}",
                 path.display(),
                 ns.kind.name()
             ));
