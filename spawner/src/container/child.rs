@@ -203,7 +203,7 @@ fn setup_and_exec(plan: ChildPlan<'_>, go: OwnedFd, errors: &OwnedFd) -> Result<
     std::mem::forget(plan.stdio);
     close_inherited(&keep)?;
     if let Some(socket) = &console {
-        super::tty::attach_in_container(socket, process.console_size)?;
+        super::tty::attach_in_container(socket, process.console_size, true)?;
     }
     if let Some(persona) = config.personality {
         rawsys::personality(persona).map_err(|e| format!("personality({persona:#x}): {e}"))?;

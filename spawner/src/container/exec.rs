@@ -207,7 +207,7 @@ fn setup(
     keep.extend((3..3 + preserve_fds).map(|fd| fd as i32));
     child::close_inherited(&keep)?;
     if let Some(socket) = &console {
-        super::tty::attach_in_container(socket, process.console_size)?;
+        super::tty::attach_in_container(socket, process.console_size, false)?;
     }
     let plan = ProcessPlan {
         process,

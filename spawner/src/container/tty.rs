@@ -16,7 +16,9 @@ pub fn socket_pair() -> Result<(OwnedFd, OwnedFd), String> {
 
 /// In the container (after pivot_root): opens a pty from /dev/ptmx, makes the slave the controlling
 /// terminal and stdio of this process (already a session leader), and sends the master to spawner.
-pub fn attach_in_container(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), String> {
+/// The container's first process (`console`) also gets it bound over /dev/console; an exec'd one
+/// does not.
+pub fn attach_in_container(socket: &OwnedFd, size: Option<(u16, u16)>, console: bool) -> Result<(), String> {
     let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
         .map_err(|e| format!("open /dev/ptmx: {e}"))?;
     if let Some((rows, cols)) = size {
@@ -33,6 +35,9 @@ pub fn attach_in_container(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result
     )
     .map_err(|e| format!("open {}: {e}", name.to_string_lossy()))?;
     rustix::process::ioctl_tiocsctty(&slave).map_err(|e| format!("TIOCSCTTY: {e}"))?;
+    if console {
+        super::rootfs::bind_console(rustix::fd::AsFd::as_fd(&slave)).map_err(|e| e.to_string())?;
+    }
     for fd in 0..3 {
         // SAFETY: fds 0-2 are this process's stdio, replaced before anything else uses them.
         let mut target = unsafe { <OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(fd) };
