@@ -334,9 +334,7 @@ fn kill_and_wait(state: &ContainerState) {
     let pid = state.saved.pid;
     let _ = rawsys::kill(pid, 9);
     for _ in 0..1000 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat.rfind(')').is_some_and(|i| stat[i + 1..].trim_start().starts_with('Z'));
-        if !state.alive() || zombie {
+        if !state.alive() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

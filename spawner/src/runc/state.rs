@@ -103,9 +103,11 @@ impl ContainerState {
         std::fs::rename(&tmp, self.dir.join(STATE_FILE)).map_err(|e| format!("{}: {e}", self.dir.display()))
     }
 
-    /// Whether the process `create` made is still the one at its pid.
+    /// Whether the process `create` made is still the one at its pid, and has not exited: a
+    /// zombie its parent has yet to reap is stopped, as runc counts it.
     pub fn alive(&self) -> bool {
-        self.saved.pid > 0 && start_time(self.saved.pid) == Some(self.saved.start_time)
+        self.saved.pid > 0
+            && matches!(stat(self.saved.pid), Some((state, start)) if start == self.saved.start_time && !matches!(state, 'Z' | 'X'))
     }
 
     pub fn status(&self) -> Status {
@@ -158,10 +160,16 @@ impl ContainerState {
 
 /// Field 22 of /proc/PID/stat (the start time in clock ticks since boot).
 pub fn start_time(pid: i32) -> Option<u64> {
+    stat(pid).map(|(_, start)| start)
+}
+
+/// Fields 3 (the state: `R`, `S`, `Z`…) and 22 (the start time) of /proc/PID/stat.
+fn stat(pid: i32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut rest = stat[stat.rfind(')')? + 2..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.nth(18)?.parse().ok()?))
 }
 
 pub use crate::clock::now_rfc3339;
