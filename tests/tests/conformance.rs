@@ -48,6 +48,16 @@ fn runs(rt: &Runc, id: &str, must: &str, args: &[&str], expected: &str, edit: im
     assert_eq!((status, out.as_str()), (0, expected), "{must}\n{err}");
 }
 
+/// A cgroupsPath below this test's own memory cgroup (the one hierarchy delegated here), and its
+/// directory: (path, directory).
+fn test_cgroup(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let own = own_memory_cgroup().expect("no memory cgroup in /proc/self/cgroup");
+    let rel = own.strip_prefix("/sys/fs/cgroup/memory").expect("a v1 memory hierarchy (this host is hybrid)");
+    let path = Path::new("/").join(rel).join(format!("{name}-{}", std::process::id()));
+    let dir = Path::new("/sys/fs/cgroup/memory").join(path.strip_prefix("/").unwrap());
+    (path, dir)
+}
+
 fn sh(script: &str) -> [&str; 3] {
     ["sh", "-c", script]
 }
@@ -304,10 +314,7 @@ fn devices_default_devices_and_dev_links() {
 #[test]
 fn cgroups_path_attach_refuse_and_remove() {
     let rt = Runc::new("conf-cgroup");
-    let own = own_memory_cgroup().expect("no memory cgroup in /proc/self/cgroup");
-    let rel = own.strip_prefix("/sys/fs/cgroup/memory").expect("a v1 memory hierarchy (this host is hybrid)");
-    let path = Path::new("/").join(rel).join(format!("conformance-{}", std::process::id()));
-    let dir = Path::new("/sys/fs/cgroup/memory").join(path.strip_prefix("/").unwrap());
+    let (path, dir) = test_cgroup("conformance");
 
     let must = "In the case of an absolute path (starting with `/`), the runtime MUST take the path to be \
                 relative to the cgroups mount point";
@@ -492,10 +499,7 @@ fn operations_and_lifecycle() {
 #[test]
 fn a_failed_create_leaves_nothing() {
     let rt = Runc::new("conf-fail");
-    let own = own_memory_cgroup().expect("no memory cgroup in /proc/self/cgroup");
-    let rel = own.strip_prefix("/sys/fs/cgroup/memory").expect("a v1 memory hierarchy (this host is hybrid)");
-    let path = Path::new("/").join(rel).join(format!("conformance-fail-{}", std::process::id()));
-    let dir = Path::new("/sys/fs/cgroup/memory").join(path.strip_prefix("/").unwrap());
+    let (path, dir) = test_cgroup("conformance-fail");
     let must = "If the runtime cannot apply a property as specified in the configuration, it MUST generate \
                 an error and a new container MUST NOT be created";
     let bundle = rt.bundle("f", &["true"], |c| {

@@ -265,23 +265,14 @@ fn add_mount(plan: &mut Plan, mount: &Mount) {
 
 /// The clone(2) flags for the namespaces the config makes new (not those joined by path). The
 /// cgroup namespace is left out: the container's first process unshares it once it is in its
-/// cgroup, so that the cgroup becomes its root.
+/// cgroup, so that the cgroup becomes its root; so is the time namespace, whose clock offsets
+/// must be written before anything runs in it.
 pub fn clone_flags(config: &Config) -> u64 {
-    use linux_raw_sys::general as g;
     config
         .namespaces
         .iter()
-        .filter(|ns| ns.path.is_none())
-        .map(|ns| match ns.kind {
-            NamespaceKind::Mount => g::CLONE_NEWNS,
-            NamespaceKind::Pid => g::CLONE_NEWPID,
-            NamespaceKind::Network => g::CLONE_NEWNET,
-            NamespaceKind::Ipc => g::CLONE_NEWIPC,
-            NamespaceKind::Uts => g::CLONE_NEWUTS,
-            NamespaceKind::User => g::CLONE_NEWUSER,
-            NamespaceKind::Cgroup | NamespaceKind::Time => 0,
-        } as u64)
-        .fold(0, |flags, f| flags | f)
+        .filter(|ns| ns.path.is_none() && !matches!(ns.kind, NamespaceKind::Cgroup | NamespaceKind::Time))
+        .fold(0, |flags, ns| flags | u64::from(ns.kind.clone_flag()))
 }
 
 #[cfg(test)]

@@ -23,21 +23,6 @@ fn link_type(kind: NamespaceKind) -> LinkNameSpaceType {
     }
 }
 
-/// The `CLONE_NEW*` flag of a kind of namespace.
-fn clone_flag(kind: NamespaceKind) -> u32 {
-    use linux_raw_sys::general as g;
-    match kind {
-        NamespaceKind::Mount => g::CLONE_NEWNS,
-        NamespaceKind::Pid => g::CLONE_NEWPID,
-        NamespaceKind::Network => g::CLONE_NEWNET,
-        NamespaceKind::Ipc => g::CLONE_NEWIPC,
-        NamespaceKind::Uts => g::CLONE_NEWUTS,
-        NamespaceKind::User => g::CLONE_NEWUSER,
-        NamespaceKind::Cgroup => g::CLONE_NEWCGROUP,
-        NamespaceKind::Time => g::CLONE_NEWTIME,
-    }
-}
-
 /// The namespaces the config gives by path, opened (a PID namespace is entered for the children of
 /// spawner right away, see the module doc, and not returned).
 pub fn open_paths(config: &Config) -> Result<Vec<(NamespaceKind, OwnedFd)>, String> {
@@ -54,7 +39,7 @@ pub fn open_paths(config: &Config) -> Result<Vec<(NamespaceKind, OwnedFd)>, Stri
         // type `type`."
         let is = rawsys::namespace_type(fd.as_fd())
             .map_err(|e| format!("linux.namespaces: {}: not a namespace: {e}", path.display()))?;
-        if is != clone_flag(ns.kind) {
+        if is != ns.kind.clone_flag() {
             return Err(format!(
                 "linux.namespaces: {} is not a namespace of type {}",
                 path.display(),

@@ -192,6 +192,21 @@ impl NamespaceKind {
             NamespaceKind::Time => "time",
         }
     }
+
+    /// Its `CLONE_NEW*` flag (what clone/unshare take, and NS_GET_NSTYPE answers).
+    pub fn clone_flag(self) -> u32 {
+        use linux_raw_sys::general as g;
+        match self {
+            NamespaceKind::Mount => g::CLONE_NEWNS,
+            NamespaceKind::Pid => g::CLONE_NEWPID,
+            NamespaceKind::Network => g::CLONE_NEWNET,
+            NamespaceKind::Ipc => g::CLONE_NEWIPC,
+            NamespaceKind::Uts => g::CLONE_NEWUTS,
+            NamespaceKind::User => g::CLONE_NEWUSER,
+            NamespaceKind::Cgroup => g::CLONE_NEWCGROUP,
+            NamespaceKind::Time => g::CLONE_NEWTIME,
+        }
+    }
 }
 
 /// One of `linux.namespaces`.
