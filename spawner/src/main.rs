@@ -211,6 +211,9 @@ enum Command {
     /// Manage volumes: create, ls, inspect, rm, prune.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage bridge networks: create, ls, rm (`run --network NAME` joins one).
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Print containers' details as Docker's JSON (or as --format says).
     Inspect {
         #[arg(short = 'f', long)]
@@ -261,6 +264,64 @@ enum VolumeCommand {
         #[arg(short = 'f', long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Make a bridge network (its bridge is made when a container first uses it).
+    Create {
+        /// A.B.C.D/N; without it, the first free 10.x.0.0/16 from 10.90.0.0/16.
+        #[arg(long)]
+        subnet: Option<String>,
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Remove networks no running container uses, with their bridges and rules.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+fn network(state_dir: &std::path::Path, command: NetworkCommand) {
+    use spawner::network::networks;
+    match command {
+        NetworkCommand::Create { subnet, name } => {
+            networks::create(state_dir, &name, subnet.as_deref()).unwrap_or_else(|e| fail(e));
+            println!("{name}");
+        }
+        NetworkCommand::Ls { quiet } => {
+            let bridges = networks::list(state_dir);
+            if !quiet {
+                println!("{:<20} {:<8} {:<18} BRIDGE", "NAME", "DRIVER", "SUBNET");
+            }
+            let fixed = [("host", "host"), ("none", "null"), ("pasta", "pasta")];
+            let rows = bridges
+                .iter()
+                .map(|(p, c)| (p.name.as_str(), "bridge", c.subnet.as_str(), c.bridge.as_str()))
+                .chain(fixed.iter().map(|(name, driver)| (*name, *driver, "", "")));
+            for (name, driver, subnet, bridge) in rows {
+                match quiet {
+                    true => println!("{name}"),
+                    false => {
+                        println!("{}", format!("{name:<20} {driver:<8} {subnet:<18} {bridge}").trim_end())
+                    }
+                }
+            }
+        }
+        NetworkCommand::Rm { names } => {
+            for name in &names {
+                networks::remove(state_dir, name).unwrap_or_else(|e| fail(e));
+                println!("{name}");
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -634,10 +695,16 @@ fn network_options(args: &RunArgs) -> Result<spawner::network::Options, spawner:
     for p in &args.publish {
         publish.extend(network::Publish::parse_ranges(p)?);
     }
-    if !publish.is_empty() && !matches!(mode, Mode::Bridge | Mode::Pasta) {
-        return Err(NetworkError("-p: ports are published on the bridge and pasta networks only".into()));
+    if !publish.is_empty() && !matches!(mode, Mode::Bridge | Mode::Network(_) | Mode::Pasta) {
+        return Err(NetworkError("-p: ports are published on bridge networks and pasta only".into()));
     }
     let subnet = args.subnet.as_deref().map(network::parse_subnet).transpose()?;
+    if subnet.is_some() && mode != Mode::Bridge {
+        return Err(NetworkError(
+            "--subnet: for the default bridge network at its first use (network create --subnet for others)"
+                .into(),
+        ));
+    }
     let hosts = args
         .add_host
         .iter()
@@ -1304,6 +1371,7 @@ fn main() {
             }
         }
         Command::Volume(command) => volume(&state_dir, command),
+        Command::Network(command) => network(&state_dir, command),
         Command::Wait { containers } => {
             for name in &containers {
                 let status = docker::lifecycle::wait(&mut find(&state_dir, name)).unwrap_or_else(|e| fail(e));

@@ -285,7 +285,7 @@ echo "leases after the failure: $(ls "$D/network/leases" 2>/dev/null | wc -l)"
     assert_eq!(line(&out, "host"), "1", "{out}");
     assert_eq!(line(&out, "host outbound"), "192.0.2.1", "{out}");
     assert!(line(&out, "publish on none").starts_with("125 spawner: -p:"), "{out}");
-    assert!(line(&out, "unknown").starts_with("125 spawner: --network nope: unknown network"), "{out}");
+    assert!(line(&out, "unknown").starts_with("125 spawner: --network nope: no such network"), "{out}");
     assert_eq!(line(&out, "bridge made"), "no", "none and host make no bridge: {out}");
 }
 
@@ -416,5 +416,64 @@ echo "left: $(gone)"
     let stopped = line(&out, "stopped");
     assert!(stopped.starts_with("125 ") && stopped.contains("no running container of that name"), "{out}");
     assert!(line(&out, "unknown").starts_with("125 "), "{out}");
+    assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
+}
+
+#[test]
+fn user_defined_networks_resolve_names_inside_and_isolate_from_each_other() {
+    let dir = StateDir::new("net-user");
+    let out = in_network_namespace(
+        &dir,
+        r#"
+$S network create front > /dev/null; echo "create: $?"
+$S network create --subnet 10.77.0.0/24 back > /dev/null
+$S network create front 2>&1; echo "again: $?"
+$S network create --subnet 10.89.5.0/24 clash 2>&1; echo "overlap: $?"
+$S network create host 2>&1; echo "reserved: $?"
+echo "ls: $($S network ls | awk 'NR > 1 { print $1 "=" $3 }' | tr '\n' ' ')"
+$S run --network nosuch $IMG true 2>&1; echo "unknown: $?"
+web='mkdir /w && echo web here > /w/index.html && exec httpd -f -p 80 -h /w'
+$S run -d --name web --network front $IMG sh -c "$web" > /dev/null
+web_ip=$(ls "$D/network/networks/front/leases")
+echo "address: $web_ip"
+echo "by name: $($S run --network front $IMG sh -c 'for i in $(seq 50); do busybox wget -qO- http://web/ && exit; sleep 0.1; done')"
+probe='busybox nc -w 1 '$web_ip' 80 </dev/null >/dev/null 2>&1 && echo open || echo closed'
+echo "from back: $($S run --network back $IMG sh -c "$probe")"
+echo "from the default bridge: $($S run $IMG sh -c "$probe")"
+$S run -d --name pub --network back -p 8080:80 $IMG sh -c "$web" > /dev/null
+echo "published port from front: $($S run --network front $IMG sh -c 'for i in $(seq 50); do busybox wget -qO- http://10.90.0.1:8080/ && exit; sleep 0.1; done')"
+$S network rm front 2>&1; echo "rm in use: $?"
+$S rm -f web pub > /dev/null
+$S network rm front back > /dev/null; echo "rm: $?"
+echo "bridges: $(ip -o link show type bridge | awk -F': ' '{print $2}' | tr '\n' ' ')"
+echo "rules: $(nft list table ip spawner | grep -c 'spawner-')"
+echo "ls after: $($S network ls -q | tr '\n' ' ')"
+echo "left: $(gone)"
+"#,
+    );
+    assert_eq!(line(&out, "create"), "0", "{out}");
+    assert_eq!(line(&out, "again"), "125", "{out}");
+    assert!(out.contains("network with name front already exists"), "{out}");
+    assert_eq!(line(&out, "overlap"), "125", "{out}");
+    assert!(out.contains("overlaps network bridge (10.89.0.0/16)"), "{out}");
+    assert_eq!(line(&out, "reserved"), "125", "{out}");
+    assert_eq!(
+        line(&out, "ls"),
+        "bridge=10.89.0.0/16 back=10.77.0.0/24 front=10.90.0.0/16 host= none= pasta= ",
+        "{out}"
+    );
+    assert!(out.contains("--network nosuch: no such network"), "{out}");
+    assert_eq!(line(&out, "unknown"), "125", "{out}");
+    assert!(line(&out, "address").starts_with("10.90.0."), "{out}");
+    assert_eq!(line(&out, "by name"), "web here", "{out}");
+    assert_eq!(line(&out, "from back"), "closed", "another network cannot reach it: {out}");
+    assert_eq!(line(&out, "from the default bridge"), "closed", "{out}");
+    assert_eq!(line(&out, "published port from front"), "web here", "published ports are open to all: {out}");
+    assert!(out.contains("network front has active endpoints (containers web)"), "{out}");
+    assert_eq!(line(&out, "rm in use"), "125", "{out}");
+    assert_eq!(line(&out, "rm"), "0", "{out}");
+    assert_eq!(line(&out, "bridges"), "spawner0 ", "the networks' bridges are gone: {out}");
+    assert_eq!(line(&out, "rules"), "0", "and their rules: {out}");
+    assert_eq!(line(&out, "ls after"), "bridge host none pasta ", "{out}");
     assert_eq!(line(&out, "left"), NOTHING_LEFT, "{out}");
 }

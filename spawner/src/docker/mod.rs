@@ -660,7 +660,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
         let hosts = rustix::fs::openat(&etc_files, "hosts", flags, rustix::fs::Mode::empty())
             .map_err(|e| RunError(format!("open the container's /etc/hosts: {e}")))?;
-        a.announce(&opts.state_dir, hosts).map_err(|e| RunError(e.to_string()))?;
+        a.announce(hosts).map_err(|e| RunError(e.to_string()))?;
     }
     let mut trees: Vec<Option<OwnedFd>> = vec![Some(etc_files)];
     let mut mounts = FrontEndMounts {

@@ -10,7 +10,7 @@
 //! 127.0.0.1 (CVE-2020-8558's path); the `guard` chain drops whatever comes in from the bridge for
 //! 127.0.0.0/8 before routing, as Docker's raw-table rule does.
 
-use super::NetworkError;
+use super::{BridgeConfig, NetworkError};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -69,9 +69,29 @@ impl Element {
     }
 }
 
-/// The table for the bridge `bridge` on `subnet` (made again whole: `nft -f` replaces a table of
-/// that name atomically, with the elements of live runs put back by the caller).
-pub fn table(bridge: &str, subnet: &str) -> String {
+/// The table for the bridge networks `networks` (made again whole: `nft -f` replaces a table of
+/// that name atomically, with the elements of live runs put back by the caller). Traffic from one
+/// network's bridge to another's is dropped, unless it is to a published port (DNAT).
+pub fn table(networks: &[BridgeConfig]) -> String {
+    let mut guard = String::new();
+    let mut postrouting = String::new();
+    let mut forward = String::new();
+    for n in networks {
+        let (bridge, subnet) = (&n.bridge, &n.subnet);
+        guard += &format!("        iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop\n");
+        postrouting += &format!(
+            "        ip saddr {subnet} oifname != \"{bridge}\" masquerade\n        ip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade\n"
+        );
+        for other in networks.iter().filter(|o| o.bridge != *bridge) {
+            forward += &format!("        iifname \"{bridge}\" oifname \"{}\" drop\n", other.bridge);
+        }
+    }
+    for n in networks {
+        let bridge = &n.bridge;
+        forward += &format!(
+            "        iifname \"{bridge}\" accept\n        oifname \"{bridge}\" ct state established,related accept\n"
+        );
+    }
     format!(
         r#"table ip {TABLE}
 delete table ip {TABLE}
@@ -88,8 +108,7 @@ table ip {TABLE} {{
     }}
     chain guard {{
         type filter hook prerouting priority -300; policy accept;
-        iifname "{bridge}" ip daddr 127.0.0.0/8 drop
-    }}
+{guard}    }}
     chain prerouting {{
         type nat hook prerouting priority -100; policy accept;
         fib daddr type local jump publish
@@ -100,15 +119,11 @@ table ip {TABLE} {{
     }}
     chain postrouting {{
         type nat hook postrouting priority 100; policy accept;
-        ip saddr {subnet} oifname != "{bridge}" masquerade
-        ip saddr 127.0.0.0/8 oifname "{bridge}" masquerade
-    }}
+{postrouting}    }}
     chain forward {{
         type filter hook forward priority 0; policy accept;
-        iifname "{bridge}" accept
-        oifname "{bridge}" ct state established,related accept
-        oifname "{bridge}" ct status dnat accept
-    }}
+        ct status dnat accept
+{forward}    }}
 }}
 "#
     )
@@ -144,6 +159,23 @@ pub fn add_script(elements: &[Element]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_isolates_networks_from_each_other() {
+        let net = |bridge: &str, subnet: &str| BridgeConfig { bridge: bridge.into(), subnet: subnet.into() };
+        let one = table(&[net("spawner0", "10.89.0.0/16")]);
+        assert!(one.contains("iifname \"spawner0\" ip daddr 127.0.0.0/8 drop"));
+        assert!(one.contains("ip saddr 10.89.0.0/16 oifname != \"spawner0\" masquerade"));
+        assert!(!one.contains("oifname \"spawner0\" drop"));
+        let two = table(&[net("spawner0", "10.89.0.0/16"), net("spawner-abcdef0", "10.90.0.0/16")]);
+        let dnat = two.find("ct status dnat accept").unwrap();
+        let isolation = two.find("iifname \"spawner0\" oifname \"spawner-abcdef0\" drop").unwrap();
+        let accept = two.find("iifname \"spawner0\" accept").unwrap();
+        // Published ports first, then the isolation, then what each bridge may send.
+        assert!(dnat < isolation && isolation < accept, "{two}");
+        assert!(two.contains("iifname \"spawner-abcdef0\" oifname \"spawner0\" drop"));
+        assert!(two.contains("iifname \"spawner-abcdef0\" ip daddr 127.0.0.0/8 drop"));
+    }
 
     #[test]
     fn elements_name_their_map_and_key() {

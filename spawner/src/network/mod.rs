@@ -2,7 +2,8 @@
 //! own with loopback only), `host` (the host's), and `bridge` (the default when root, as Docker's):
 //! a bridge `spawner0` on a private subnet, a veth pair per container with an address leased under
 //! the state directory, a default route via the bridge, masquerade on the way out and published
-//! ports by DNAT, in an nftables table of spawner's own.
+//! ports by DNAT, in an nftables table of spawner's own; and user-defined bridge networks (see
+//! [`networks`]), each with a bridge and subnet of its own.
 //!
 //! The bridge and its table stay once made, as Docker leaves docker0: the next run starts without
 //! setting them up again, and nothing is left that belongs to a container (its veth goes with its
@@ -16,6 +17,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod names;
 pub mod netlink;
+pub mod networks;
 pub mod nftables;
 pub mod pasta;
 
@@ -52,8 +54,10 @@ pub enum Mode {
     None,
     /// The host's namespace.
     Host,
-    /// The bridge network.
+    /// The default bridge network.
     Bridge,
+    /// A user-defined bridge network, by name (see [`networks`]).
+    Network(String),
     /// User-mode networking by pasta (see [`pasta`]).
     Pasta,
     /// Another running container's namespace (`container:NAME`).
@@ -71,8 +75,9 @@ impl Mode {
                 "" => Err(NetworkError("--network container:NAME: no container named".into())),
                 name => Ok(Mode::Container(name.to_string())),
             },
+            other if !other.contains(':') => Ok(Mode::Network(other.to_string())),
             other => Err(NetworkError(format!(
-                "--network {other}: unknown network (none, host, bridge, pasta or container:NAME)"
+                "--network {other}: unknown network (none, host, bridge, pasta, container:NAME or a network's name)"
             ))),
         }
     }
@@ -84,6 +89,7 @@ impl std::fmt::Display for Mode {
             Mode::None => f.write_str("none"),
             Mode::Host => f.write_str("host"),
             Mode::Bridge => f.write_str("bridge"),
+            Mode::Network(name) => f.write_str(name),
             Mode::Pasta => f.write_str("pasta"),
             Mode::Container(name) => write!(f, "container:{name}"),
         }
@@ -218,14 +224,13 @@ fn addresses((net, prefix): (Ipv4Addr, u8)) -> (Ipv4Addr, impl Iterator<Item = I
     (Ipv4Addr::from(base + 1), (base + 2..broadcast).map(Ipv4Addr::from))
 }
 
-fn network_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("network")
-}
-
-/// The bridge network's config: the one on record, else made from `--subnet` or the default and
-/// recorded (atomically: a rename).
-fn bridge_config(state_dir: &Path, subnet: Option<(Ipv4Addr, u8)>) -> Result<BridgeConfig, NetworkError> {
-    let dir = network_dir(state_dir);
+/// A bridge network's config: the one on record; for the default network, else made from
+/// `--subnet` or the default and recorded (atomically: a rename).
+fn bridge_config(
+    place: &networks::Place,
+    subnet: Option<(Ipv4Addr, u8)>,
+) -> Result<BridgeConfig, NetworkError> {
+    let dir = &place.dir;
     let path = dir.join("config.json");
     match std::fs::read(&path) {
         Ok(bytes) => {
@@ -234,19 +239,20 @@ fn bridge_config(state_dir: &Path, subnet: Option<(Ipv4Addr, u8)>) -> Result<Bri
             let on_record = config.parsed()?;
             if let Some(asked) = subnet.filter(|s| *s != on_record) {
                 return Err(NetworkError(format!(
-                    "--subnet {}/{}: the bridge network already uses {} ({})",
+                    "--subnet {}/{}: the {} network already uses {} ({})",
                     asked.0,
                     asked.1,
+                    place.name,
                     config.subnet,
                     path.display()
                 )));
             }
             Ok(config)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && place.name == networks::DEFAULT => {
             let (net, prefix) = subnet.unwrap_or(DEFAULT_SUBNET);
             let config = BridgeConfig { bridge: BRIDGE.into(), subnet: format!("{net}/{prefix}") };
-            std::fs::create_dir_all(&dir)
+            std::fs::create_dir_all(dir)
                 .map_err(|e| NetworkError(format!("mkdir {}: {e}", dir.display())))?;
             let tmp = dir.join(format!(".config.{}", thread_token()));
             let text = serde_json::to_vec_pretty(&config).expect("serializes");
@@ -277,6 +283,8 @@ pub struct Attached {
     lease: Option<ipam::Lease>,
     /// The container's /etc/hosts, once announced to its peers; and the network directory.
     hosts: Option<(OwnedFd, PathBuf)>,
+    /// The bridge network's directory (its leases, and the peers' hosts files to edit).
+    network_dir: Option<PathBuf>,
 }
 
 impl Attached {
@@ -291,6 +299,7 @@ impl Attached {
             _ports: None,
             lease: None,
             hosts: None,
+            network_dir: None,
         }
     }
 
@@ -301,12 +310,11 @@ impl Attached {
 
     /// Adds the container to the hosts files of the others on the bridge, and records where its
     /// own (`hosts`, a file this process keeps open) is, for those that come later.
-    pub fn announce(&mut self, state_dir: &Path, hosts: OwnedFd) -> Result<(), NetworkError> {
+    pub fn announce(&mut self, hosts: OwnedFd) -> Result<(), NetworkError> {
         use rustix::fd::AsRawFd;
-        let Some(lease) = self.lease.as_mut() else { return Ok(()) };
+        let (Some(lease), Some(dir)) = (self.lease.as_mut(), self.network_dir.clone()) else { return Ok(()) };
         lease.record.hosts = Some((std::process::id(), hosts.as_raw_fd()));
         lease.rewrite()?;
-        let dir = network_dir(state_dir);
         names::announce(&dir, &lease.record)?;
         self.hosts = Some((hosts, dir));
         Ok(())
@@ -359,7 +367,11 @@ pub fn attach(
     let (state_dir, name, id, opts) =
         (state_dir.to_path_buf(), name.to_string(), id.to_string(), opts.clone());
     std::thread::spawn(move || match &opts.mode {
-        Mode::Bridge => bridge(&state_dir, &name, &id, &opts),
+        Mode::Bridge => bridge(&state_dir, &networks::default_place(&state_dir), &name, &id, &opts),
+        Mode::Network(network) => {
+            let place = networks::place(&state_dir, network)?;
+            bridge(&state_dir, &place, &name, &id, &opts)
+        }
         Mode::Container(other) => {
             Ok(Attached::unaddressed(container_namespace(&state_dir.join("containers"), other)?))
         }
@@ -437,11 +449,17 @@ fn disable_ipv6_here() {
     }
 }
 
-fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Attached, NetworkError> {
-    let config = bridge_config(state_dir, opts.subnet)?;
+fn bridge(
+    state_dir: &Path,
+    place: &networks::Place,
+    name: &str,
+    id: &str,
+    opts: &Options,
+) -> Result<Attached, NetworkError> {
+    let config = bridge_config(place, opts.subnet)?;
     let subnet = config.parsed()?;
     let (gateway, hosts) = addresses(subnet);
-    let leases = network_dir(state_dir).join("leases");
+    let leases = place.dir.join("leases");
     let mut host = Netlink::open()?;
     let mut reclaim: Option<nftables::Session> = None;
     let others = ipam::scan(&leases, |dead| {
@@ -455,7 +473,7 @@ fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Atta
             }
         }
     });
-    let bridge_index = ensure_bridge(&mut host, state_dir, &config, gateway, subnet, &others)?;
+    let bridge_index = ensure_bridge(&mut host, state_dir, &config, gateway, subnet)?;
     let record = ipam::Record { name: name.into(), ..Default::default() };
     let mut lease = ipam::lease(&leases, hosts, record)?;
     let address = lease.record.address;
@@ -483,30 +501,23 @@ fn bridge(state_dir: &Path, name: &str, id: &str, opts: &Options) -> Result<Atta
         _ports: ports,
         lease: Some(lease),
         hosts: None,
+        network_dir: Some(place.dir.clone()),
     })
 }
 
-/// The bridge's index; made (with its address, forwarding and the firewall table) when missing.
+/// The bridge's index; made (with its address, forwarding and the firewall table, made again with
+/// every network's rules and the live runs' ports) when missing.
 fn ensure_bridge(
     host: &mut Netlink,
     state_dir: &Path,
     config: &BridgeConfig,
     gateway: Ipv4Addr,
     subnet: (Ipv4Addr, u8),
-    live: &[ipam::Record],
 ) -> Result<u32, NetworkError> {
     if let Some(index) = host.link_index(&config.bridge)? {
         return Ok(index);
     }
-    let lock_path = network_dir(state_dir).join("lock");
-    let lock = rustix::fs::open(
-        &lock_path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| NetworkError(format!("open {}: {e}", lock_path.display())))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| NetworkError(format!("lock {}: {e}", lock_path.display())))?;
+    let _lock = networks::lock_bridges(state_dir)?;
     if let Some(index) = host.link_index(&config.bridge)? {
         return Ok(index);
     }
@@ -525,8 +536,8 @@ fn ensure_bridge(
         ] {
             std::fs::write(&path, value).map_err(|e| NetworkError(format!("write {path}: {e}")))?;
         }
-        let elements: Vec<Element> = live.iter().flat_map(|r| r.ports.iter().copied()).collect();
-        let script = firewall::table(&config.bridge, &config.subnet) + &firewall::add_script(&elements);
+        let all: Vec<BridgeConfig> = networks::list(state_dir).into_iter().map(|(_, c)| c).collect();
+        let script = firewall::table(&all) + &firewall::add_script(&networks::live_elements(state_dir));
         firewall::apply(&script)
     };
     match setup(host) {
@@ -638,10 +649,11 @@ mod tests {
     #[test]
     fn the_subnet_is_kept_from_the_first_use() {
         let dir = tempfile::tempdir().unwrap();
-        let first = bridge_config(dir.path(), Some((Ipv4Addr::new(10, 5, 0, 0), 24))).unwrap();
+        let place = networks::default_place(dir.path());
+        let first = bridge_config(&place, Some((Ipv4Addr::new(10, 5, 0, 0), 24))).unwrap();
         assert_eq!(first.subnet, "10.5.0.0/24");
-        assert_eq!(bridge_config(dir.path(), None).unwrap(), first);
-        let e = bridge_config(dir.path(), Some(DEFAULT_SUBNET)).unwrap_err();
+        assert_eq!(bridge_config(&place, None).unwrap(), first);
+        let e = bridge_config(&place, Some(DEFAULT_SUBNET)).unwrap_err();
         assert!(e.0.contains("already uses 10.5.0.0/24"), "{e}");
     }
 }
