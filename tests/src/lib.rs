@@ -147,6 +147,20 @@ pub fn probe_volume() -> String {
     format!("{}:/probe:ro", probe_bin().display())
 }
 
+/// The CRI client (`tests/cri-client`), beside the test binary: `cargo build -p cri-client` puts it
+/// there (`cargo xtask test` does).
+pub fn cri_client_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/TEST-HASH: the client is target/debug/cri.
+    let path = exe.ancestors().nth(2).unwrap().join("cri");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p cri-client` first (or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
 /// Fails the test when `program` cannot be run (never a silent pass: CI installs it).
 pub fn assert_installed(program: &str, args: &[&str]) {
     let ran = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();

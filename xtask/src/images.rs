@@ -84,6 +84,7 @@ pub fn build_with(big: bool, debian: bool) -> Result<Vec<PathBuf>> {
         write(&dir, "service.tar", |t| {
             docker_archive(t, &[(&service_image(&image), "service:latest")], false)
         })?,
+        write(&dir, "pause.tar", |t| docker_archive(t, &[(&pause_image(&image), "pause:latest")], false))?,
         write(&dir, "multi.tar", |t| {
             docker_archive(t, &[(&image, "busybox:latest"), (&other, "busybox:other")], false)
         })?,
@@ -442,6 +443,19 @@ fn service_image(image: &Image) -> Image {
     let mut config = busybox_config(&image.diff_ids, false);
     config["config"]["Volumes"] = json!({ "/opt/replaced": {} });
     config["config"]["StopSignal"] = json!("SIGUSR1");
+    Image {
+        config: Blob::json(&config),
+        diff_ids: image.diff_ids.clone(),
+        layers: image.layers.clone(),
+        gzip: image.gzip.clone(),
+    }
+}
+
+/// pause:latest: busybox's layers with a command that blocks, the CRI tests' sandbox (pause)
+/// image: a pod's sandbox container must keep running for its containers to join its namespaces.
+fn pause_image(image: &Image) -> Image {
+    let mut config = busybox_config(&image.diff_ids, false);
+    config["config"]["Cmd"] = json!(["sleep", "inf"]);
     Image {
         config: Blob::json(&config),
         diff_ids: image.diff_ids.clone(),

@@ -166,6 +166,9 @@ pub fn dist() -> Result<Dist> {
 }
 
 fn lint() -> Result<()> {
+    // Clippy builds the whole workspace, the CRI client with it (tests/cri-client, for containerd's
+    // CRI plugin: Debian has no crictl): k8s-cri's build script runs protoc on the CRI's protobufs.
+    apt_install(&["protobuf-compiler"])?;
     let root = root();
     run(cmd("cargo").current_dir(&root).args(["fmt", "--all", "--check"]))?;
     run(cmd("cargo").current_dir(root.join("init")).args(["fmt", "--all", "--check"]))?;
@@ -208,6 +211,8 @@ fn test() -> Result<()> {
     let root = root();
     run(cmd("cargo").current_dir(root.join("init")).args(["test", "--target-dir", "../target/init"]))?;
     run(cmd("cargo").current_dir(&root).args(["test", "--workspace", "--no-run"]))?;
+    // The engine tests run the CRI client from beside their own binary (target/debug).
+    run(cmd("cargo").current_dir(&root).args(["build", "--quiet", "--package", "cri-client"]))?;
     // spawner's default network is a bridge it makes in the namespace it runs in: the tests run in
     // a network namespace of their own (loopback up, for the registries they start), never in the
     // machine's.
