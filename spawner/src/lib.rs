@@ -9,6 +9,8 @@
 pub mod cgroup;
 pub mod clock;
 pub mod container;
+/// A small D-Bus client, for asking systemd for cgroup units.
+pub mod dbus;
 pub mod docker;
 pub mod image;
 pub mod in_root;

@@ -157,6 +157,40 @@ fn errors_are_worded_as_runc_and_logged_as_json() {
     );
 }
 
+/// `--systemd-cgroup` on a host whose init is not systemd (this one's): runc's one line, exit 1,
+/// and nothing made; without it, a cgroupsPath in systemd's form is refused by name. (The VM test
+/// runs the driver under systemd.)
+#[test]
+fn systemd_cgroup_without_systemd() {
+    if Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipped: systemd runs this host");
+        return;
+    }
+    let rt = Runc::new("systemd");
+    let bundle = rt.bundle("b", &["true"], |c| c["linux"]["cgroupsPath"] = "system.slice:spawner:s1".into());
+    let by_flag = ["--systemd-cgroup", "run", "--bundle", s(&bundle), "s1"];
+    let by_manager = ["--cgroup-manager", "systemd", "create", "--bundle", s(&bundle), "s1"];
+    for args in [&by_flag[..], &by_manager[..]] {
+        let out = rt.run(args);
+        assert_eq!(code(&out), 1, "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            "spawner: systemd not running on this host, cannot use systemd cgroups manager\n",
+            "{args:?}"
+        );
+        assert!(!rt.root.join("s1").exists(), "no state left by {args:?}");
+    }
+    let out = rt.run(&["run", "--bundle", s(&bundle), "s2"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains(r#""system.slice:spawner:s1" is systemd's slice:prefix:name form"#)
+            && stderr(&out).contains("--systemd-cgroup"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(code(&rt.run(&["state", "s2"])), 1, "a refused create leaves nothing");
+}
+
 /// Each config.json field the core honours, checked from inside: `edit` sets it, the script
 /// prints what the container sees.
 #[test]

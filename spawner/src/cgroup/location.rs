@@ -30,6 +30,9 @@ pub struct CgroupLocation {
     pub memory_limit: Option<u64>,
     /// v1 only: why the cgroup has no freezer directory (so why it cannot be paused).
     pub freezer_unavailable: Option<String>,
+    /// The systemd unit owning the cgroup (`--systemd-cgroup`), which removal stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
 }
 
 /// One directory of a saved cgroup.
@@ -127,6 +130,7 @@ mod tests {
             device_control: DeviceControl::Bpf,
             memory_limit: Some(64 << 20),
             freezer_unavailable: None,
+            systemd_unit: None,
         }
     }
 

@@ -36,6 +36,7 @@ mod files;
 mod freezer;
 mod limits;
 pub mod location;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -78,6 +79,8 @@ pub enum Error {
     StillPopulated { path: PathBuf, pids: Vec<i32> },
     /// The kernel did not get to a state in time (a freeze that did not finish).
     Timeout { op: &'static str, path: PathBuf, what: String },
+    /// systemd (the `--systemd-cgroup` driver) refused or could not be asked: what and why.
+    Systemd(String),
 }
 
 impl Error {
@@ -106,6 +109,7 @@ impl fmt::Display for Error {
                 write!(f, "cgroup: kill {}: processes {pids:?} still there after SIGKILL", path.display())
             }
             Error::Timeout { op, path, what } => write!(f, "cgroup: {op} {}: {what}", path.display()),
+            Error::Systemd(msg) => write!(f, "systemd: {msg}"),
         }
     }
 }
@@ -354,6 +358,9 @@ pub struct Cgroup {
     device_control: DeviceControl,
     /// Whether dropping this handle removes the cgroup.
     remove_on_drop: bool,
+    /// The systemd unit that owns the cgroup ([`systemd`]): stopped on removal, and told of
+    /// updates.
+    systemd_unit: Option<String>,
 }
 
 impl Cgroup {
@@ -388,6 +395,7 @@ impl Cgroup {
             memory_limit: AtomicU64::new(limits.memory_max().unwrap_or(0)),
             device_control,
             remove_on_drop: true,
+            systemd_unit: None,
         })
     }
 
@@ -419,6 +427,7 @@ impl Cgroup {
             memory_limit: AtomicU64::new(saved.memory_limit.unwrap_or(0)),
             device_control: saved.device_control.clone(),
             remove_on_drop: false,
+            systemd_unit: saved.systemd_unit.clone(),
         })
     }
 
@@ -446,6 +455,7 @@ impl Cgroup {
             device_control: self.device_control.clone(),
             memory_limit: self.memory_limit(),
             freezer_unavailable,
+            systemd_unit: self.systemd_unit.clone(),
         }
     }
 
@@ -524,6 +534,11 @@ impl Cgroup {
         if !limits.devices.is_empty() {
             log::debug!("cgroup {}: update leaves the device rules as they were created", self.name);
         }
+        if let Some(unit) = &self.systemd_unit {
+            // systemd first: it writes its properties' files again whenever it reloads, so it must
+            // hold the new values; then the files, for what it has no property for.
+            systemd::set_properties(unit, limits, self.version())?;
+        }
         match &self.backend {
             Backend::V1(c) => c.update(limits)?,
             Backend::V2(c) => c.update(limits)?,
@@ -599,11 +614,13 @@ impl Cgroup {
         // Kill first: a populated cgroup cannot be removed. Try removing even if killing
         // reported an error, and report the first error.
         let killed = self.kill_all();
+        // systemd removes its unit's directories itself; ours then find them gone.
+        let stopped = self.systemd_unit.as_deref().map_or(Ok(()), systemd::stop);
         let removed = match &self.backend {
             Backend::V1(c) => c.remove_dirs(),
             Backend::V2(c) => c.remove_dir(),
         };
-        killed.and(removed)
+        killed.and(stopped).and(removed)
     }
 }
 
@@ -665,6 +682,7 @@ pub fn remove_stale(
             memory_limit: AtomicU64::new(0),
             device_control: DeviceControl::not_asked(),
             remove_on_drop: true,
+            systemd_unit: None,
         };
         match cgroup.remove() {
             Ok(()) => removed.push(name),

@@ -380,6 +380,7 @@ fn v2_on_unified_without_controllers() {
         memory_limit: AtomicU64::new(0),
         device_control: DeviceControl::not_asked(),
         remove_on_drop: true,
+        systemd_unit: None,
     };
     assert_eq!(cgroup.v2_dir(), Some(dir.as_path()));
     let mut child = ChildGuard::spawn_gated("exec sleep 100");

@@ -79,6 +79,10 @@ pub struct Extras {
     /// `--cgroups=disabled` asks for): its processes stay in spawner's cgroup, and `linux.resources`
     /// is not applied (a warning says so).
     pub no_cgroup: bool,
+    /// runc's `--systemd-cgroup`: systemd makes the cgroup, a unit with the process in it, once
+    /// the process exists (see `cgroup::systemd`); `linux.cgroupsPath` is `slice:prefix:name`.
+    /// Only [`create`] takes it.
+    pub systemd_cgroup: bool,
     /// runc's `--no-pivot` (a root on a ramfs, which pivot_root refuses): moved onto `/` and
     /// chrooted into.
     pub no_pivot: bool,
@@ -221,6 +225,8 @@ pub struct Created {
 /// process is the orphan of whoever reaps orphans there (the engine's shim or conmon).
 pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, RunError> {
     let mut prepared = prepare(config, extras)?;
+    let systemd_unit = prepared.systemd_unit.take();
+    let systemd_cgroup = std::cell::RefCell::new(None);
     let pid = (|| {
         let fifo = rustix::fs::open(
             &held.exec_fifo,
@@ -236,6 +242,7 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
             None
         };
         let id = prepared.extras.id.clone();
+        let prepared_id = id.clone();
         let identity = hooks::Identity {
             oci_version: &config.oci_version,
             id: &id,
@@ -266,13 +273,22 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
             false,
             any.then_some(child_hooks),
         )?;
-        let before_go = |pid| before_go(config, process, init, pid);
+        let before_go = |pid| {
+            // The unit is made with the process in it, before the process goes on to anything.
+            if let Some((place, limits)) = &systemd_unit {
+                let id = &prepared_id;
+                *systemd_cgroup.borrow_mut() = Some(crate::cgroup::systemd::start(place, id, pid, limits)?);
+            }
+            before_go(config, process, init, pid)
+        };
         spawn_held(plan, mount_plan::clone_flags(config), &before_go, &runtime_hooks)
     })();
+    // A unit made for a process that then failed is stopped when its handle drops.
+    let cgroup = prepared.cgroup.or(systemd_cgroup.into_inner());
     match pid {
-        Ok(pid) => Ok(Created { pid, cgroup: prepared.cgroup }),
+        Ok(pid) => Ok(Created { pid, cgroup }),
         Err(e) => {
-            if let Some(cgroup) = prepared.cgroup {
+            if let Some(cgroup) = cgroup {
                 let _ = cgroup.remove();
             }
             Err(e)
@@ -327,6 +343,8 @@ struct Prepared<'a> {
     process: &'a crate::spec::Process,
     seccomp: Option<crate::seccomp::Filter>,
     cgroup: Option<Cgroup>,
+    /// With `Extras::systemd_cgroup`: the unit to make once the process exists, and its limits.
+    systemd_unit: Option<(crate::cgroup::systemd::UnitPlace, crate::cgroup::Limits)>,
     extras: Extras,
 }
 
@@ -337,7 +355,17 @@ fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
     // Compiled while spawner has one thread: the compiler's allocations map and unmap memory (musl),
     // and an unmap in a process with other threads running costs a TLB shootdown on every CPU.
     let seccomp = config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError)?;
+    let mut systemd_unit = None;
     let cgroup = match extras.no_cgroup {
+        false if extras.systemd_cgroup => {
+            let path = config.cgroups_path.as_deref().map(|p| p.to_string_lossy());
+            let place = crate::cgroup::systemd::UnitPlace::parse(path.as_deref(), &extras.id)?;
+            let mut limits = config.resources.clone();
+            limits.devices.extend(crate::cgroup::always_allowed());
+            limits.validate()?;
+            systemd_unit = Some((place, limits));
+            None
+        }
         true => {
             // The caller chose it (podman's --cgroups=disabled sends its default pids limit and
             // device rules anyway, as crun takes them): said, not refused.
@@ -358,7 +386,7 @@ fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
             Some(cgroup)
         }
     };
-    Ok(Prepared { process, seccomp, cgroup, extras })
+    Ok(Prepared { process, seccomp, cgroup, systemd_unit, extras })
 }
 
 impl<'a> Prepared<'a> {
@@ -518,6 +546,13 @@ fn before_go(config: &Config, process: &crate::spec::Process, init: bool, pid: i
 /// relative name: below spawner's own cgroup), else the container's id below spawner's cgroup.
 fn cgroup_place(config: &Config, id: &str) -> Result<(String, Option<PathBuf>), RunError> {
     let Some(path) = &config.cgroups_path else { return Ok((id.to_string(), None)) };
+    if crate::cgroup::systemd::is_unit_path(&path.to_string_lossy()) {
+        return Err(RunError(format!(
+            "config.json: linux.cgroupsPath {:?} is systemd's slice:prefix:name form: it needs the systemd \
+             cgroup driver (--systemd-cgroup)",
+            path.display().to_string()
+        )));
+    }
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         RunError(format!("config.json: linux.cgroupsPath {}: no cgroup name", path.display()))
     })?;

@@ -708,6 +708,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         image_user: Some(opts_user(opts, &image.config)),
         group_add: opts.group_add.clone(),
         no_cgroup: false,
+        systemd_cgroup: false,
         no_pivot: false,
     };
     let restart_count = launch.existing.as_ref().map_or(0, |c| c.state.restart_count);

@@ -18,10 +18,12 @@ pub struct Cli {
     pub log_format: String,
     #[arg(long, global = true)]
     pub debug: bool,
-    /// runc's systemd cgroup driver: not supported (cgroups are made with cgroupfs).
+    /// runc's systemd cgroup driver: systemd makes each container's cgroup, a transient unit
+    /// (linux.cgroupsPath is slice:prefix:name).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// crun's: `disabled` runs containers without a cgroup of their own (podman's --cgroups=disabled).
+    /// crun's: `disabled` runs containers without a cgroup of their own (podman's --cgroups=disabled);
+    /// `systemd` is --systemd-cgroup, `cgroupfs` the default.
     #[arg(long = "cgroup-manager", global = true)]
     pub cgroup_manager: Option<String>,
     /// Accepted for runc compatibility (before the command; `spec --rootless` is another flag).

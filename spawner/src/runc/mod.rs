@@ -62,13 +62,20 @@ impl Log {
 }
 
 fn dispatch(cli: &Cli) -> Result<i32, String> {
-    if cli.systemd_cgroup || cli.cgroup_manager.as_deref() == Some("systemd") {
-        return Err("the systemd cgroup manager is not supported: use cgroupfs".into());
+    let driver = match cli.cgroup_manager.as_deref() {
+        Some("disabled") => CgroupDriver::Disabled,
+        Some("systemd") => CgroupDriver::Systemd,
+        _ if cli.systemd_cgroup => CgroupDriver::Systemd,
+        _ => CgroupDriver::Cgroupfs,
+    };
+    // As runc: refused before anything is made. Later commands find the unit in the state.
+    let creates = matches!(cli.command, Command::Create(_) | Command::Run(_));
+    if creates && driver == CgroupDriver::Systemd && !crate::cgroup::systemd::running() {
+        return Err(crate::cgroup::systemd::NOT_RUNNING.into());
     }
-    let no_cgroup = cli.cgroup_manager.as_deref() == Some("disabled");
     let root = &cli.root;
     match &cli.command {
-        Command::Create(c) => create(root, &c.id, &c.common, no_cgroup).map(|_| 0),
+        Command::Create(c) => create(root, &c.id, &c.common, driver).map(|_| 0),
         Command::Start { id } => start(root, id).map(|()| 0),
         Command::State { id } => {
             let state = ContainerState::load(root, id)?;
@@ -79,7 +86,7 @@ fn dispatch(cli: &Cli) -> Result<i32, String> {
             kill(root, id, signal.as_deref().unwrap_or("TERM"), *all).map(|()| 0)
         }
         Command::Delete { force, id } => delete(root, id, *force).map(|()| 0),
-        Command::Run(r) => run(root, &r.id, &r.common, r.detach, no_cgroup),
+        Command::Run(r) => run(root, &r.id, &r.common, r.detach, driver),
         Command::Exec(e) => exec(root, e),
         Command::List { format, quiet } => list(root, format, *quiet).map(|()| 0),
         Command::Ps { format, id, .. } => ps(root, id, format).map(|()| 0),
@@ -94,15 +101,24 @@ fn dispatch(cli: &Cli) -> Result<i32, String> {
     }
 }
 
+/// Who makes containers' cgroups: spawner (`cgroupfs`, the default), systemd (`--systemd-cgroup`,
+/// or crun's `--cgroup-manager systemd`), or nobody (`--cgroup-manager disabled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CgroupDriver {
+    Cgroupfs,
+    Systemd,
+    Disabled,
+}
+
 fn bundle_dir(bundle: Option<&Path>) -> Result<PathBuf, String> {
     let dir = bundle.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     std::path::absolute(&dir).map_err(|e| format!("bundle {}: {e}", dir.display()))
 }
 
 /// `create`: the container set up, its process waiting on `ROOT/ID/exec.fifo`.
-fn create(root: &Path, id: &str, args: &CreateArgs, no_cgroup: bool) -> Result<ContainerState, String> {
+fn create(root: &Path, id: &str, args: &CreateArgs, driver: CgroupDriver) -> Result<ContainerState, String> {
     let console_socket = args.console_socket.as_deref().map(connect_console).transpose()?;
-    create_with(root, id, args, no_cgroup, console_socket)
+    create_with(root, id, args, driver, console_socket)
 }
 
 /// `create` with the console socket given (runc's `run` makes its own for a terminal).
@@ -110,7 +126,7 @@ fn create_with(
     root: &Path,
     id: &str,
     args: &CreateArgs,
-    no_cgroup: bool,
+    driver: CgroupDriver,
     console_socket: Option<rustix::fd::OwnedFd>,
 ) -> Result<ContainerState, String> {
     state::check_id(id)?;
@@ -142,7 +158,13 @@ fn create_with(
         .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
         rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622))
             .map_err(|e| format!("chmod {}: {e}", fifo.display()))?;
-        let extras = Extras { id: id.to_string(), no_cgroup, no_pivot: args.no_pivot, ..Default::default() };
+        let extras = Extras {
+            id: id.to_string(),
+            no_cgroup: driver == CgroupDriver::Disabled,
+            systemd_cgroup: driver == CgroupDriver::Systemd,
+            no_pivot: args.no_pivot,
+            ..Default::default()
+        };
         let held =
             Held { exec_fifo: fifo, console_socket, preserve_fds: args.preserve_fds, bundle: bundle.clone() };
         let created = container::create(&config, extras, held).map_err(|e| {
@@ -346,9 +368,9 @@ fn kill_and_wait(state: &ContainerState) {
 ///
 /// In the foreground, as runc: the signals spawner gets go to the process, and a process with
 /// `terminal` and no --console-socket gets a pty whose other side is spawner's stdio.
-fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, no_cgroup: bool) -> Result<i32, String> {
+fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, driver: CgroupDriver) -> Result<i32, String> {
     if detach {
-        create(root, id, args, no_cgroup)?;
+        create(root, id, args, driver)?;
         return start(root, id).map(|()| 0);
     }
     let mut foreground = container::Foreground::hold_signals().map_err(|e| e.0)?;
@@ -361,7 +383,7 @@ fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, no_cgroup: bool) 
         true => container::tty::socket_pair().map(|(a, b)| (Some(a), Some(b)))?,
         false => (None, None),
     };
-    let state = create_with(root, id, args, no_cgroup, there)?;
+    let state = create_with(root, id, args, driver, there)?;
     let waited = here
         .map_or(Ok(()), |socket| foreground.attach_terminal(&socket))
         .map_err(|e| e.0)
@@ -585,7 +607,7 @@ fn features() -> serde_json::Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": crate::container::security::capability_names(),
-            "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false},
             "seccomp": {
                 "enabled": true,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",

@@ -1082,11 +1082,6 @@ fn resource_refusals() {
 #[test]
 fn cgroups_path_forms() {
     assert_eq!(
-        refused("/linux/cgroupsPath", json!("system.slice:docker:3f4e")),
-        r#"config.json: linux.cgroupsPath: "system.slice:docker:3f4e" (systemd's slice:prefix:name form, for a systemd cgroup driver) is not supported by spawner"#
-    );
-    assert!(refused("/linux/cgroupsPath", json!(":libpod:3f4e")).contains("systemd's slice:prefix:name form"));
-    assert_eq!(
         refused("/linux/cgroupsPath", json!("../../elsewhere")),
         r#"config.json: linux.cgroupsPath: "../../elsewhere" goes up (..)"#
     );
@@ -1097,6 +1092,9 @@ fn cgroups_path_forms() {
     };
     assert_eq!(path("/kubepods/burstable/pod1:x:y"), Some("/kubepods/burstable/pod1:x:y".into()));
     assert_eq!(path("spawner/c1"), Some("spawner/c1".into()));
+    // systemd's form is kept for the driver to read (and the cgroupfs one to refuse).
+    assert_eq!(path("system.slice:docker:3f4e"), Some("system.slice:docker:3f4e".into()));
+    assert_eq!(path(":libpod:3f4e"), Some(":libpod:3f4e".into()));
     assert_eq!(path(""), None);
 }
 

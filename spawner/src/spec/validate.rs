@@ -291,22 +291,14 @@ fn name(field: &str, value: &Option<String>) -> Result<Option<String>, SpecError
 }
 
 /// `linux.cgroupsPath`: a path, absolute (below the cgroup mount) or relative (below spawner's
-/// own cgroup). systemd's `slice:prefix:name` needs a systemd cgroup driver, which spawner does
-/// not have; a path going up (`..`) would leave the part of the tree it is given.
+/// own cgroup), or systemd's `slice:prefix:name`, kept as it is: which form is right depends on the
+/// cgroup driver the runtime is run with, and the core checks it against that. A path going up
+/// (`..`) would leave the part of the tree it is given.
 fn cgroups_path(path: Option<&Path>) -> Result<Option<PathBuf>, SpecError> {
     const FIELD: &str = "linux.cgroupsPath";
     let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else { return Ok(None) };
     let text = path.to_string_lossy();
     checks::no_nul(FIELD, &text)?;
-    let parts: Vec<&str> = text.split(':').collect();
-    if let [slice, _, _] = parts.as_slice() {
-        if !text.starts_with('/') && (slice.is_empty() || slice.ends_with(".slice")) {
-            return Err(SpecError::unsupported_value(
-                FIELD,
-                format!("{text:?} (systemd's slice:prefix:name form, for a systemd cgroup driver)"),
-            ));
-        }
-    }
     if path.components().any(|c| c == Component::ParentDir) {
         return Err(SpecError::invalid(FIELD, format!("{text:?} goes up (..)")));
     }
