@@ -10,11 +10,13 @@
 //! them: `container does not exist`, `container with id exists`, exec errors (126/127).
 
 mod cli;
+mod error;
 pub mod state;
 
 use crate::container::{self, Extras, Held};
 use clap::Parser;
 use cli::{Cli, Command, CreateArgs};
+pub use error::RuncError;
 use state::{ContainerState, Saved, Status};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,8 +33,15 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ! {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     match dispatch(&cli) {
         Ok(code) => std::process::exit(code),
-        Err(message) => {
-            log.error(&message);
+        Err(e) => {
+            log.error(&e.to_string());
+            if cli.debug {
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    eprintln!("spawner:   caused by: {c}");
+                    cause = c.source();
+                }
+            }
             std::process::exit(1)
         }
     }
@@ -61,7 +70,7 @@ impl Log {
     }
 }
 
-fn dispatch(cli: &Cli) -> Result<i32, String> {
+fn dispatch(cli: &Cli) -> Result<i32, RuncError> {
     let driver = match cli.cgroup_manager.as_deref() {
         Some("disabled") => CgroupDriver::Disabled,
         Some("systemd") => CgroupDriver::Systemd,
@@ -71,7 +80,7 @@ fn dispatch(cli: &Cli) -> Result<i32, String> {
     // As runc: refused before anything is made. Later commands find the unit in the state.
     let creates = matches!(cli.command, Command::Create(_) | Command::Run(_));
     if creates && driver == CgroupDriver::Systemd && !crate::cgroup::systemd::running() {
-        return Err(crate::cgroup::systemd::NOT_RUNNING.into());
+        return Err(RuncError::Usage(crate::cgroup::systemd::NOT_RUNNING.into()));
     }
     let root = &cli.root;
     match &cli.command {
@@ -110,13 +119,18 @@ enum CgroupDriver {
     Disabled,
 }
 
-fn bundle_dir(bundle: Option<&Path>) -> Result<PathBuf, String> {
+fn bundle_dir(bundle: Option<&Path>) -> Result<PathBuf, RuncError> {
     let dir = bundle.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    std::path::absolute(&dir).map_err(|e| format!("bundle {}: {e}", dir.display()))
+    std::path::absolute(&dir).map_err(RuncError::io(format!("bundle {}", dir.display())))
 }
 
 /// `create`: the container set up, its process waiting on `ROOT/ID/exec.fifo`.
-fn create(root: &Path, id: &str, args: &CreateArgs, driver: CgroupDriver) -> Result<ContainerState, String> {
+fn create(
+    root: &Path,
+    id: &str,
+    args: &CreateArgs,
+    driver: CgroupDriver,
+) -> Result<ContainerState, RuncError> {
     let console_socket = args.console_socket.as_deref().map(connect_console).transpose()?;
     create_with(root, id, args, driver, console_socket)
 }
@@ -128,22 +142,22 @@ fn create_with(
     args: &CreateArgs,
     driver: CgroupDriver,
     console_socket: Option<rustix::fd::OwnedFd>,
-) -> Result<ContainerState, String> {
+) -> Result<ContainerState, RuncError> {
     state::check_id(id)?;
     let bundle = bundle_dir(args.bundle.as_deref())?;
-    let config = crate::spec::load(&bundle).map_err(|e| e.to_string())?;
+    let config = crate::spec::load(&bundle)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o711)
         .create(root)
-        .map_err(|e| format!("create {}: {e}", root.display()))?;
+        .map_err(RuncError::io(format!("create {}", root.display())))?;
     let dir = root.join(id);
     match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(format!("container with id exists: {id}"))
+            return Err(RuncError::Exists(id.to_string()))
         }
-        Err(e) => return Err(format!("create {}: {e}", dir.display())),
+        Err(e) => return Err(RuncError::io(format!("create {}", dir.display()))(e)),
     }
     let made = (|| {
         let fifo = dir.join(state::EXEC_FIFO);
@@ -155,9 +169,9 @@ fn create_with(
             rustix::fs::Mode::from_raw_mode(0o622),
             0,
         )
-        .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
+        .map_err(RuncError::io(format!("mkfifo {}", fifo.display())))?;
         rustix::fs::chmod(&fifo, rustix::fs::Mode::from_raw_mode(0o622))
-            .map_err(|e| format!("chmod {}: {e}", fifo.display()))?;
+            .map_err(RuncError::io(format!("chmod {}", fifo.display())))?;
         let extras = Extras {
             id: id.to_string(),
             no_cgroup: driver == CgroupDriver::Disabled,
@@ -181,7 +195,7 @@ fn create_with(
                 &config.hooks.poststop,
                 &identity.state("stopped", None),
             );
-            e.0
+            RuncError::Container(e)
         })?;
         // The cgroup outlives this command now: its handle must not remove it when dropped.
         let cgroup = created.cgroup.map(crate::cgroup::Cgroup::into_location);
@@ -189,7 +203,7 @@ fn create_with(
             Some(t) => t,
             None => {
                 remove_cgroup(cgroup.as_ref());
-                return Err("the container's process is gone".into());
+                return Err(RuncError::State("the container's process is gone".into()));
             }
         };
         let state = ContainerState {
@@ -233,39 +247,41 @@ fn remove_cgroup(location: Option<&crate::cgroup::CgroupLocation>) {
 }
 
 /// `--pid-file`: the decimal pid, no newline, written to a temporary file and renamed into place.
-fn write_pid_file(path: &Path, pid: i32) -> Result<(), String> {
-    let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), RuncError> {
+    let path = std::path::absolute(path).map_err(RuncError::io(format!("{}", path.display())))?;
     let tmp =
         path.with_file_name(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("pid")));
-    std::fs::write(&tmp, pid.to_string()).map_err(|e| format!("write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("rename {}: {e}", path.display()))
+    std::fs::write(&tmp, pid.to_string()).map_err(RuncError::io(format!("write {}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(RuncError::io(format!("rename {}", path.display())))
 }
 
 /// Connects to `--console-socket`.
-fn connect_console(path: &Path) -> Result<rustix::fd::OwnedFd, String> {
+fn connect_console(path: &Path) -> Result<rustix::fd::OwnedFd, RuncError> {
     use rustix::net::{connect, socket_with, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
     let socket = socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .map_err(|e| format!("console socket: {e}"))?;
-    let addr = SocketAddrUnix::new(path).map_err(|e| format!("console socket {}: {e}", path.display()))?;
-    connect(&socket, &addr).map_err(|e| format!("connect to the console socket {}: {e}", path.display()))?;
+        .map_err(RuncError::io("console socket"))?;
+    let addr =
+        SocketAddrUnix::new(path).map_err(RuncError::io(format!("console socket {}", path.display())))?;
+    connect(&socket, &addr)
+        .map_err(RuncError::io(format!("connect to the console socket {}", path.display())))?;
     Ok(socket)
 }
 
 /// `start`: opens the exec FIFO, which lets the waiting process exec, and returns once it has
 /// (its end of the FIFO closes with the exec), after the poststart hooks.
-fn start(root: &Path, id: &str) -> Result<(), String> {
+fn start(root: &Path, id: &str) -> Result<(), RuncError> {
     let state = ContainerState::load(root, id)?;
     match state.status() {
         Status::Created => {}
-        Status::Stopped => return Err("cannot start a container that has stopped".into()),
-        _ => return Err("cannot start an already running container".into()),
+        Status::Stopped => return Err(RuncError::State("cannot start a container that has stopped".into())),
+        _ => return Err(RuncError::State("cannot start an already running container".into())),
     }
     let fifo_path = state.dir.join(state::EXEC_FIFO);
     use rustix::fs::{Mode, OFlags};
     // Not blocking: the process may die before it opens its end.
     let fifo =
         rustix::fs::open(&fifo_path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| format!("open {}: {e}", fifo_path.display()))?;
+            .map_err(RuncError::io(format!("open {}", fifo_path.display())))?;
     let mut byte = [0u8];
     loop {
         match rustix::io::read(&fifo, &mut byte) {
@@ -273,17 +289,19 @@ fn start(root: &Path, id: &str) -> Result<(), String> {
             Ok(_) | Err(rustix::io::Errno::AGAIN) => {
                 if !state.alive() {
                     let _ = std::fs::remove_file(&fifo_path);
-                    return Err("the container's process exited before it could start".into());
+                    return Err(RuncError::State(
+                        "the container's process exited before it could start".into(),
+                    ));
                 }
                 let mut fds = [rustix::event::PollFd::new(&fifo, rustix::event::PollFlags::IN)];
                 let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
                 let _ = rustix::event::poll(&mut fds, Some(&timeout));
             }
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("read {}: {e}", fifo_path.display())),
+            Err(e) => return Err(RuncError::io(format!("read {}", fifo_path.display()))(e)),
         }
     }
-    std::fs::remove_file(&fifo_path).map_err(|e| format!("remove {}: {e}", fifo_path.display()))?;
+    std::fs::remove_file(&fifo_path).map_err(RuncError::io(format!("remove {}", fifo_path.display())))?;
     // startContainer hooks run now, then the exec closes the process's end (or its death does).
     loop {
         match rustix::io::read(&fifo, &mut byte) {
@@ -297,7 +315,7 @@ fn start(root: &Path, id: &str) -> Result<(), String> {
                 let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
                 let _ = rustix::event::poll(&mut fds, Some(&timeout));
             }
-            Err(e) => return Err(format!("read {}: {e}", fifo_path.display())),
+            Err(e) => return Err(RuncError::io(format!("read {}", fifo_path.display()))(e)),
         }
     }
     // The spec's rule: a failing poststart hook is a warning, and the container runs on.
@@ -306,9 +324,9 @@ fn start(root: &Path, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), String> {
+fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), RuncError> {
     let state = ContainerState::load(root, id)?;
-    let sig = crate::signal::parse(signal)?;
+    let sig = crate::signal::parse(signal).map_err(RuncError::Usage)?;
     if all {
         for pid in pids(&state)? {
             let _ = rawsys::kill(pid, sig);
@@ -316,17 +334,17 @@ fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), String> {
         return Ok(());
     }
     if state.status() == Status::Stopped {
-        return Err("container not running".into());
+        return Err(RuncError::State("container not running".into()));
     }
-    rawsys::kill(state.saved.pid, sig).map_err(|e| format!("kill {}: {e}", state.saved.pid))
+    rawsys::kill(state.saved.pid, sig).map_err(RuncError::io(format!("kill {}", state.saved.pid)))
 }
 
 /// `delete`: a stopped (or never started) container's cgroup and state removed; with --force a
 /// running one is killed first; an unknown one is fine with --force, as engines expect.
-fn delete(root: &Path, id: &str, force: bool) -> Result<(), String> {
+fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuncError> {
     let state = match ContainerState::load(root, id) {
         Ok(state) => state,
-        Err(e) if force && e == "container does not exist" => return Ok(()),
+        Err(RuncError::NotExist) if force => return Ok(()),
         Err(e) => return Err(e),
     };
     match state.status() {
@@ -338,16 +356,20 @@ fn delete(root: &Path, id: &str, force: bool) -> Result<(), String> {
             }
             kill_and_wait(&state)
         }
-        status => return Err(format!("cannot delete container {id} that is not stopped: {}", status.name())),
+        status => {
+            return Err(RuncError::State(format!(
+                "cannot delete container {id} that is not stopped: {}",
+                status.name()
+            )))
+        }
     }
     if let Some(location) = &state.saved.cgroup {
-        let cgroup = crate::cgroup::Cgroup::reopen(location).map_err(|e| e.to_string())?;
-        cgroup.remove().map_err(|e| e.to_string())?;
+        crate::cgroup::Cgroup::reopen(location)?.remove()?;
     }
     // The spec's rule: a failing poststop hook is a warning, and the delete goes on.
     let state_for_hooks = state.hook_identity().state("stopped", Some(state.saved.pid));
     container::hooks::run_warning("poststop", &state.saved.poststop, &state_for_hooks);
-    std::fs::remove_dir_all(&state.dir).map_err(|e| format!("remove {}: {e}", state.dir.display()))
+    std::fs::remove_dir_all(&state.dir).map_err(RuncError::io(format!("remove {}", state.dir.display())))
 }
 
 /// SIGKILLs the container's process and waits (up to 10 s) until it is gone or a zombie its parent
@@ -368,27 +390,30 @@ fn kill_and_wait(state: &ContainerState) {
 ///
 /// In the foreground, as runc: the signals spawner gets go to the process, and a process with
 /// `terminal` and no --console-socket gets a pty whose other side is spawner's stdio.
-fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, driver: CgroupDriver) -> Result<i32, String> {
+fn run(
+    root: &Path,
+    id: &str,
+    args: &CreateArgs,
+    detach: bool,
+    driver: CgroupDriver,
+) -> Result<i32, RuncError> {
     if detach {
         create(root, id, args, driver)?;
         return start(root, id).map(|()| 0);
     }
-    let mut foreground = container::Foreground::hold_signals().map_err(|e| e.0)?;
+    let mut foreground = container::Foreground::hold_signals()?;
     let terminal = args.console_socket.is_none()
-        && crate::spec::load(&bundle_dir(args.bundle.as_deref())?)
-            .map_err(|e| e.to_string())?
-            .process
-            .is_some_and(|p| p.terminal);
+        && crate::spec::load(&bundle_dir(args.bundle.as_deref())?)?.process.is_some_and(|p| p.terminal);
     let (here, there) = match terminal {
-        true => container::tty::socket_pair().map(|(a, b)| (Some(a), Some(b)))?,
+        true => container::tty::socket_pair().map(|(a, b)| (Some(a), Some(b))).map_err(RuncError::Usage)?,
         false => (None, None),
     };
     let state = create_with(root, id, args, driver, there)?;
     let waited = here
         .map_or(Ok(()), |socket| foreground.attach_terminal(&socket))
-        .map_err(|e| e.0)
+        .map_err(RuncError::Container)
         .and_then(|()| start(root, id))
-        .and_then(|()| foreground.wait(state.saved.pid).map_err(|e| e.0));
+        .and_then(|()| foreground.wait(state.saved.pid).map_err(RuncError::Container));
     let deleted = delete(root, id, true);
     let status = waited?;
     deleted?;
@@ -398,24 +423,31 @@ fn run(root: &Path, id: &str, args: &CreateArgs, detach: bool, driver: CgroupDri
 /// `exec`: a process in the running container, from `--process FILE` or from the container's own
 /// process with COMMAND and the flags applied. Waits for it (its exit status is ours) unless
 /// --detach.
-fn exec(root: &Path, args: &cli::Exec) -> Result<i32, String> {
+fn exec(root: &Path, args: &cli::Exec) -> Result<i32, RuncError> {
     let state = ContainerState::load(root, &args.id)?;
     match state.status() {
         Status::Running => {}
         Status::Paused if args.ignore_paused => {}
         Status::Paused => {
-            return Err("cannot exec in a paused container (use --ignore-paused to override)".into())
+            return Err(RuncError::State(
+                "cannot exec in a paused container (use --ignore-paused to override)".into(),
+            ))
         }
-        Status::Created => return Err("cannot exec in a container that has not started".into()),
-        Status::Stopped => return Err("cannot exec in a stopped container".into()),
+        Status::Created => {
+            return Err(RuncError::State("cannot exec in a container that has not started".into()))
+        }
+        Status::Stopped => return Err(RuncError::State("cannot exec in a stopped container".into())),
     }
-    let config = crate::spec::load(&state.saved.bundle).map_err(|e| e.to_string())?;
+    let config = crate::spec::load(&state.saved.bundle)?;
     let process = match &args.process {
-        Some(file) => crate::spec::load_process(file).map_err(|e| e.to_string())?,
+        Some(file) => crate::spec::load_process(file)?,
         None => {
-            let mut process = config.process.clone().ok_or("config.json has no process to start from")?;
+            let mut process = config
+                .process
+                .clone()
+                .ok_or_else(|| RuncError::Usage("config.json has no process to start from".into()))?;
             if args.command.is_empty() {
-                return Err("exec: no command given (and no --process)".into());
+                return Err(RuncError::Usage("exec: no command given (and no --process)".into()));
             }
             process.args = args.command.clone();
             process.terminal = args.tty;
@@ -426,13 +458,14 @@ fn exec(root: &Path, args: &cli::Exec) -> Result<i32, String> {
             process.env.extend(args.env.iter().cloned());
             if let Some(user) = &args.user {
                 let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
-                process.user.uid = uid.parse().map_err(|_| format!("--user {user}: not UID[:GID]"))?;
-                process.user.gid = gid.parse().map_err(|_| format!("--user {user}: not UID[:GID]"))?;
+                let bad = || RuncError::Usage(format!("--user {user}: not UID[:GID]"));
+                process.user.uid = uid.parse().map_err(|_| bad())?;
+                process.user.gid = gid.parse().map_err(|_| bad())?;
             }
             process.user.additional_gids.extend(&args.additional_gids);
             for cap in &args.cap {
                 let cap = crate::container::security::parse_capability(cap)
-                    .ok_or_else(|| format!("unknown capability {cap:?}"))?;
+                    .ok_or_else(|| RuncError::Usage(format!("unknown capability {cap:?}")))?;
                 let c = &mut process.capabilities;
                 c.bounding |= cap;
                 c.effective |= cap;
@@ -453,7 +486,7 @@ fn exec(root: &Path, args: &cli::Exec) -> Result<i32, String> {
         detach: args.detach,
         image_user: None,
     };
-    match container::exec::exec(request).map_err(|e| e.0)? {
+    match container::exec::exec(request)? {
         container::exec::Outcome::Detached(pid) => {
             if let Some(pid_file) = &args.pid_file {
                 write_pid_file(pid_file, pid)?;
@@ -464,7 +497,7 @@ fn exec(root: &Path, args: &cli::Exec) -> Result<i32, String> {
     }
 }
 
-fn list(root: &Path, format: &str, quiet: bool) -> Result<(), String> {
+fn list(root: &Path, format: &str, quiet: bool) -> Result<(), RuncError> {
     let mut states = Vec::new();
     if let Ok(entries) = std::fs::read_dir(root) {
         for entry in entries.flatten() {
@@ -502,7 +535,7 @@ fn list(root: &Path, format: &str, quiet: bool) -> Result<(), String> {
 }
 
 /// `ps`: the container's processes from its cgroup (host pids).
-fn ps(root: &Path, id: &str, format: &str) -> Result<(), String> {
+fn ps(root: &Path, id: &str, format: &str) -> Result<(), RuncError> {
     let state = ContainerState::load(root, id)?;
     let pids = pids(&state)?;
     if format == "json" {
@@ -518,59 +551,63 @@ fn ps(root: &Path, id: &str, format: &str) -> Result<(), String> {
 }
 
 /// The container's processes: its cgroup's, or without one its first process alone.
-fn pids(state: &ContainerState) -> Result<Vec<i32>, String> {
+fn pids(state: &ContainerState) -> Result<Vec<i32>, RuncError> {
     match &state.saved.cgroup {
-        Some(location) => {
-            crate::cgroup::Cgroup::reopen(location).and_then(|c| c.pids()).map_err(|e| e.to_string())
-        }
+        Some(location) => Ok(crate::cgroup::Cgroup::reopen(location).and_then(|c| c.pids())?),
         None if state.alive() => Ok(vec![state.saved.pid]),
         None => Ok(Vec::new()),
     }
 }
 
-fn update(root: &Path, id: &str, resources: &Path) -> Result<(), String> {
+fn update(root: &Path, id: &str, resources: &Path) -> Result<(), RuncError> {
     let state = ContainerState::load(root, id)?;
     if state.status() == Status::Stopped {
-        return Err("container not running".into());
+        return Err(RuncError::State("container not running".into()));
     }
     let text = match resources == Path::new("-") {
         true => {
             let mut text = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut text)
-                .map_err(|e| format!("read stdin: {e}"))?;
+                .map_err(RuncError::io("read stdin"))?;
             Some(text)
         }
         false => None,
     };
-    let limits = crate::spec::load_resources(resources, text).map_err(|e| e.to_string())?;
-    let location = state.saved.cgroup.as_ref().ok_or("the container has no cgroup to update")?;
-    let cgroup = crate::cgroup::Cgroup::reopen(location).map_err(|e| e.to_string())?;
-    cgroup.update(&limits).map_err(|e| e.to_string())
+    let limits = crate::spec::load_resources(resources, text)?;
+    let location = state
+        .saved
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| RuncError::State("the container has no cgroup to update".into()))?;
+    Ok(crate::cgroup::Cgroup::reopen(location)?.update(&limits)?)
 }
 
-fn freeze(root: &Path, id: &str, frozen: bool) -> Result<(), String> {
+fn freeze(root: &Path, id: &str, frozen: bool) -> Result<(), RuncError> {
     let state = ContainerState::load(root, id)?;
     match (state.status(), frozen) {
         (Status::Running, true) | (Status::Paused, false) => {}
-        (Status::Paused, true) => return Err("container already paused".into()),
-        (_, true) => return Err("container not running".into()),
-        (_, false) => return Err("container not paused".into()),
+        (Status::Paused, true) => return Err(RuncError::State("container already paused".into())),
+        (_, true) => return Err(RuncError::State("container not running".into())),
+        (_, false) => return Err(RuncError::State("container not paused".into())),
     }
-    let location = state.saved.cgroup.as_ref().ok_or("the container has no cgroup to freeze")?;
-    let cgroup = crate::cgroup::Cgroup::reopen(location).map_err(|e| e.to_string())?;
-    match frozen {
+    let location = state
+        .saved
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| RuncError::State("the container has no cgroup to freeze".into()))?;
+    let cgroup = crate::cgroup::Cgroup::reopen(location)?;
+    Ok(match frozen {
         true => cgroup.freeze(),
         false => cgroup.thaw(),
-    }
-    .map_err(|e| e.to_string())
+    }?)
 }
 
 /// `spec`: runc's default config.json (a busybox-style `sh` on a terminal), into the bundle.
-fn spec(bundle: Option<&Path>, rootless: bool) -> Result<(), String> {
+fn spec(bundle: Option<&Path>, rootless: bool) -> Result<(), RuncError> {
     let dir = bundle_dir(bundle)?;
     let path = dir.join("config.json");
     if path.exists() {
-        return Err(format!("File {} exists. Remove it first", path.display()));
+        return Err(RuncError::Usage(format!("File {} exists. Remove it first", path.display())));
     }
     let spec = match rootless {
         true => oci_spec::runtime::Spec::rootless(
@@ -581,13 +618,13 @@ fn spec(bundle: Option<&Path>, rootless: bool) -> Result<(), String> {
     };
     // As runc's: every device denied but those a runtime always allows (the core adds them), and
     // the runtime's name as the hostname (oci-spec's default names another runtime).
-    let mut spec = serde_json::to_value(&spec).map_err(|e| format!("config.json: {e}"))?;
+    let mut spec = serde_json::to_value(&spec).map_err(RuncError::io("config.json"))?;
     spec["hostname"] = "spawner".into();
     if !rootless {
         spec["linux"]["resources"]["devices"] = serde_json::json!([{"allow": false, "access": "rwm"}]);
     }
-    let json = serde_json::to_string_pretty(&spec).map_err(|e| format!("config.json: {e}"))?;
-    std::fs::write(&path, json + "\n").map_err(|e| format!("write {}: {e}", path.display()))
+    let json = serde_json::to_string_pretty(&spec).map_err(RuncError::io("config.json"))?;
+    std::fs::write(&path, json + "\n").map_err(RuncError::io(format!("write {}", path.display())))
 }
 
 /// The OCI features document: what this runtime takes.

@@ -4,6 +4,7 @@
 //! from the process (its pid and its start time, so that a recycled pid is never taken for it), the
 //! FIFO and the cgroup's freezer.
 
+use super::RuncError;
 use crate::cgroup::CgroupLocation;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -64,7 +65,7 @@ pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 
 /// runc's rule for IDs: letters, digits, `_`, `+`, `-`, `.`, not `.` or `..`.
-pub fn check_id(id: &str) -> Result<(), String> {
+pub fn check_id(id: &str) -> Result<(), RuncError> {
     let ok = !id.is_empty()
         && id != "."
         && id != ".."
@@ -73,34 +74,33 @@ pub fn check_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid container id format: {id}"))
+        Err(RuncError::InvalidId(id.to_string()))
     }
 }
 
 impl ContainerState {
     /// Reads `ROOT/ID/state.json`; `container does not exist` (runc's words, which engines match)
     /// when there is none.
-    pub fn load(root: &Path, id: &str) -> Result<ContainerState, String> {
+    pub fn load(root: &Path, id: &str) -> Result<ContainerState, RuncError> {
         check_id(id)?;
         let dir = root.join(id);
         let text = match std::fs::read(dir.join(STATE_FILE)) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err("container does not exist".into())
-            }
-            Err(e) => return Err(format!("{}: {e}", dir.join(STATE_FILE).display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RuncError::NotExist),
+            Err(e) => return Err(RuncError::io(format!("read {}", dir.join(STATE_FILE).display()))(e)),
         };
-        let saved =
-            serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", dir.join(STATE_FILE).display()))?;
+        let saved = serde_json::from_slice(&text)
+            .map_err(RuncError::io(format!("parse {}", dir.join(STATE_FILE).display())))?;
         Ok(ContainerState { dir, saved })
     }
 
     /// Writes `state.json` atomically (a temporary file renamed over it).
-    pub fn store(&self) -> Result<(), String> {
+    pub fn store(&self) -> Result<(), RuncError> {
         let tmp = self.dir.join(".state.json.tmp");
-        let json = serde_json::to_vec(&self.saved).map_err(|e| format!("state.json: {e}"))?;
-        std::fs::write(&tmp, json).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, self.dir.join(STATE_FILE)).map_err(|e| format!("{}: {e}", self.dir.display()))
+        let json = serde_json::to_vec(&self.saved).map_err(RuncError::io("state.json"))?;
+        std::fs::write(&tmp, json).map_err(RuncError::io(format!("write {}", tmp.display())))?;
+        std::fs::rename(&tmp, self.dir.join(STATE_FILE))
+            .map_err(RuncError::io(format!("rename {}", tmp.display())))
     }
 
     /// Whether the process `create` made is still the one at its pid, and has not exited: a
