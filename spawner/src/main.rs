@@ -926,12 +926,25 @@ fn start_container(state_dir: &std::path::Path, name: &str, attach: bool, intera
     }
     match docker::run(&opts, docker::Launch { existing: Some(c), ..Default::default() }) {
         Ok(code) => code,
-        Err(e) => fail(e),
+        Err(e) => fail_with_causes(&e),
     }
 }
 
 fn fail(message: impl std::fmt::Display) -> ! {
     eprintln!("spawner: {message}");
+    std::process::exit(125)
+}
+
+/// [`fail`] for a typed error: its one line, and with -v the chain of its causes.
+fn fail_with_causes(error: &dyn std::error::Error) -> ! {
+    eprintln!("spawner: {error}");
+    if log::log_enabled!(log::Level::Info) {
+        let mut cause = error.source();
+        while let Some(c) = cause {
+            eprintln!("spawner:   caused by: {c}");
+            cause = c.source();
+        }
+    }
     std::process::exit(125)
 }
 
@@ -1279,7 +1292,7 @@ fn main() {
                 Ok(code) => std::process::exit(code),
                 Err(e) => {
                     remove_empty_cidfile(cidfile);
-                    fail(e)
+                    fail_with_causes(&e)
                 }
             }
         }

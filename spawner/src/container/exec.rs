@@ -54,7 +54,7 @@ const NAMESPACES: [(NamespaceKind, &str); 8] = [
 ];
 
 pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
-    let filter = req.seccomp.map(super::security::compile_seccomp).transpose().map_err(RunError)?;
+    let filter = req.seccomp.map(super::security::compile_seccomp).transpose().map_err(RunError::msg)?;
     let cgroup_join = match req.cgroup {
         Some(location) => Cgroup::reopen(location)?.self_join_files(),
         None => Vec::new(),
@@ -67,13 +67,13 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
         (true, true) => (
             None,
             Some(req.console_socket.ok_or_else(|| {
-                RunError("process.terminal is set: a --console-socket is needed to pass the terminal".into())
+                RunError::msg("process.terminal is set: a --console-socket is needed to pass the terminal")
             })?),
         ),
         (true, false) => match req.console_socket {
             Some(socket) => (None, Some(socket)),
             None => {
-                let (here, there) = super::tty::socket_pair().map_err(RunError)?;
+                let (here, there) = super::tty::socket_pair().map_err(RunError::msg)?;
                 (Some(here), Some(there))
             }
         },
@@ -111,7 +111,9 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
     // In the container's user namespace the process could not raise its own hard limits: they are
     // set on it from here, before it goes.
     let before_go = |pid: i32| match in_userns {
-        true => super::limits::apply(rustix::process::Pid::from_raw(pid), process, false).map_err(RunError),
+        true => {
+            super::limits::apply(rustix::process::Pid::from_raw(pid), process, false).map_err(RunError::msg)
+        }
         false => Ok(()),
     };
     if !detach {
@@ -121,7 +123,7 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
     // SAFETY: spawner is single-threaded here, so the child may allocate.
-    let pid = unsafe { rawsys::clone_process(0) }.map_err(|e| RunError(format!("clone: {e}")))?;
+    let pid = unsafe { rawsys::clone_process(0) }.map_err(|e| RunError::msg(format!("clone: {e}")))?;
     if pid == 0 {
         drop((go_write, err_read));
         run_child(go_read, err_write);
@@ -132,17 +134,17 @@ pub fn exec(req: Exec<'_>) -> Result<Outcome, RunError> {
         super::kill_and_reap(pid);
         return Err(e);
     }
-    rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start the process: {e}")))?;
+    rustix::io::write(&go_write, b"g").map_err(|e| RunError::msg(format!("start the process: {e}")))?;
     drop(go_write);
     // EOF: the process exec'd (the pipe is close-on-exec); anything before it is its error.
     let message = super::read_to_end(&err_read)
-        .map_err(|e| RunError(format!("read the process's setup errors: {e}")))?;
+        .map_err(|e| RunError::msg(format!("read the process's setup errors: {e}")))?;
     if !message.is_empty() {
         let _ = rustix::process::waitpid(
             rustix::process::Pid::from_raw(pid),
             rustix::process::WaitOptions::empty(),
         );
-        return Err(RunError(String::from_utf8_lossy(&message).into_owned()));
+        return Err(RunError::msg(String::from_utf8_lossy(&message).into_owned()));
     }
     Ok(Outcome::Detached(pid))
 }
@@ -154,7 +156,7 @@ fn open_namespaces(pid: i32) -> Result<Vec<(NamespaceKind, OwnedFd)>, RunError> 
     for (kind, name) in NAMESPACES {
         let theirs = format!("/proc/{pid}/ns/{name}");
         let fd = rustix::fs::open(theirs.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| RunError(format!("open {theirs}: {e}")))?;
+            .map_err(|e| RunError::msg(format!("open {theirs}: {e}")))?;
         let same = match (rustix::fs::fstat(&fd), rustix::fs::stat(format!("/proc/self/ns/{name}").as_str()))
         {
             (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
@@ -164,7 +166,7 @@ fn open_namespaces(pid: i32) -> Result<Vec<(NamespaceKind, OwnedFd)>, RunError> 
             continue;
         }
         if kind == NamespaceKind::Pid {
-            super::namespaces::join(kind, fd.as_fd()).map_err(RunError)?;
+            super::namespaces::join(kind, fd.as_fd()).map_err(RunError::msg)?;
             continue;
         }
         join.push((kind, fd));

@@ -28,31 +28,76 @@ use mount_plan::FrontEndMounts;
 use rustix::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// One line for the user; spawner exits 125 with it.
+/// Why a container could not be made or run (the core's and the Docker front end's error): one line
+/// for the user, who gets exit status 125 with it; the errors of the modules below keep their type,
+/// and with it their causes (`-v` prints them).
 #[derive(Debug)]
-pub struct RunError(pub String);
+pub enum RunError {
+    /// A step that says what failed in its own words.
+    Message(String),
+    Image(crate::image::ImageError),
+    Store(crate::store::StoreError),
+    Cgroup(crate::cgroup::Error),
+    Mount(rootfs::MountError),
+    Registry(crate::registry::RegistryError),
+    Network(crate::network::NetworkError),
+    Spec(crate::spec::SpecError),
+}
+
+impl RunError {
+    pub fn msg(message: impl Into<String>) -> RunError {
+        RunError::Message(message.into())
+    }
+
+    /// The typed error inside, if any (the one-line message is its Display).
+    fn inner(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Message(_) => None,
+            RunError::Image(e) => Some(e),
+            RunError::Store(e) => Some(e),
+            RunError::Cgroup(e) => Some(e),
+            RunError::Mount(e) => Some(e),
+            RunError::Registry(e) => Some(e),
+            RunError::Network(e) => Some(e),
+            RunError::Spec(e) => Some(e),
+        }
+    }
+}
 
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match (self, self.inner()) {
+            (RunError::Message(m), _) => f.write_str(m),
+            (_, Some(e)) => write!(f, "{e}"),
+            (_, None) => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    /// The inner error's own causes: its message is already this error's.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner().and_then(|e| e.source())
     }
 }
 
 macro_rules! from_error {
-    ($($t:ty),*) => {$(
+    ($($variant:ident($t:ty)),*) => {$(
         impl From<$t> for RunError {
             fn from(e: $t) -> Self {
-                RunError(e.to_string())
+                RunError::$variant(e)
             }
         }
     )*};
 }
 from_error!(
-    crate::image::ImageError,
-    crate::store::StoreError,
-    crate::cgroup::Error,
-    rootfs::MountError,
-    crate::registry::RegistryError
+    Image(crate::image::ImageError),
+    Store(crate::store::StoreError),
+    Cgroup(crate::cgroup::Error),
+    Mount(rootfs::MountError),
+    Registry(crate::registry::RegistryError),
+    Network(crate::network::NetworkError),
+    Spec(crate::spec::SpecError)
 );
 
 /// What a front end gives the core beside the config.
@@ -153,13 +198,13 @@ fn signal_set(signals: &[i32]) -> rawsys::SigSet {
 /// (if it has one) is spawner's, signals sent to spawner reach it. Returns how it ended.
 pub fn run(config: &Config, extras: Extras, watch: Watch<'_>) -> Result<Exit, RunError> {
     if config.hooks != crate::spec::Hooks::default() {
-        return Err(RunError("config.json: hooks: only a container made by create runs them".into()));
+        return Err(RunError::msg("config.json: hooks: only a container made by create runs them"));
     }
     let mut prepared = prepare(config, extras)?;
     let status = (|| {
         let (tty_here, tty_there) = match prepared.process.terminal {
             true => {
-                let (here, there) = tty::socket_pair().map_err(RunError)?;
+                let (here, there) = tty::socket_pair().map_err(RunError::msg)?;
                 (Some(here), Some(there))
             }
             false => (None, None),
@@ -233,10 +278,10 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
-        .map_err(|e| RunError(format!("open {}: {e}", held.exec_fifo.display())))?;
+        .map_err(|e| RunError::msg(format!("open {}: {e}", held.exec_fifo.display())))?;
         let console = if prepared.process.terminal {
             Some(held.console_socket.ok_or_else(|| {
-                RunError("process.terminal is set: a --console-socket is needed to pass the terminal".into())
+                RunError::msg("process.terminal is set: a --console-socket is needed to pass the terminal")
             })?)
         } else {
             None
@@ -310,8 +355,8 @@ impl Foreground {
     /// the container is made, and each reaches its process once it runs.
     pub fn hold_signals() -> Result<Foreground, RunError> {
         let held = signal_set(&RELAYED) | signal_set(&[SIGCHLD, SIGWINCH]);
-        rawsys::set_signal_mask(held).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
-        let signals = rawsys::signalfd(held).map_err(|e| RunError(format!("signalfd: {e}")))?;
+        rawsys::set_signal_mask(held).map_err(|e| RunError::msg(format!("sigprocmask: {e}")))?;
+        let signals = rawsys::signalfd(held).map_err(|e| RunError::msg(format!("signalfd: {e}")))?;
         Ok(Foreground { signals, master: None, raw: None })
     }
 
@@ -320,8 +365,8 @@ impl Foreground {
     /// put in raw mode (until the wait ends) and whose bytes are copied to and from it.
     pub fn attach_terminal(&mut self, socket: &OwnedFd) -> Result<(), RunError> {
         let master = tty::receive_master(socket)
-            .map_err(RunError)?
-            .ok_or_else(|| RunError("the container sent no terminal".into()))?;
+            .map_err(RunError::msg)?
+            .ok_or_else(|| RunError::msg("the container sent no terminal"))?;
         tty::sync_window_size(master.as_fd());
         self.raw = tty::RawMode::enter();
         self.master = Some(master);
@@ -350,11 +395,12 @@ struct Prepared<'a> {
 
 fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
     let process =
-        config.process.as_ref().ok_or_else(|| RunError("config.json: process: required to start".into()))?;
+        config.process.as_ref().ok_or_else(|| RunError::msg("config.json: process: required to start"))?;
     refuse_unsupported(config)?;
     // Compiled while spawner has one thread: the compiler's allocations map and unmap memory (musl),
     // and an unmap in a process with other threads running costs a TLB shootdown on every CPU.
-    let seccomp = config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError)?;
+    let seccomp =
+        config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError::msg)?;
     let mut systemd_unit = None;
     let cgroup = match extras.no_cgroup {
         false if extras.systemd_cgroup => {
@@ -406,7 +452,7 @@ impl<'a> Prepared<'a> {
             Some(overlay) => child::Root::Overlay(overlay),
             None => child::Root::Tree(rootfs::bind_root(&config.root.path)?),
         };
-        let mut join = namespaces::open_paths(config).map_err(RunError)?;
+        let mut join = namespaces::open_paths(config).map_err(RunError::msg)?;
         join.append(&mut extras.join);
         let via = match namespaces::needs_intermediate(config) {
             true => std::mem::take(&mut join),
@@ -475,7 +521,7 @@ fn spawn_held(
         kill_and_reap(pid);
         return Err(e);
     }
-    rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
+    rustix::io::write(&go_write, b"g").map_err(|e| RunError::msg(format!("start container: {e}")))?;
     let mut go_write = waits_for_hooks.then_some(go_write);
     let mut message = Vec::new();
     let mut buf = [0u8; 512];
@@ -484,7 +530,7 @@ fn spawn_held(
             Ok(0) => break,
             Ok(n) => message.extend_from_slice(&buf[..n]),
             Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(RunError(format!("read the container's setup errors: {e}"))),
+            Err(e) => return Err(RunError::msg(format!("read the container's setup errors: {e}"))),
         }
         if message == [0] {
             return Ok(pid);
@@ -494,15 +540,15 @@ fn spawn_held(
                 message.clear();
                 if let Err(e) = runtime_hooks(pid) {
                     kill_and_reap(pid);
-                    return Err(RunError(e));
+                    return Err(RunError::msg(e));
                 }
-                rustix::io::write(&go, b"h").map_err(|e| RunError(format!("resume container: {e}")))?;
+                rustix::io::write(&go, b"h").map_err(|e| RunError::msg(format!("resume container: {e}")))?;
             }
         }
     }
     // Failed: the process is gone (or going); reap it, its parent is still spawner.
     let _ = reap();
-    Err(RunError(match message.is_empty() {
+    Err(RunError::msg(match message.is_empty() {
         true => "the container's process ended during setup".into(),
         false => String::from_utf8_lossy(&message).into_owned(),
     }))
@@ -510,9 +556,10 @@ fn spawn_held(
 
 /// What the core cannot do yet, refused by name rather than done wrong.
 fn refuse_unsupported(config: &Config) -> Result<(), RunError> {
-    let refuse = |what: &str| Err(RunError(format!("config.json: {what}: not supported by spawner yet")));
+    let refuse =
+        |what: &str| Err(RunError::msg(format!("config.json: {what}: not supported by spawner yet")));
     if !config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::Mount && ns.path.is_none()) {
-        return Err(RunError("config.json: linux.namespaces: spawner needs a new mount namespace".into()));
+        return Err(RunError::msg("config.json: linux.namespaces: spawner needs a new mount namespace"));
     }
     if let Some(p) = &config.process {
         if p.apparmor_profile.as_deref().is_some_and(|a| !a.is_empty() && a != "unconfined") {
@@ -534,10 +581,10 @@ fn new_user_namespace(config: &Config) -> bool {
 /// of its own, the id maps (of a new one) and the limits it could not set itself.
 fn before_go(config: &Config, process: &crate::spec::Process, init: bool, pid: i32) -> Result<(), RunError> {
     if new_user_namespace(config) {
-        userns::write_maps(pid, &config.uid_mappings, &config.gid_mappings).map_err(RunError)?;
+        userns::write_maps(pid, &config.uid_mappings, &config.gid_mappings).map_err(RunError::msg)?;
     }
     if config.namespaces.iter().any(|ns| ns.kind == NamespaceKind::User) {
-        limits::apply(rustix::process::Pid::from_raw(pid), process, init).map_err(RunError)?;
+        limits::apply(rustix::process::Pid::from_raw(pid), process, init).map_err(RunError::msg)?;
     }
     Ok(())
 }
@@ -547,18 +594,18 @@ fn before_go(config: &Config, process: &crate::spec::Process, init: bool, pid: i
 fn cgroup_place(config: &Config, id: &str) -> Result<(String, Option<PathBuf>), RunError> {
     let Some(path) = &config.cgroups_path else { return Ok((id.to_string(), None)) };
     if crate::cgroup::systemd::is_unit_path(&path.to_string_lossy()) {
-        return Err(RunError(format!(
+        return Err(RunError::msg(format!(
             "config.json: linux.cgroupsPath {:?} is systemd's slice:prefix:name form: it needs the systemd \
              cgroup driver (--systemd-cgroup)",
             path.display().to_string()
         )));
     }
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-        RunError(format!("config.json: linux.cgroupsPath {}: no cgroup name", path.display()))
+        RunError::msg(format!("config.json: linux.cgroupsPath {}: no cgroup name", path.display()))
     })?;
     let parent = path.parent().filter(|p| *p != Path::new("") && *p != Path::new("/"));
     match parent {
-        Some(p) if !p.is_absolute() => Err(RunError(format!(
+        Some(p) if !p.is_absolute() => Err(RunError::msg(format!(
             "config.json: linux.cgroupsPath {}: a relative path with directories is not supported",
             path.display()
         ))),
@@ -577,9 +624,9 @@ fn cgroup_place(config: &Config, id: &str) -> Result<(String, Option<PathBuf>), 
 unsafe fn clone_child(flags: u64, via: &[(NamespaceKind, OwnedFd)]) -> Result<i32, RunError> {
     match via.is_empty() {
         // SAFETY: the caller's promise.
-        true => unsafe { rawsys::clone_process(flags) }.map_err(|e| RunError(format!("clone: {e}"))),
+        true => unsafe { rawsys::clone_process(flags) }.map_err(|e| RunError::msg(format!("clone: {e}"))),
         // SAFETY: the caller's promise.
-        false => unsafe { namespaces::clone_via(flags, via) }.map_err(RunError),
+        false => unsafe { namespaces::clone_via(flags, via) }.map_err(RunError::msg),
     }
 }
 
@@ -605,7 +652,7 @@ pub(crate) fn read_to_end(fd: impl AsFd) -> rustix::io::Result<Vec<u8>> {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), RunError> {
-    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError::msg(format!("pipe: {e}")))
 }
 
 /// What the wait does with the container's output besides relaying it: a captured container's
@@ -629,8 +676,8 @@ pub(crate) fn spawn_and_wait_with(
 ) -> Result<i32, RunError> {
     // Signals for the container wait in a signalfd from now on, none lost while it starts.
     let relayed = signal_set(&RELAYED) | signal_set(&[SIGCHLD, SIGWINCH]);
-    rawsys::set_signal_mask(relayed).map_err(|e| RunError(format!("sigprocmask: {e}")))?;
-    let signals = rawsys::signalfd(relayed).map_err(|e| RunError(format!("signalfd: {e}")))?;
+    rawsys::set_signal_mask(relayed).map_err(|e| RunError::msg(format!("sigprocmask: {e}")))?;
+    let signals = rawsys::signalfd(relayed).map_err(|e| RunError::msg(format!("signalfd: {e}")))?;
     let (go_read, go_write) = pipe()?;
     let (err_read, err_write) = pipe()?;
     // SAFETY: spawner is single-threaded here (the front end joined its threads before), so the
@@ -650,7 +697,7 @@ pub(crate) fn spawn_and_wait_with(
         kill_and_reap(pid);
         return Err(e);
     }
-    rustix::io::write(&go_write, b"g").map_err(|e| RunError(format!("start container: {e}")))?;
+    rustix::io::write(&go_write, b"g").map_err(|e| RunError::msg(format!("start container: {e}")))?;
     drop(go_write);
     let (message, pending) = match wait_for_setup(pid, &err_read, &signals)? {
         Setup::Done { message, pending } => (message, pending),
@@ -668,7 +715,7 @@ pub(crate) fn spawn_and_wait_with(
         started(pid);
     }
     let master = match (&tty_socket, message.is_empty()) {
-        (Some(socket), true) => tty::receive_master(socket).map_err(RunError)?,
+        (Some(socket), true) => tty::receive_master(socket).map_err(RunError::msg)?,
         _ => None,
     };
     if let Some(m) = &master {
@@ -681,7 +728,7 @@ pub(crate) fn spawn_and_wait_with(
     log::debug!("container exited: {status}");
     drop(raw);
     if !message.is_empty() {
-        return Err(RunError(String::from_utf8_lossy(&message).into_owned()));
+        return Err(RunError::msg(String::from_utf8_lossy(&message).into_owned()));
     }
     Ok(status)
 }
@@ -706,7 +753,7 @@ fn wait_for_setup(pid: i32, errors: &OwnedFd, signals: &OwnedFd) -> Result<Setup
         let mut fds = [PollFd::new(errors, PollFlags::IN), PollFd::new(signals, PollFlags::IN)];
         match poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(RunError(format!("poll: {e}"))),
+            Err(e) => return Err(RunError::msg(format!("poll: {e}"))),
         }
         // The error pipe first: once it is at EOF the process has exec'd, and a signal that came
         // at the same time is for it (it stays in the signalfd, relayed by the caller), not a
@@ -716,7 +763,7 @@ fn wait_for_setup(pid: i32, errors: &OwnedFd, signals: &OwnedFd) -> Result<Setup
                 Ok(0) => return Ok(Setup::Done { message, pending }),
                 Ok(n) => message.extend_from_slice(&buf[..n]),
                 Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => {}
-                Err(e) => return Err(RunError(format!("read the container's setup errors: {e}"))),
+                Err(e) => return Err(RunError::msg(format!("read the container's setup errors: {e}"))),
             }
             continue;
         }
@@ -764,8 +811,8 @@ fn wait_relaying(
     let mut status = None;
     loop {
         if status.is_none() {
-            if let Some((_, s)) =
-                waitpid(Some(child), WaitOptions::NOHANG).map_err(|e| RunError(format!("waitpid: {e}")))?
+            if let Some((_, s)) = waitpid(Some(child), WaitOptions::NOHANG)
+                .map_err(|e| RunError::msg(format!("waitpid: {e}")))?
             {
                 status = Some(match (s.exit_status(), s.terminating_signal()) {
                     (Some(code), _) => code,
@@ -862,5 +909,22 @@ fn capture(fd: &OwnedFd, stream: Stream, sink: &mut dyn Sink) -> bool {
         Err(rustix::io::Errno::INTR) => true,
         // Drained (non-blocking), or a pty whose processes are all gone (EIO).
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module's error keeps its type inside RunError: the same one line, and its causes under it.
+    #[test]
+    fn typed_errors_keep_their_line_and_causes() {
+        let mount = rootfs::MountError { what: "mount /data".into(), errno: rustix::io::Errno::NOENT };
+        let e = RunError::from(mount);
+        assert!(matches!(e, RunError::Mount(_)));
+        assert_eq!(e.to_string(), "mount /data: No such file or directory (os error 2)");
+        let cause = std::error::Error::source(&e).expect("the errno");
+        assert_eq!(cause.to_string(), "No such file or directory (os error 2)");
+        assert!(std::error::Error::source(&RunError::msg("plain")).is_none());
     }
 }

@@ -29,6 +29,12 @@ impl std::fmt::Display for MountError {
     }
 }
 
+impl std::error::Error for MountError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.errno)
+    }
+}
+
 pub type Result<T> = std::result::Result<T, MountError>;
 
 pub trait Context<T> {

@@ -96,7 +96,7 @@ fn split(path: &str, container: bool) -> Result<Split, RunError> {
     if name == ".." {
         return Ok(Split { parent: trimmed.into(), name: None, contents: true });
     }
-    let name = CString::new(name).map_err(|_| RunError(format!("{path:?}: a path has no NUL")))?;
+    let name = CString::new(name).map_err(|_| RunError::msg(format!("{path:?}: a path has no NUL")))?;
     Ok(Split { parent: parent.into(), name: Some(name), contents })
 }
 
@@ -125,10 +125,10 @@ pub fn copy(containers: &std::path::Path, src: &str, dest: &str) -> Result<Strin
     };
     match (&src, &dest) {
         (Endpoint::Host(_), Endpoint::Host(_)) => {
-            return Err(RunError("cp: give CONTAINER:PATH as the source or the destination".into()))
+            return Err(RunError::msg("cp: give CONTAINER:PATH as the source or the destination"))
         }
         (Endpoint::Container { .. }, Endpoint::Container { .. }) => {
-            return Err(RunError("cp: copying between containers is not supported".into()))
+            return Err(RunError::msg("cp: copying between containers is not supported"))
         }
         _ => {}
     }
@@ -154,7 +154,7 @@ fn container_root(c: &Container) -> Result<(OwnedFd, Option<OwnedFd>), RunError>
 /// The root of the running container `c`, as its first process sees it; checked to still be that
 /// process's once opened (a pid reused since would be another's root).
 fn running_root(c: &Container) -> Result<OwnedFd, RunError> {
-    let not_running = || RunError(format!("container {} stopped while cp looked at it", c.record.name));
+    let not_running = || RunError::msg(format!("container {} stopped while cp looked at it", c.record.name));
     let path = format!("/proc/{}/root", c.state.pid);
     let root = rustix::fs::open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
         .map_err(|_| not_running())?;
@@ -172,14 +172,14 @@ fn stopped_root(c: &Container) -> Result<(OwnedFd, OwnedFd), RunError> {
     let name = &c.record.name;
     // Locked as a run locks it: `start` waits for no copy, it fails while one holds the lock.
     let Some(lock) = super::lifecycle::lock_idle(c)? else {
-        return Err(RunError(format!("container {name} started while cp looked at it")));
+        return Err(RunError::msg(format!("container {name} started while cp looked at it")));
     };
     if super::lifecycle::restarting(c) {
-        return Err(RunError(format!("container {name} is restarting: try again once it runs")));
+        return Err(RunError::msg(format!("container {name} is restarting: try again once it runs")));
     }
     let listed = c.dir.join(super::LAYERS_FILE);
     let text =
-        std::fs::read_to_string(&listed).map_err(|e| RunError(format!("{}: {e}", listed.display())))?;
+        std::fs::read_to_string(&listed).map_err(|e| RunError::msg(format!("{}: {e}", listed.display())))?;
     let mut layers: Vec<std::path::PathBuf> = text.lines().map(Into::into).collect();
     // containers/NAME is below the state directory, which holds the init layer.
     if let Some(state_dir) = c.dir.parent().and_then(|d| d.parent()) {
@@ -187,7 +187,7 @@ fn stopped_root(c: &Container) -> Result<(OwnedFd, OwnedFd), RunError> {
     }
     let (upper, work) = (c.dir.join("upper"), c.dir.join("work"));
     let overlay = crate::container::rootfs::prepare_overlay(&layers, &upper, &work, false)
-        .map_err(|e| RunError(format!("container {name}: mount its layers: {e}")))?;
+        .map_err(|e| RunError::msg(format!("container {name}: mount its layers: {e}")))?;
     let root = match overlay {
         crate::container::rootfs::Overlay::Detached(mnt) => mnt,
         options => {
@@ -195,16 +195,16 @@ fn stopped_root(c: &Container) -> Result<(OwnedFd, OwnedFd), RunError> {
             // SAFETY: unshare(CLONE_NEWNS) changes only this process's mount namespace (cp is one
             // thread); no memory or fd the program holds is affected.
             unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }
-                .map_err(|e| RunError(format!("unshare a mount namespace: {e}")))?;
+                .map_err(|e| RunError::msg(format!("unshare a mount namespace: {e}")))?;
             rustix::mount::mount_change(
                 "/",
                 rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
             )
-            .map_err(|e| RunError(format!("make / private: {e}")))?;
+            .map_err(|e| RunError::msg(format!("make / private: {e}")))?;
             crate::container::rootfs::attach_overlay(&options, &c.dir)
-                .map_err(|e| RunError(format!("container {name}: mount its layers: {e}")))?;
+                .map_err(|e| RunError::msg(format!("container {name}: mount its layers: {e}")))?;
             rustix::fs::open(&c.dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| RunError(format!("open {}: {e}", c.dir.display())))?
+                .map_err(|e| RunError::msg(format!("open {}: {e}", c.dir.display())))?
         }
     };
     Ok((root, lock))
@@ -215,7 +215,7 @@ fn stopped_root(c: &Container) -> Result<(OwnedFd, OwnedFd), RunError> {
 fn check_not_on_volume(c: &Container, path: &str) -> Result<(), RunError> {
     let path = std::path::Path::new(path);
     match c.record.mounts.iter().find(|m| path.starts_with(&m.destination)) {
-        Some(m) => Err(RunError(format!(
+        Some(m) => Err(RunError::msg(format!(
             "cp: {}: on a {} of the stopped container {} (mounted only while it runs): start it, or copy to {}",
             path.display(),
             if m.kind == "bind" { "bind mount" } else { "volume" },
@@ -231,7 +231,7 @@ fn errno(what: &str, path: &str, e: Errno) -> RunError {
         Errno::LOOP => "a symlink is in the way (not followed)".to_string(),
         e => e.to_string(),
     };
-    RunError(format!("cp: {what} {path}: {why}"))
+    RunError::msg(format!("cp: {what} {path}: {why}"))
 }
 
 fn copy_between(from: &Side, src: &str, to: &Side, dest: &str) -> Result<Copied, RunError> {
@@ -244,7 +244,7 @@ fn copy_between(from: &Side, src: &str, to: &Side, dest: &str) -> Result<Copied,
                 .map_err(|e| errno("stat", src, e))?;
             let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
             if src.ends_with('/') && !is_dir {
-                return Err(RunError(format!("cp: {src}: not a directory")));
+                return Err(RunError::msg(format!("cp: {src}: not a directory")));
             }
             is_dir
         }
@@ -264,18 +264,18 @@ fn copy_between(from: &Side, src: &str, to: &Side, dest: &str) -> Result<Copied,
             return Ok(copied);
         }
         Err(Errno::NOTDIR) if src_is_dir => {
-            return Err(RunError(format!("cp: cannot copy a directory to a file ({dest})")))
+            return Err(RunError::msg(format!("cp: cannot copy a directory to a file ({dest})")))
         }
         Err(Errno::NOTDIR) | Err(Errno::NOENT) => {}
         Err(e) => return Err(errno("open", dest, e)),
     }
     // Otherwise it is made (or, for a file, replaced) under the name given.
     if dest.ends_with('/') {
-        return Err(RunError(format!("cp: destination directory {dest} does not exist")));
+        return Err(RunError::msg(format!("cp: destination directory {dest} does not exist")));
     }
     let d = split(dest, to.is_container())?;
     let Some(dest_name) = d.name else {
-        return Err(RunError(format!("cp: {dest}: give a file or directory name")));
+        return Err(RunError::msg(format!("cp: {dest}: give a file or directory name")));
     };
     let dest_parent = to.dir(&d.parent).map_err(|e| errno("open", &d.parent, e))?;
     match &s.name {
@@ -355,7 +355,7 @@ fn copy_entry(
 ) -> Result<(), RunError> {
     let shown = OsStr::from_bytes(src_name.to_bytes()).to_string_lossy().into_owned();
     if depth > MAX_DEPTH {
-        return Err(RunError(format!("cp: {shown}: more than {MAX_DEPTH} directories deep")));
+        return Err(RunError::msg(format!("cp: {shown}: more than {MAX_DEPTH} directories deep")));
     }
     let stat =
         rustix::fs::statat(src, src_name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| errno("stat", &shown, e))?;
@@ -390,7 +390,7 @@ fn copy_entry(
             .map_err(|e| errno("create", &shown, e))?;
             let (mut from, mut into) = (std::fs::File::from(from), std::fs::File::from(into));
             copied.bytes += std::io::copy(&mut from, &mut into)
-                .map_err(|e| RunError(format!("cp: copy {shown}: {e}")))?;
+                .map_err(|e| RunError::msg(format!("cp: copy {shown}: {e}")))?;
             rustix::fs::fchmod(&into, Mode::from_raw_mode(mode)).map_err(|e| errno("chmod", &shown, e))?;
         }
         FileType::Symlink => {

@@ -45,7 +45,7 @@ pub fn by_name(stored: &[Stored], given: &str) -> Result<Option<String>, RunErro
     match found.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(one.to_string())),
-        several => Err(RunError(format!(
+        several => Err(RunError::msg(format!(
             "image name {given:?} is ambiguous: it may be {}; give the full name",
             several.join(", ")
         ))),
@@ -59,7 +59,7 @@ pub fn to_remove(stored: &[Stored], given: &str) -> Result<Option<String>, RunEr
         return Ok(Some(name));
     }
     match by_id(stored, given)? {
-        Some((_, names)) if names.len() > 1 => Err(RunError(format!(
+        Some((_, names)) if names.len() > 1 => Err(RunError::msg(format!(
             "image {given} has several names ({}): remove it by name",
             names.join(", ")
         ))),
@@ -89,7 +89,7 @@ pub fn by_id(stored: &[Stored], given: &str) -> Result<Option<(Digest, Vec<Strin
                 stored.iter().filter(|(_, i)| i.as_ref() == Some(id)).map(|(n, _)| n.clone()).collect();
             Ok(Some(((*id).clone(), names)))
         }
-        _ => Err(RunError(format!("image ID prefix {given:?} is ambiguous: give more of it"))),
+        _ => Err(RunError::msg(format!("image ID prefix {given:?} is ambiguous: give more of it"))),
     }
 }
 
@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn full_names_then_ids_then_short_names() {
         let s = stored();
-        let r = |given: &str| resolve(&s, given).map_err(|e| e.0);
+        let r = |given: &str| resolve(&s, given).map_err(|e| e.to_string());
         assert_eq!(r("alpine:3.19"), Ok(Some("docker.io/library/alpine:3.19".into())));
         assert_eq!(r("debian:bookworm"), Ok(Some("docker.io/library/debian:bookworm".into())));
         assert_eq!(r("busybox"), Ok(Some("localhost/busybox:latest".into())), "podman's localhost/ images");

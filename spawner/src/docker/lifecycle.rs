@@ -31,7 +31,7 @@ fn signal(pidfd: &OwnedFd, pid: i32, sig: i32) -> Result<(), RunError> {
     };
     match sent {
         Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-        Err(e) => Err(RunError(format!("signal {sig} to the container's process {pid}: {e}"))),
+        Err(e) => Err(RunError::msg(format!("signal {sig} to the container's process {pid}: {e}"))),
     }
 }
 
@@ -86,7 +86,7 @@ pub fn stop(c: &Container, timeout: Option<u32>, sig: Option<i32>) -> Result<(),
 /// `kill [-s SIG]`: a signal (default SIGKILL) to a running container.
 pub fn kill(c: &Container, sig: i32) -> Result<(), RunError> {
     let Some(pidfd) = process(c) else {
-        return Err(RunError(format!("cannot kill container {}: it is not running", c.record.name)));
+        return Err(RunError::msg(format!("cannot kill container {}: it is not running", c.record.name)));
     };
     mark_stopped(c);
     signal(&pidfd, c.state.pid, sig)?;
@@ -102,7 +102,7 @@ pub fn kill(c: &Container, sig: i32) -> Result<(), RunError> {
 pub fn remove(c: &Container, force: bool) -> Result<(), RunError> {
     if let Some(pidfd) = process(c) {
         if !force {
-            return Err(RunError(format!(
+            return Err(RunError::msg(format!(
                 "cannot remove container {}: it is running (stop it first, or use rm -f)",
                 c.record.name
             )));
@@ -114,9 +114,9 @@ pub fn remove(c: &Container, force: bool) -> Result<(), RunError> {
     // The run (or a restart's wait) may still hold the directory: removed once it is done with it.
     let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW;
     let dir = rustix::fs::open(&c.dir, flags | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| RunError(format!("open {}: {e}", c.dir.display())))?;
+        .map_err(|e| RunError::msg(format!("open {}: {e}", c.dir.display())))?;
     rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| RunError(format!("lock {}: {e}", c.dir.display())))?;
+        .map_err(|e| RunError::msg(format!("lock {}: {e}", c.dir.display())))?;
     // A run that died without recording its end (its spawner SIGKILLed) left its cgroup.
     let left = Container::load(&c.dir).map(|now| now.state).unwrap_or_else(|_| c.state.clone());
     if let (record::Phase::Running, Some(location)) = (left.phase, &left.cgroup) {
@@ -132,8 +132,8 @@ pub fn remove(c: &Container, force: bool) -> Result<(), RunError> {
 /// half-removed container is never listed.
 fn discard(c: &Container) -> Result<(), RunError> {
     let trash = c.dir.with_file_name(format!(".{}.rm", c.record.id));
-    std::fs::rename(&c.dir, &trash).map_err(|e| RunError(format!("rename {}: {e}", c.dir.display())))?;
-    std::fs::remove_dir_all(&trash).map_err(|e| RunError(format!("remove {}: {e}", trash.display())))
+    std::fs::rename(&c.dir, &trash).map_err(|e| RunError::msg(format!("rename {}: {e}", c.dir.display())))?;
+    std::fs::remove_dir_all(&trash).map_err(|e| RunError::msg(format!("remove {}: {e}", trash.display())))
 }
 
 /// The lock of a container's run, taken for a command that changes its directory; None while a
@@ -142,7 +142,7 @@ pub(super) fn lock_idle(c: &Container) -> Result<Option<OwnedFd>, RunError> {
     match super::stale::claim(&c.dir) {
         Ok(lock) => Ok(Some(lock)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(RunError(format!("lock {}: {e}", c.dir.display()))),
+        Err(e) => Err(RunError::msg(format!("lock {}: {e}", c.dir.display()))),
     }
 }
 
@@ -165,10 +165,10 @@ pub fn rename(c: &Container, new: &str) -> Result<(), RunError> {
     super::check_name(new)?;
     let old = &c.record.name;
     if new == old {
-        return Err(RunError(format!("container {old} is already named {new}")));
+        return Err(RunError::msg(format!("container {old} is already named {new}")));
     }
     let busy =
-        || RunError(format!("cannot rename container {old} now: it is starting or stopping; try again"));
+        || RunError::msg(format!("cannot rename container {old} now: it is starting or stopping; try again"));
     let _lock = match c.status() {
         Status::Running => None,
         _ => Some(lock_idle(c)?.ok_or_else(busy)?),
@@ -186,9 +186,9 @@ pub fn rename(c: &Container, new: &str) -> Result<(), RunError> {
     ) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => {
-            return Err(RunError(format!("container name {new:?} is already in use")))
+            return Err(RunError::msg(format!("container name {new:?} is already in use")))
         }
-        Err(e) => return Err(RunError(format!("rename {}: {e}", c.dir.display()))),
+        Err(e) => return Err(RunError::msg(format!("rename {}: {e}", c.dir.display()))),
     }
     let mut record = c.record.clone();
     record.name = new.to_string();
@@ -320,12 +320,14 @@ fn matches_filters(c: &Container, filters: &[String]) -> Result<bool, RunError> 
     for filter in filters {
         let (key, value) = filter
             .split_once('=')
-            .ok_or_else(|| RunError(format!("--filter {filter}: give KEY=VALUE (name, id, status)")))?;
+            .ok_or_else(|| RunError::msg(format!("--filter {filter}: give KEY=VALUE (name, id, status)")))?;
         let ok = match key {
             "name" => c.record.name.contains(value),
             "id" => c.record.id.starts_with(value),
             "status" => c.status().name() == value,
-            other => return Err(RunError(format!("--filter {other}: unknown filter (name, id, status)"))),
+            other => {
+                return Err(RunError::msg(format!("--filter {other}: unknown filter (name, id, status)")))
+            }
         };
         if !ok {
             return Ok(false);
@@ -421,22 +423,22 @@ pub struct ExecArgs {
 /// stderr, as Docker has it.
 pub fn exec(c: &Container, args: &ExecArgs) -> Result<i32, RunError> {
     if c.status() != Status::Running {
-        return Err(RunError(format!("container {} is not running", c.record.name)));
+        return Err(RunError::msg(format!("container {} is not running", c.record.name)));
     }
     if args.command.is_empty() {
-        return Err(RunError("exec: no command given".into()));
+        return Err(RunError::msg("exec: no command given"));
     }
     if args.tty && args.interactive && !rustix::termios::isatty(rustix::stdio::stdin()) {
-        return Err(RunError("the input device is not a TTY".into()));
+        return Err(RunError::msg("the input device is not a TTY"));
     }
     if let Some(w) = args.workdir.as_deref().filter(|w| !w.starts_with('/')) {
-        return Err(RunError(format!("-w {w}: the working directory must be an absolute path")));
+        return Err(RunError::msg(format!("-w {w}: the working directory must be an absolute path")));
     }
-    let mut sec = c.record.security.security().map_err(RunError)?;
+    let mut sec = c.record.security.security().map_err(RunError::msg)?;
     if args.privileged {
         sec.capabilities = crate::container::security::all_capabilities();
     }
-    let seccomp = super::security::seccomp_profile(&sec).map_err(RunError)?;
+    let seccomp = super::security::seccomp_profile(&sec).map_err(RunError::msg)?;
     let mut env = c.record.env.clone();
     for e in &args.env {
         let entry = match e.contains('=') {
@@ -476,15 +478,15 @@ pub fn exec(c: &Container, args: &ExecArgs) -> Result<i32, RunError> {
     };
     let user = args.user.clone().unwrap_or_else(|| c.record.user.clone());
     let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null");
-    let null = null.map_err(|e| RunError(format!("/dev/null: {e}")))?;
+    let null = null.map_err(|e| RunError::msg(format!("/dev/null: {e}")))?;
     if !args.interactive {
-        rustix::stdio::dup2_stdin(&null).map_err(|e| RunError(format!("dup2: {e}")))?;
+        rustix::stdio::dup2_stdin(&null).map_err(|e| RunError::msg(format!("dup2: {e}")))?;
     }
     // A detached process writes nowhere the caller sees; spawner's own errors still do.
     let saved_stderr = match args.detach {
         true => {
             let saved = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3)
-                .map_err(|e| RunError(format!("dup: {e}")))?;
+                .map_err(|e| RunError::msg(format!("dup: {e}")))?;
             let _ = rustix::stdio::dup2_stdout(&null);
             let _ = rustix::stdio::dup2_stderr(&null);
             Some(saved)
@@ -510,7 +512,8 @@ pub fn exec(c: &Container, args: &ExecArgs) -> Result<i32, RunError> {
         Ok(crate::container::exec::Outcome::Detached(_)) => Ok(0),
         Err(e) => {
             eprintln!("spawner: {e}");
-            let not_found = e.0.contains("not found") || e.0.contains("no such file");
+            let text = e.to_string();
+            let not_found = text.contains("not found") || text.contains("no such file");
             Ok(if not_found { 127 } else { 126 })
         }
     }

@@ -43,7 +43,7 @@ macro_rules! from_error {
     ($($t:ty),*) => {$(
         impl From<$t> for RunError {
             fn from(e: $t) -> Self {
-                RunError(e.to_string())
+                RunError::msg(e.to_string())
             }
         }
     )*};
@@ -147,7 +147,9 @@ fn ensure_pulled(pull: &Pull, store: &LayerStore) -> Result<String, RunError> {
     let name = found.unwrap_or_else(|| pull.reference.to_string());
     match (pull.policy, stored) {
         (PullPolicy::Never, false) => {
-            return Err(RunError(format!("{name}: not in the store, and --pull never forbids pulling it")))
+            return Err(RunError::msg(format!(
+                "{name}: not in the store, and --pull never forbids pulling it"
+            )))
         }
         (PullPolicy::Missing, true) | (PullPolicy::Never, true) => {}
         (PullPolicy::Always, _) | (PullPolicy::Missing, false) => {
@@ -346,7 +348,7 @@ pub const LAYERS_FILE: &str = "layers";
 fn record_layers(container: &Path, layers: &[PathBuf]) -> Result<(), RunError> {
     let text: String = layers.iter().map(|l| format!("{}\n", l.display())).collect();
     let path = container.join(LAYERS_FILE);
-    std::fs::write(&path, text).map_err(|e| RunError(format!("write {}: {e}", path.display())))
+    std::fs::write(&path, text).map_err(|e| RunError::msg(format!("write {}: {e}", path.display())))
 }
 
 /// The diff_ids of the layers every container in `containers` (running, kept or left by a crash)
@@ -388,7 +390,7 @@ pub(super) fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
         }
         Ok(())
     };
-    build().map_err(|e| RunError(format!("create {}: {e}", tmp.display())))?;
+    build().map_err(|e| RunError::msg(format!("create {}: {e}", tmp.display())))?;
     match std::fs::rename(&tmp, &path) {
         Ok(()) => Ok(path),
         // Another run made it first.
@@ -396,7 +398,7 @@ pub(super) fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
             let _ = std::fs::remove_dir_all(&tmp);
             Ok(path)
         }
-        Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
+        Err(e) => Err(RunError::msg(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
     }
 }
 
@@ -410,19 +412,19 @@ fn create_container_dir(
 ) -> Result<ContainerDir, RunError> {
     let (name, id) = (record.name.as_str(), record.id.as_str());
     let path = containers.join(name);
-    let in_use = || RunError(format!("container name {name:?} is already in use ({})", path.display()));
+    let in_use = || RunError::msg(format!("container name {name:?} is already in use ({})", path.display()));
     if path.exists() {
         return Err(in_use());
     }
     let tmp = containers.join(format!(".{id}.new"));
-    let io = |what: &str, p: &Path, e: std::io::Error| RunError(format!("{what} {}: {e}", p.display()));
+    let io = |what: &str, p: &Path, e: std::io::Error| RunError::msg(format!("{what} {}: {e}", p.display()));
     // 0700: no other host user may reach the upper directory (setuid files the container wrote).
     // The upper directory itself keeps 0755: it is the container's `/`.
     std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
         .create(&tmp)
         .map_err(|e| io("create", &tmp, e))?;
     let prepare = || -> Result<OwnedFd, RunError> {
-        let lock = stale::claim(&tmp).map_err(|e| RunError(format!("lock {}: {e}", tmp.display())))?;
+        let lock = stale::claim(&tmp).map_err(|e| RunError::msg(format!("lock {}: {e}", tmp.display())))?;
         for d in ["upper", "work"] {
             std::fs::create_dir(tmp.join(d)).map_err(|e| io("create", &tmp.join(d), e))?;
         }
@@ -439,7 +441,7 @@ fn create_container_dir(
         ) {
             Ok(()) => Ok(lock),
             Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => Err(in_use()),
-            Err(e) => Err(RunError(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
+            Err(e) => Err(RunError::msg(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
         }
     };
     match prepare() {
@@ -461,9 +463,9 @@ fn claim_container_dir(container: &record::Container) -> Result<ContainerDir, Ru
             Ok(ContainerDir { path, keep: !container.record.auto_remove, _lock: lock })
         }
         Err(rustix::io::Errno::WOULDBLOCK) => {
-            Err(RunError(format!("container {} is already running", container.record.name)))
+            Err(RunError::msg(format!("container {} is already running", container.record.name)))
         }
-        Err(e) => Err(RunError(format!("lock {}: {e}", path.display()))),
+        Err(e) => Err(RunError::msg(format!("lock {}: {e}", path.display()))),
     }
 }
 
@@ -541,7 +543,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), RunError> {
         && name.len() <= 128;
     match valid {
         true => Ok(()),
-        false => Err(RunError(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"))),
+        false => {
+            Err(RunError::msg(format!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*")))
+        }
     }
 }
 
@@ -552,8 +556,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     if let Some(name) = opts.name.as_deref().filter(|_| launch.existing.is_none()) {
         check_name(name)?;
     }
-    process::check_overrides(&opts.overrides).map_err(RunError)?;
-    let rotation = logs::Rotation::parse(&opts.log_opts).map_err(RunError)?;
+    process::check_overrides(&opts.overrides).map_err(RunError::msg)?;
+    let rotation = logs::Rotation::parse(&opts.log_opts).map_err(RunError::msg)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
     // A new container's name is this run's from here until its directory has it.
     let (id, dir_name, mut reserved) = match &launch.existing {
@@ -583,7 +587,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
             devices::open_host_devices().into_iter().filter(|d| !given.contains(&d.device.container)),
         );
     }
-    let seccomp = security::seccomp_profile(&opts.security).map_err(RunError)?;
+    let seccomp = security::seccomp_profile(&opts.security).map_err(RunError::msg)?;
     let limits = crate::store::Limits { max_image_bytes: opts.max_image_bytes };
     let store = LayerStore::open_with(opts.state_dir.join("store"), limits)?;
     let pulled = opts.pull.as_ref().map(|p| ensure_pulled(p, &store)).transpose()?;
@@ -615,7 +619,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
             drop(reserved.take());
             if let Some(cidfile) = &opts.cidfile {
                 std::fs::write(cidfile, &id)
-                    .map_err(|e| RunError(format!("--cidfile {}: {e}", cidfile.display())))?;
+                    .map_err(|e| RunError::msg(format!("--cidfile {}: {e}", cidfile.display())))?;
             }
             dir
         }
@@ -635,8 +639,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     let volumes = open_volumes(&resolved)?;
     // The network thread's work is done before the /etc files, which need its address.
     let attached = match net.0.take().map(|thread| thread.join()) {
-        Some(Ok(result)) => Some(result.map_err(|e| RunError(e.to_string()))?),
-        Some(Err(_)) => return Err(RunError("network namespace thread panicked".into())),
+        Some(Ok(result)) => Some(result.map_err(RunError::from)?),
+        Some(Err(_)) => return Err(RunError::msg("network namespace thread panicked")),
         None => None,
     };
     if let Some(a) = attached.as_ref().filter(|a| a.address.is_some()) {
@@ -644,12 +648,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     }
     // Others may share it (`--network container:NAME`) while this run lives.
     if let Some(a) = attached.as_ref().filter(|_| !matches!(opts.network.mode, Mode::Container(_))) {
-        network::record_namespace(&dir.path, a).map_err(|e| RunError(e.to_string()))?;
+        network::record_namespace(&dir.path, a).map_err(RunError::from)?;
     }
     let _pasta = match (&opts.network.mode, &attached) {
         (Mode::Pasta, Some(a)) => Some(
             network::pasta::start(a.netns.as_fd(), &dir.path, &opts.network.publish)
-                .map_err(|e| RunError(e.to_string()))?,
+                .map_err(RunError::from)?,
         ),
         _ => None,
     };
@@ -659,8 +663,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     if let Some(a) = attached.as_mut().filter(|a| a.address.is_some()) {
         let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
         let hosts = rustix::fs::openat(&etc_files, "hosts", flags, rustix::fs::Mode::empty())
-            .map_err(|e| RunError(format!("open the container's /etc/hosts: {e}")))?;
-        a.announce(hosts).map_err(|e| RunError(e.to_string()))?;
+            .map_err(|e| RunError::msg(format!("open the container's /etc/hosts: {e}")))?;
+        a.announce(hosts).map_err(RunError::from)?;
     }
     let mut trees: Vec<Option<OwnedFd>> = vec![Some(etc_files)];
     let mut mounts = FrontEndMounts {
@@ -692,7 +696,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     // Joined before the core clones: spawner is single-threaded again when it forks.
     let mut join = Vec::new();
     if let Some(a) = attached.as_mut() {
-        let netns = a.netns.try_clone().map_err(|e| RunError(format!("dup network namespace fd: {e}")))?;
+        let netns =
+            a.netns.try_clone().map_err(|e| RunError::msg(format!("dup network namespace fd: {e}")))?;
         join.push((NamespaceKind::Network, netns));
     }
     let extras = Extras {
@@ -703,7 +708,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         join,
         init: match opts.no_init {
             true => None,
-            false => Some(container::sealed_memfd().map_err(RunError)?),
+            false => Some(container::sealed_memfd().map_err(RunError::msg)?),
         },
         image_user: Some(opts_user(opts, &image.config)),
         group_add: opts.group_add.clone(),
@@ -728,7 +733,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     let mut log =
         match launch.detached || dir.keep {
             true => Some(logs::JsonLog::with_rotation(&dir.path.join(record::LOG_FILE), rotation).map_err(
-                |e| RunError(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display())),
+                |e| RunError::msg(format!("create {}: {e}", dir.path.join(record::LOG_FILE).display())),
             )?),
             false => None,
         };
@@ -779,7 +784,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
                 let failed = record::RunState {
                     phase: record::Phase::Exited,
                     exit_code: 125,
-                    error: e.0.clone(),
+                    error: e.to_string(),
                     finished_at: crate::clock::now_ns(),
                     restart_count,
                     ..Default::default()
@@ -836,7 +841,7 @@ fn new_record(
     process: &process::ProcessSpec,
 ) -> Result<record::Record, RunError> {
     let stop_signal = match opts.stop_signal.as_deref().or(image.config.config.stop_signal.as_deref()) {
-        Some(s) => crate::signal::parse(s).map_err(|e| RunError(format!("stop signal: {e}")))?,
+        Some(s) => crate::signal::parse(s).map_err(|e| RunError::msg(format!("stop signal: {e}")))?,
         None => 15,
     };
     // As `images` names it: the reference, the archive's name for the image, or the archive.
@@ -890,7 +895,7 @@ fn dup_own(fd: i32) -> Result<OwnedFd, RunError> {
     // SAFETY: 0, 1 and 2 are open for as long as spawner runs (stdin is /dev/null without -i);
     // only borrowed to be duplicated.
     let own = unsafe { rustix::fd::BorrowedFd::borrow_raw(fd) };
-    rustix::io::fcntl_dupfd_cloexec(own, 3).map_err(|e| RunError(format!("dup fd {fd}: {e}")))
+    rustix::io::fcntl_dupfd_cloexec(own, 3).map_err(|e| RunError::msg(format!("dup fd {fd}: {e}")))
 }
 
 fn dev_null() -> Result<OwnedFd, RunError> {
@@ -899,7 +904,7 @@ fn dev_null() -> Result<OwnedFd, RunError> {
         rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .map_err(|e| RunError(format!("open /dev/null: {e}")))
+    .map_err(|e| RunError::msg(format!("open /dev/null: {e}")))
 }
 
 /// The pipes a container writes its output into, with `sink` reading them; `stdin` its input, and
@@ -910,7 +915,8 @@ fn capture_pipes(
     attached: bool,
 ) -> Result<container::Captured<'_>, RunError> {
     let pipe = || {
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RunError(format!("pipe: {e}")))
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| RunError::msg(format!("pipe: {e}")))
     };
     let ((out_read, out_write), (err_read, err_write)) = (pipe()?, pipe()?);
     Ok(container::Captured {

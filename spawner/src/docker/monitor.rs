@@ -101,7 +101,7 @@ fn monitor(opts: &RunOptions, existing: Option<Container>, ready: OwnedFd) -> i3
         let status = match outcome {
             Ok(status) => status,
             // Said on the caller's stderr while it waits; then the status is the command's.
-            Err(e) if first => return report(&e.0),
+            Err(e) if first => return report(&e.to_string()),
             Err(e) => {
                 log::warn!("{e}");
                 125

@@ -30,20 +30,20 @@ impl Drop for Reserved {
 /// Reserves `name` in `containers` for this run, or says it is in use: by a container (its
 /// directory), or by another run that has reserved it.
 pub fn reserve(containers: &Path, name: &str) -> Result<Reserved, RunError> {
-    let in_use = || RunError(format!("container name {name:?} is already in use"));
+    let in_use = || RunError::msg(format!("container name {name:?} is already in use"));
     let path = containers.join(format!(".{name}.name"));
     // A reservation removed by its owner between this run's mkdir and its lock is tried again.
     for _ in 0..8 {
         match std::fs::create_dir(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(RunError(format!("create {}: {e}", path.display()))),
+            Err(e) => return Err(RunError::msg(format!("create {}: {e}", path.display()))),
         }
         let lock = match stale::claim(&path) {
             Ok(lock) => lock,
             Err(rustix::io::Errno::WOULDBLOCK) => return Err(in_use()),
             Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(RunError(format!("lock {}: {e}", path.display()))),
+            Err(e) => return Err(RunError::msg(format!("lock {}: {e}", path.display()))),
         };
         // The lock counts only on the directory that is still at the path.
         let held = rustix::fs::fstat(&lock);
@@ -70,7 +70,7 @@ pub fn reserve_generated(containers: &Path, id: &str) -> Result<Reserved, RunErr
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| RunError("no container name left to give".into())))
+    Err(last.unwrap_or_else(|| RunError::msg("no container name left to give")))
 }
 
 const ADJECTIVES: [&str; 24] = [

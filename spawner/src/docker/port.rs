@@ -69,7 +69,7 @@ pub fn bindings(c: &Container) -> Vec<Binding> {
 
 /// `PRIVATE_PORT[/PROTO]`, tcp when no protocol is given.
 pub fn parse_private(s: &str) -> Result<(u16, Protocol), RunError> {
-    let bad = || RunError(format!("port {s:?}: give PRIVATE_PORT[/tcp|udp]"));
+    let bad = || RunError::msg(format!("port {s:?}: give PRIVATE_PORT[/tcp|udp]"));
     let (port, protocol) = match s.split_once('/') {
         Some((port, "tcp")) => (port, Protocol::Tcp),
         Some((port, "udp")) => (port, Protocol::Udp),
@@ -94,7 +94,7 @@ pub fn lines(c: &Container, private: Option<&str>) -> Result<Vec<String>, RunErr
         .map(Binding::public)
         .collect();
     if found.is_empty() {
-        return Err(RunError(format!(
+        return Err(RunError::msg(format!(
             "No public port '{port}/{}' published for {}",
             protocol.name(),
             c.record.name
@@ -152,7 +152,10 @@ mod tests {
         );
         assert_eq!(lines(&c, Some("443")).unwrap(), ["0.0.0.0:40001"]);
         assert_eq!(lines(&c, Some("53/udp")).unwrap(), ["0.0.0.0:53"]);
-        assert_eq!(lines(&c, Some("53")).unwrap_err().0, "No public port '53/tcp' published for web");
+        assert_eq!(
+            lines(&c, Some("53")).unwrap_err().to_string(),
+            "No public port '53/tcp' published for web"
+        );
         assert!(lines(&c, Some("x/tcp")).is_err());
         assert!(lines(&c, Some("80/sctp")).is_err());
         // Without bound ports on record (pasta): the -p values.

@@ -166,15 +166,15 @@ impl Container {
     pub fn load(dir: &Path) -> Result<Container, RunError> {
         let read = |file: &str| -> Result<Vec<u8>, RunError> {
             let path = dir.join(file);
-            std::fs::read(&path).map_err(|e| RunError(format!("{}: {e}", path.display())))
+            std::fs::read(&path).map_err(|e| RunError::msg(format!("{}: {e}", path.display())))
         };
         let record = read(RECORD_FILE)?;
         let record = serde_json::from_slice(&record)
-            .map_err(|e| RunError(format!("{}: {e}", dir.join(RECORD_FILE).display())))?;
+            .map_err(|e| RunError::msg(format!("{}: {e}", dir.join(RECORD_FILE).display())))?;
         // A container whose run has not written its state yet is just made.
         let state = match read(STATE_FILE) {
             Ok(text) => serde_json::from_slice(&text)
-                .map_err(|e| RunError(format!("{}: {e}", dir.join(STATE_FILE).display())))?,
+                .map_err(|e| RunError::msg(format!("{}: {e}", dir.join(STATE_FILE).display())))?,
             Err(_) => RunState::default(),
         };
         Ok(Container { dir: dir.to_path_buf(), record, state })
@@ -189,7 +189,7 @@ impl Container {
     /// The container in `containers` named `name_or_id`: by its name, else by a prefix of its id
     /// that only it has (Docker's rule).
     pub fn find(containers: &Path, name_or_id: &str) -> Result<Container, RunError> {
-        let missing = || RunError(format!("No such container: {name_or_id}"));
+        let missing = || RunError::msg(format!("No such container: {name_or_id}"));
         let plain = !name_or_id.is_empty()
             && name_or_id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
             && !name_or_id.starts_with('.');
@@ -205,7 +205,7 @@ impl Container {
         match found.len() {
             0 => Err(missing()),
             1 => Ok(found.remove(0)),
-            _ => Err(RunError(format!("multiple containers match {name_or_id}: give more of the id"))),
+            _ => Err(RunError::msg(format!("multiple containers match {name_or_id}: give more of the id"))),
         }
     }
 
@@ -260,9 +260,9 @@ pub fn list(containers: &Path) -> Vec<Container> {
 /// Writes `value` as `dir/file`, atomically (a temporary file renamed over it).
 fn write_json(dir: &Path, file: &str, value: &impl Serialize) -> Result<(), RunError> {
     let tmp = dir.join(format!(".{file}.tmp"));
-    let json = serde_json::to_vec(value).map_err(|e| RunError(format!("{file}: {e}")))?;
-    std::fs::write(&tmp, json).map_err(|e| RunError(format!("write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, dir.join(file)).map_err(|e| RunError(format!("rename {}: {e}", tmp.display())))
+    let json = serde_json::to_vec(value).map_err(|e| RunError::msg(format!("{file}: {e}")))?;
+    std::fs::write(&tmp, json).map_err(|e| RunError::msg(format!("write {}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, dir.join(file)).map_err(|e| RunError::msg(format!("rename {}: {e}", tmp.display())))
 }
 
 pub fn write_record(dir: &Path, record: &Record) -> Result<(), RunError> {
@@ -313,8 +313,8 @@ mod tests {
         make(&dir, "db", "abd456", 1);
         assert_eq!(Container::find(&dir, "web").unwrap().record.id, "abc123");
         assert_eq!(Container::find(&dir, "abd").unwrap().record.name, "db");
-        assert!(Container::find(&dir, "ab").unwrap_err().0.contains("multiple containers"));
-        assert_eq!(Container::find(&dir, "zz").unwrap_err().0, "No such container: zz");
+        assert!(Container::find(&dir, "ab").unwrap_err().to_string().contains("multiple containers"));
+        assert_eq!(Container::find(&dir, "zz").unwrap_err().to_string(), "No such container: zz");
         assert!(Container::find(&dir, "../web").is_err());
         let names: Vec<String> = list(&dir).into_iter().map(|c| c.record.name).collect();
         assert_eq!(names, ["db", "web"]);

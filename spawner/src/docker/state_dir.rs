@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// Creates the state directory if needed, checks it, and returns its `containers/` directory
 /// (created, or tightened to 0700 if an older spawner left it open).
 pub fn prepare(state_dir: &Path) -> Result<PathBuf, RunError> {
-    let io = |what: &str, p: &Path, e: std::io::Error| RunError(format!("{what} {}: {e}", p.display()));
+    let io = |what: &str, p: &Path, e: std::io::Error| RunError::msg(format!("{what} {}: {e}", p.display()));
     if std::fs::symlink_metadata(state_dir).is_err() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -37,7 +37,7 @@ pub fn prepare(state_dir: &Path) -> Result<PathBuf, RunError> {
 /// `dir` must be a directory, not a symlink, owned by this user, with none of `forbidden` mode bits.
 pub fn check(dir: &Path, forbidden: u32) -> Result<std::fs::Metadata, RunError> {
     let refuse =
-        |why: String| RunError(format!("state directory {}: {why}: refusing to use it", dir.display()));
+        |why: String| RunError::msg(format!("state directory {}: {why}: refusing to use it", dir.display()));
     let meta = std::fs::symlink_metadata(dir).map_err(|e| refuse(e.to_string()))?;
     if meta.file_type().is_symlink() {
         return Err(refuse("is a symlink".into()));
@@ -72,21 +72,21 @@ mod tests {
         assert_eq!(std::fs::metadata(&containers).unwrap().mode() & 0o777, 0o700);
 
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = prepare(&root).unwrap_err().0;
+        let e = prepare(&root).unwrap_err().to_string();
         assert!(e.contains("writable by other users (mode 777)"), "{e}");
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
 
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(&root, &link).unwrap();
-        assert!(prepare(&link).unwrap_err().0.contains("is a symlink"));
+        assert!(prepare(&link).unwrap_err().to_string().contains("is a symlink"));
 
         std::fs::remove_dir(&containers).unwrap();
         std::os::unix::fs::symlink("/", &containers).unwrap();
-        assert!(prepare(&root).unwrap_err().0.contains("containers: is a symlink"));
+        assert!(prepare(&root).unwrap_err().to_string().contains("containers: is a symlink"));
 
         let other = tmp.path().join("other");
         std::fs::create_dir(&other).unwrap();
         rustix::fs::chown(&other, Some(rustix::process::Uid::from_raw(4242)), None).unwrap();
-        assert!(prepare(&other).unwrap_err().0.contains("owned by uid 4242"));
+        assert!(prepare(&other).unwrap_err().to_string().contains("owned by uid 4242"));
     }
 }

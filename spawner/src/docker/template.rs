@@ -13,7 +13,7 @@ pub fn render(format: &str, value: &Value) -> Result<String, RunError> {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
         let close =
-            after.find("}}").ok_or_else(|| RunError(format!("--format {format:?}: unclosed {{{{")))?;
+            after.find("}}").ok_or_else(|| RunError::msg(format!("--format {format:?}: unclosed {{{{")))?;
         out.push_str(&action(after[..close].trim(), value, &format)?);
         rest = &after[close + 2..];
     }
@@ -23,7 +23,9 @@ pub fn render(format: &str, value: &Value) -> Result<String, RunError> {
 
 fn action(action: &str, value: &Value, format: &str) -> Result<String, RunError> {
     let bad = || {
-        RunError(format!("--format {format:?}: {{{{{action}}}}}: give {{{{.Field}}}} or {{{{json .Field}}}}"))
+        RunError::msg(format!(
+            "--format {format:?}: {{{{{action}}}}}: give {{{{.Field}}}} or {{{{json .Field}}}}"
+        ))
     };
     let (json, path) = match action.strip_prefix("json ") {
         Some(path) => (true, path.trim()),
@@ -32,7 +34,7 @@ fn action(action: &str, value: &Value, format: &str) -> Result<String, RunError>
     let path = path.strip_prefix('.').ok_or_else(bad)?;
     let mut v = value;
     for key in path.split('.').filter(|k| !k.is_empty()) {
-        v = v.get(key).ok_or_else(|| RunError(format!("--format {format:?}: no field {key:?}")))?;
+        v = v.get(key).ok_or_else(|| RunError::msg(format!("--format {format:?}: no field {key:?}")))?;
     }
     Ok(match (json, v) {
         (false, Value::String(s)) => s.clone(),

@@ -17,8 +17,8 @@ pub fn pids(c: &Container) -> Result<HashSet<i32>, RunError> {
     }
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
     let theirs = ns(&c.state.pid.to_string())
-        .ok_or_else(|| RunError(format!("container {} is not running", c.record.name)))?;
-    let entries = std::fs::read_dir("/proc").map_err(|e| RunError(format!("/proc: {e}")))?;
+        .ok_or_else(|| RunError::msg(format!("container {} is not running", c.record.name)))?;
+    let entries = std::fs::read_dir("/proc").map_err(|e| RunError::msg(format!("/proc: {e}")))?;
     Ok(entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
@@ -32,7 +32,7 @@ fn check_ps_args(args: &[String]) -> Result<(), RunError> {
     for item in args.iter().flat_map(|a| a.split(',')) {
         if let Some((key, value)) = item.split_once('=') {
             if value.trim_start().starts_with("PID") && key != "pid" {
-                return Err(RunError(format!("specifying \"{key}={value}\" is not allowed")));
+                return Err(RunError::msg(format!("specifying \"{key}={value}\" is not allowed")));
             }
         }
     }
@@ -47,7 +47,7 @@ pub fn parse_ps(output: &str, pids: &HashSet<i32>) -> Result<(Vec<String>, Vec<V
     let at = titles
         .iter()
         .position(|t| t == "PID")
-        .ok_or_else(|| RunError("Couldn't find PID field in ps output".into()))?;
+        .ok_or_else(|| RunError::msg("Couldn't find PID field in ps output"))?;
     let mut rows = Vec::new();
     let mut in_container = false;
     for line in lines.filter(|l| !l.is_empty()) {
@@ -56,7 +56,7 @@ pub fn parse_ps(output: &str, pids: &HashSet<i32>) -> Result<(Vec<String>, Vec<V
         let keep = match *pid {
             "-" => in_container,
             pid => {
-                let pid: i32 = pid.parse().map_err(|_| RunError(format!("Unexpected pid '{pid}'")))?;
+                let pid: i32 = pid.parse().map_err(|_| RunError::msg(format!("Unexpected pid '{pid}'")))?;
                 in_container = pids.contains(&pid);
                 in_container
             }
@@ -74,7 +74,7 @@ pub fn parse_ps(output: &str, pids: &HashSet<i32>) -> Result<(Vec<String>, Vec<V
 /// What `top` prints, as Docker's client sets it.
 pub fn top(c: &Container, ps_args: &[String]) -> Result<String, RunError> {
     if c.status() != Status::Running {
-        return Err(RunError(format!("container {} is not running", c.record.name)));
+        return Err(RunError::msg(format!("container {} is not running", c.record.name)));
     }
     check_ps_args(ps_args)?;
     let default = ["-ef".to_string()];
@@ -91,9 +91,9 @@ pub fn top(c: &Container, ps_args: &[String]) -> Result<String, RunError> {
             Ok(out) if out.status.success() => out,
             Ok(out) => {
                 let why = String::from_utf8_lossy(&out.stderr);
-                return Err(RunError(format!("ps {}: {}", args.join(" "), why.trim())));
+                return Err(RunError::msg(format!("ps {}: {}", args.join(" "), why.trim())));
             }
-            Err(e) => return Err(RunError(format!("ps: {e}"))),
+            Err(e) => return Err(RunError::msg(format!("ps: {e}"))),
         },
     };
     let (titles, rows) = parse_ps(&String::from_utf8_lossy(&output.stdout), &pids)?;
@@ -122,7 +122,7 @@ root         701     700  0 10:01 ?        00:00:00 sh -c  echo hi
         let threads = "USER PID TID CMD\nroot 700 - sleep\nroot - 700 -\nroot 9 - other\nroot - 9 -\n";
         let (_, rows) = parse_ps(threads, &pids).unwrap();
         assert_eq!(rows.len(), 2, "{rows:?}");
-        assert!(parse_ps("USER CMD\nroot x\n", &pids).unwrap_err().0.contains("PID field"));
+        assert!(parse_ps("USER CMD\nroot x\n", &pids).unwrap_err().to_string().contains("PID field"));
         assert!(check_ps_args(&["-o".into(), "pid,user=PID".into()]).is_err());
         assert!(check_ps_args(&["-o".into(), "pid=PID,user".into()]).is_ok());
     }

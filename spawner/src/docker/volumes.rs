@@ -63,22 +63,22 @@ fn is_name(s: &str) -> bool {
 /// The container path must be absolute, and not one of the file systems spawner mounts itself.
 fn check_target(target: &str, spec: &str) -> Result<PathBuf, RunError> {
     if !target.starts_with('/') {
-        return Err(RunError(format!("invalid volume {spec:?}: the container path must be absolute")));
+        return Err(RunError::msg(format!("invalid volume {spec:?}: the container path must be absolute")));
     }
     let path = Path::new(target);
     let clean: PathBuf = path.components().collect();
     if clean == Path::new("/") {
-        return Err(RunError(format!("invalid volume {spec:?}: a volume cannot be the container's /")));
+        return Err(RunError::msg(format!("invalid volume {spec:?}: a volume cannot be the container's /")));
     }
     for own in ["/proc", "/sys"] {
         if clean.starts_with(own) {
-            return Err(RunError(format!(
+            return Err(RunError::msg(format!(
                 "invalid volume {spec:?}: {own} is the kernel's, mounted by spawner; a volume cannot go there"
             )));
         }
     }
     if clean == Path::new("/dev") {
-        return Err(RunError(format!(
+        return Err(RunError::msg(format!(
             "invalid volume {spec:?}: /dev is spawner's (use --device for a host device)"
         )));
     }
@@ -107,7 +107,7 @@ fn apply_options(v: &mut Volume, options: &str, spec: &str) -> Result<(), RunErr
                 log::info!("volume {spec}: propagation {option}: volumes are private here")
             }
             other => {
-                return Err(RunError(format!(
+                return Err(RunError::msg(format!(
                     "invalid volume {spec:?}: unknown option {other:?} (ro, rw, dev, nodev, suid, nosuid, exec, noexec, nocopy, z, Z)"
                 )))
             }
@@ -124,17 +124,21 @@ pub fn parse(spec: &str) -> Result<Volume, RunError> {
         [c] => (None, *c, ""),
         [s, c] => (Some(*s), *c, ""),
         [s, c, o] => (Some(*s), *c, *o),
-        _ => return Err(RunError(format!("invalid volume {spec:?}: expected [SOURCE:]CONTAINER[:OPTIONS]"))),
+        _ => {
+            return Err(RunError::msg(format!(
+                "invalid volume {spec:?}: expected [SOURCE:]CONTAINER[:OPTIONS]"
+            )))
+        }
     };
     let source = match source {
         None => Source::Anonymous,
-        Some("") => return Err(RunError(format!("invalid volume {spec:?}: the source is empty"))),
+        Some("") => return Err(RunError::msg(format!("invalid volume {spec:?}: the source is empty"))),
         Some(s) if s.starts_with('/') || s.starts_with('.') || s.starts_with('~') => Source::Host(
-            std::path::absolute(s).map_err(|e| RunError(format!("volume source {s}: {e}")))?,
+            std::path::absolute(s).map_err(|e| RunError::msg(format!("volume source {s}: {e}")))?,
         ),
         Some(s) if is_name(s) => Source::Named(s.to_string()),
         Some(s) => {
-            return Err(RunError(format!(
+            return Err(RunError::msg(format!(
                 "invalid volume {spec:?}: {s:?} is neither an absolute host path nor a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
             )))
         }
@@ -182,7 +186,7 @@ impl Tmpfs {
 /// Parses `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-nocopy]
 /// [,tmpfs-size=…][,tmpfs-mode=…]`, as Docker spells it.
 pub fn parse_mount(spec: &str) -> Result<MountSpec, RunError> {
-    let bad = |why: &str| RunError(format!("invalid --mount {spec:?}: {why}"));
+    let bad = |why: &str| RunError::msg(format!("invalid --mount {spec:?}: {why}"));
     let (mut kind, mut source, mut target) = ("volume", None, None);
     let (mut read_only, mut nocopy, mut size, mut mode) = (false, false, None, None);
     for field in spec.split(',') {
@@ -265,13 +269,15 @@ impl Store {
     /// Whether it is new.
     pub fn ensure(&self, name: &str, anonymous: bool) -> Result<bool, RunError> {
         if !is_name(name) {
-            return Err(RunError(format!("invalid volume name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+")));
+            return Err(RunError::msg(format!(
+                "invalid volume name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+"
+            )));
         }
         let dir = self.root.join(name);
         if dir.join("_data").is_dir() {
             return Ok(false);
         }
-        let io = |p: &Path, e: std::io::Error| RunError(format!("create {}: {e}", p.display()));
+        let io = |p: &Path, e: std::io::Error| RunError::msg(format!("create {}: {e}", p.display()));
         std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
             .recursive(true)
             .create(&self.root)
@@ -306,7 +312,7 @@ impl Store {
             }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&tmp);
-                Err(RunError(format!("rename {} to {}: {e}", tmp.display(), dir.display())))
+                Err(RunError::msg(format!("rename {} to {}: {e}", tmp.display(), dir.display())))
             }
         }
     }
@@ -314,10 +320,10 @@ impl Store {
     pub fn info(&self, name: &str) -> Result<Info, RunError> {
         let path = self.root.join(name).join("volume.json");
         if !is_name(name) || !self.data(name).is_dir() {
-            return Err(RunError(format!("no such volume: {name}")));
+            return Err(RunError::msg(format!("no such volume: {name}")));
         }
-        let text = std::fs::read(&path).map_err(|e| RunError(format!("{}: {e}", path.display())))?;
-        serde_json::from_slice(&text).map_err(|e| RunError(format!("{}: {e}", path.display())))
+        let text = std::fs::read(&path).map_err(|e| RunError::msg(format!("{}: {e}", path.display())))?;
+        serde_json::from_slice(&text).map_err(|e| RunError::msg(format!("{}: {e}", path.display())))
     }
 
     /// Every volume, by name.
@@ -338,8 +344,8 @@ impl Store {
         self.info(name)?;
         let dir = self.root.join(name);
         let trash = self.root.join(format!(".{name}.rm"));
-        std::fs::rename(&dir, &trash).map_err(|e| RunError(format!("rename {}: {e}", dir.display())))?;
-        std::fs::remove_dir_all(&trash).map_err(|e| RunError(format!("remove {}: {e}", trash.display())))
+        std::fs::rename(&dir, &trash).map_err(|e| RunError::msg(format!("rename {}: {e}", dir.display())))?;
+        std::fs::remove_dir_all(&trash).map_err(|e| RunError::msg(format!("remove {}: {e}", trash.display())))
     }
 }
 
@@ -349,8 +355,9 @@ impl Store {
 /// are left out. Nothing if the image has nothing at `path`.
 pub fn copy_up(root: BorrowedFd<'_>, path: &Path, dst: &Path) -> Result<(), RunError> {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    let what =
-        |e: rustix::io::Errno| RunError(format!("copy the image's {} into its volume: {e}", path.display()));
+    let what = |e: rustix::io::Errno| {
+        RunError::msg(format!("copy the image's {} into its volume: {e}", path.display()))
+    };
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let resolve = rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS;
     let src = match crate::in_root::openat2(root, rel, flags, Mode::empty(), resolve) {
@@ -400,7 +407,7 @@ pub fn copy_up(root: BorrowedFd<'_>, path: &Path, dst: &Path) -> Result<(), RunE
                         rustix::fs::openat(&dst, name, create, Mode::from_raw_mode(0o600)).map_err(what)?;
                     let (mut from, mut to) = (std::fs::File::from(s), std::fs::File::from(d));
                     std::io::copy(&mut from, &mut to).map_err(|e| {
-                        RunError(format!("copy the image's {} into its volume: {e}", path.display()))
+                        RunError::msg(format!("copy the image's {} into its volume: {e}", path.display()))
                     })?;
                     rustix::fs::fchown(&to, Some(owner), Some(group)).map_err(what)?;
                     rustix::fs::fchmod(&to, mode).map_err(what)?;
@@ -469,7 +476,7 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        let err = parse("/srv:/proc").unwrap_err().0;
+        let err = parse("/srv:/proc").unwrap_err().to_string();
         assert!(err.contains("/proc is the kernel's"), "{err}");
     }
 
@@ -522,7 +529,7 @@ mod tests {
         assert_eq!(store.list().iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["data"]);
         store.remove("data").unwrap();
         assert!(store.list().is_empty());
-        assert!(store.remove("data").unwrap_err().0.contains("no such volume"));
+        assert!(store.remove("data").unwrap_err().to_string().contains("no such volume"));
     }
 
     #[test]

@@ -56,6 +56,7 @@ impl std::error::Error for RuncError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             RuncError::Spec(e) => e.source(),
+            RuncError::Container(e) => e.source(),
             RuncError::Cgroup(e) => e.source(),
             RuncError::Io { source, .. } => Some(source),
             _ => None,
