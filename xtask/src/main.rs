@@ -10,6 +10,7 @@ mod bench_run;
 mod images;
 mod util;
 mod vm;
+mod vm_systemd;
 
 use std::path::{Path, PathBuf};
 use util::{apt_install, cmd, root, run, Result};

@@ -276,7 +276,13 @@ fn subscribe(c: &mut Connection) -> std::result::Result<(), dbus::Error> {
         };
         c.call(add_match, &[Arg::Str(rule)])?;
     }
-    c.call(manager("Subscribe"), &[]).map(|_| ())
+    match c.call(manager("Subscribe"), &[]) {
+        // A second job on the same connection (a stop after a failed start).
+        Err(dbus::Error::Remote { name, .. }) if name == "org.freedesktop.systemd1.AlreadySubscribed" => {
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 /// Waits for the job at `job` to be removed and returns its result (`done`, `failed`, …).

@@ -287,7 +287,6 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
             None
         };
         let id = prepared.extras.id.clone();
-        let prepared_id = id.clone();
         let identity = hooks::Identity {
             oci_version: &config.oci_version,
             id: &id,
@@ -321,8 +320,7 @@ pub fn create(config: &Config, extras: Extras, held: Held) -> Result<Created, Ru
         let before_go = |pid| {
             // The unit is made with the process in it, before the process goes on to anything.
             if let Some((place, limits)) = &systemd_unit {
-                let id = &prepared_id;
-                *systemd_cgroup.borrow_mut() = Some(crate::cgroup::systemd::start(place, id, pid, limits)?);
+                *systemd_cgroup.borrow_mut() = Some(crate::cgroup::systemd::start(place, &id, pid, limits)?);
             }
             before_go(config, process, init, pid)
         };

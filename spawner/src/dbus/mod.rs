@@ -114,15 +114,20 @@ impl Connection {
         self.on_bus
     }
 
-    /// The NUL byte, `AUTH EXTERNAL`, the server's `OK <guid>`, `BEGIN`.
+    /// The NUL byte, `AUTH EXTERNAL`, `BEGIN`, and the server's `OK <guid>`.
+    ///
+    /// BEGIN goes with AUTH, as sd-bus's own clients send it, and the first message only once OK
+    /// is read. systemd's private socket (sd-bus as the server) needs that order: a message that
+    /// arrives in the same read as BEGIN stays in its buffer unprocessed until more bytes come,
+    /// which they never do while we wait for its reply.
     fn authenticate(&mut self, uid: u32) -> Result<()> {
-        let hello = format!("\0AUTH EXTERNAL {}\r\n", external_auth_id(uid));
+        let hello = format!("\0AUTH EXTERNAL {}\r\nBEGIN\r\n", external_auth_id(uid));
         self.stream.write_all(hello.as_bytes()).map_err(|source| Error::Io { op: "send AUTH", source })?;
         let line = self.read_line()?;
         if !line.starts_with("OK ") {
             return Err(Error::Auth(line));
         }
-        self.stream.write_all(b"BEGIN\r\n").map_err(|source| Error::Io { op: "send BEGIN", source })
+        Ok(())
     }
 
     /// One line of the authentication exchange, a byte at a time: the server sends nothing more
@@ -153,6 +158,7 @@ impl Connection {
         self.serial = self.serial.wrapping_add(1).max(1);
         let serial = self.serial;
         let bytes = wire::method_call(serial, &call, args);
+        log::debug!("dbus: call {}.{} (serial {serial}, {} bytes)", call.interface, call.member, bytes.len());
         self.stream.write_all(&bytes).map_err(|source| Error::Io { op: "send a method call", source })?;
         loop {
             let message = self.read_message(&format!("the reply to {}", call.member))?;
@@ -200,7 +206,16 @@ impl Connection {
         let mut bytes = vec![0u8; length];
         bytes[..wire::FIXED_HEADER].copy_from_slice(&fixed);
         self.stream.read_exact(&mut bytes[wire::FIXED_HEADER..]).map_err(|e| read_error(e, what))?;
-        Message::parse(&bytes)
+        let message = Message::parse(&bytes)?;
+        log::debug!(
+            "dbus: got type {} serial {} reply to {:?} {:?} {:?}",
+            message.kind,
+            message.serial,
+            message.reply_serial,
+            message.member.as_deref().or(message.error_name.as_deref()),
+            message.signature
+        );
+        Ok(message)
     }
 }
 
