@@ -526,7 +526,7 @@ pub struct Launch {
 /// The network namespace thread, joined however the run goes: a run that fails before it takes
 /// the thread's result still waits for it, and what it made (the lease, the veth) is undone by
 /// dropping that result.
-struct NetThread(Option<std::thread::JoinHandle<Result<network::Attached, network::NetworkError>>>);
+struct NetThread(Option<network::Pending>);
 
 impl Drop for NetThread {
     fn drop(&mut self) {
@@ -559,6 +559,11 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     process::check_overrides(&opts.overrides).map_err(RunError::msg)?;
     let rotation = logs::Rotation::parse(&opts.log_opts).map_err(RunError::msg)?;
     let containers = state_dir::prepare(&opts.state_dir)?;
+    // The network namespace (for a bridge: namespace, then lease, veth, address, route once the
+    // container has a name) is made on a thread of its own from here on: it is the longest part
+    // of a bridged start, and everything below overlaps it.
+    let mut net =
+        NetThread((opts.network.mode != Mode::Host).then(|| network::start(&opts.state_dir, &opts.network)));
     // A new container's name is this run's from here until its directory has it.
     let (id, dir_name, mut reserved) = match &launch.existing {
         Some(c) => (c.record.id.clone(), c.record.name.clone(), None),
@@ -572,13 +577,9 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         }
     };
     let short_id = &id[..12];
-    // The network namespace (for a bridge: lease, namespace, veth, address, route) is made on a
-    // thread of its own from here on, as early as its inputs allow: it is the longest part of a
-    // bridged start, and everything below overlaps it.
-    let mut net = NetThread(
-        (opts.network.mode != Mode::Host)
-            .then(|| network::attach(&opts.state_dir, &dir_name, &id, &opts.network)),
-    );
+    if let Some(pending) = net.0.as_mut() {
+        pending.named(&dir_name, &id);
+    }
     let mut devices = devices::open(&opts.devices)?;
     // --privileged: the host's devices, as Docker gives them (not those given with --device again).
     if opts.security.privileged {

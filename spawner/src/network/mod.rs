@@ -356,27 +356,59 @@ impl Drop for Ports {
     }
 }
 
-/// Starts making the container's network namespace for `opts` (not for `host`); join the handle
-/// for what it made.
-pub fn attach(
-    state_dir: &Path,
-    name: &str,
-    id: &str,
-    opts: &Options,
-) -> std::thread::JoinHandle<Result<Attached, NetworkError>> {
-    let (state_dir, name, id, opts) =
-        (state_dir.to_path_buf(), name.to_string(), id.to_string(), opts.clone());
-    std::thread::spawn(move || match &opts.mode {
-        Mode::Bridge => bridge(&state_dir, &networks::default_place(&state_dir), &name, &id, &opts),
-        Mode::Network(network) => {
-            let place = networks::place(&state_dir, network)?;
-            bridge(&state_dir, &place, &name, &id, &opts)
+/// The network thread of a run, started before the container has a name: it makes the network
+/// namespace at once (the slowest step of it, about 0.8 ms), then for a bridge waits for the name
+/// ([`Pending::named`]) to lease an address and make the veth. Join it for what it made.
+pub struct Pending {
+    thread: std::thread::JoinHandle<Result<Attached, NetworkError>>,
+    names: Option<std::sync::mpsc::Sender<(String, String)>>,
+}
+
+impl Pending {
+    /// The container's name and ID, for its lease and its veth.
+    pub fn named(&mut self, name: &str, id: &str) {
+        if let Some(names) = self.names.take() {
+            // The thread may be gone already (an error it will report at join).
+            let _ = names.send((name.to_string(), id.to_string()));
         }
-        Mode::Container(other) => {
-            Ok(Attached::unaddressed(container_namespace(&state_dir.join("containers"), other)?))
-        }
-        _ => Ok(Attached::unaddressed(own_namespace()?)),
-    })
+    }
+
+    pub fn join(self) -> std::thread::Result<Result<Attached, NetworkError>> {
+        drop(self.names);
+        self.thread.join()
+    }
+}
+
+/// Starts making the container's network namespace for `opts` (not for `host`).
+pub fn start(state_dir: &Path, opts: &Options) -> Pending {
+    let (names, named) = std::sync::mpsc::channel::<(String, String)>();
+    let (state_dir, opts) = (state_dir.to_path_buf(), opts.clone());
+    let thread = std::thread::spawn(move || {
+        let place = match &opts.mode {
+            Mode::Bridge => networks::default_place(&state_dir),
+            Mode::Network(network) => networks::place(&state_dir, network)?,
+            Mode::Container(other) => {
+                return Ok(Attached::unaddressed(container_namespace(&state_dir.join("containers"), other)?))
+            }
+            _ => return Ok(Attached::unaddressed(own_namespace()?)),
+        };
+        // The namespace is made on a thread of its own (unshare moves the thread that calls it),
+        // while this one, in the host's namespace, leases the address and publishes the ports.
+        let namespace = std::thread::spawn(|| {
+            let netns = own_namespace()?;
+            disable_ipv6_here();
+            Ok::<OwnedFd, NetworkError>(netns)
+        });
+        let namespace = move || -> Result<OwnedFd, NetworkError> {
+            namespace.join().map_err(|_| NetworkError("network namespace thread panicked".into()))?
+        };
+        let Ok((name, id)) = named.recv() else {
+            let _ = namespace();
+            return Err(NetworkError("the run ended before its container had a name".into()));
+        };
+        bridge(&state_dir, &place, &name, &id, &opts, namespace)
+    });
+    Pending { thread, names: Some(names) }
 }
 
 /// The file in a running container's directory that says where its network namespace is held:
@@ -449,12 +481,14 @@ fn disable_ipv6_here() {
     }
 }
 
+/// The bridge part of a container's network, in `netns` (this thread's, made with IPv6 off).
 fn bridge(
     state_dir: &Path,
     place: &networks::Place,
     name: &str,
     id: &str,
     opts: &Options,
+    namespace: impl FnOnce() -> Result<OwnedFd, NetworkError>,
 ) -> Result<Attached, NetworkError> {
     let config = bridge_config(place, opts.subnet)?;
     let subnet = config.parsed()?;
@@ -478,11 +512,16 @@ fn bridge(
     let mut lease = ipam::lease(&leases, hosts, record)?;
     let address = lease.record.address;
     let ports = publish(&opts.publish, address, &mut lease)?;
-    let netns = own_namespace()?;
-    disable_ipv6_here();
-    let mut inner = Netlink::open()?;
+    let netns = namespace()?;
     let host_end = format!("veth{}", &id[..id.len().min(11)]);
     host.add_veth(&host_end, bridge_index, "eth0", &netns)?;
+    // This thread ends once the container's side is addressed: it moves into the namespace.
+    rustix::thread::move_into_link_name_space(
+        rustix::fd::AsFd::as_fd(&netns),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| NetworkError(format!("enter the container's network namespace: {e}")))?;
+    let mut inner = Netlink::open()?;
     let eth0 = inner
         .link_index("eth0")?
         .ok_or_else(|| NetworkError("eth0 did not appear in the container".into()))?;
