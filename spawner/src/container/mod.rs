@@ -28,39 +28,49 @@ use mount_plan::FrontEndMounts;
 use rustix::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// Why a container could not be made or run (the core's and the Docker front end's error): one line
-/// for the user, who gets exit status 125 with it; the errors of the modules below keep their type,
-/// and with it their causes (`-v` prints them).
-#[derive(Debug)]
-pub enum RunError {
-    /// A step that says what failed in its own words.
-    Message(String),
+/// Declares [`RunError`]: `Message`, and a variant (with its `From`) for each module error given.
+macro_rules! run_error {
+    ($($variant:ident($t:ty)),*) => {
+        /// Why a container could not be made or run (the core's and the Docker front end's error):
+        /// one line for the user, who gets exit status 125 with it; the errors of the modules below
+        /// keep their type, and with it their causes (`-v` prints them).
+        #[derive(Debug)]
+        pub enum RunError {
+            /// A step that says what failed in its own words.
+            Message(String),
+            $($variant($t)),*
+        }
+
+        impl RunError {
+            /// The typed error inside, if any (the one-line message is its Display).
+            fn inner(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                match self {
+                    RunError::Message(_) => None,
+                    $(RunError::$variant(e) => Some(e)),*
+                }
+            }
+        }
+
+        $(impl From<$t> for RunError {
+            fn from(e: $t) -> Self {
+                RunError::$variant(e)
+            }
+        })*
+    };
+}
+run_error!(
     Image(crate::image::ImageError),
     Store(crate::store::StoreError),
     Cgroup(crate::cgroup::Error),
     Mount(rootfs::MountError),
     Registry(crate::registry::RegistryError),
     Network(crate::network::NetworkError),
-    Spec(crate::spec::SpecError),
-}
+    Spec(crate::spec::SpecError)
+);
 
 impl RunError {
     pub fn msg(message: impl Into<String>) -> RunError {
         RunError::Message(message.into())
-    }
-
-    /// The typed error inside, if any (the one-line message is its Display).
-    fn inner(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RunError::Message(_) => None,
-            RunError::Image(e) => Some(e),
-            RunError::Store(e) => Some(e),
-            RunError::Cgroup(e) => Some(e),
-            RunError::Mount(e) => Some(e),
-            RunError::Registry(e) => Some(e),
-            RunError::Network(e) => Some(e),
-            RunError::Spec(e) => Some(e),
-        }
     }
 }
 
@@ -80,25 +90,6 @@ impl std::error::Error for RunError {
         self.inner().and_then(|e| e.source())
     }
 }
-
-macro_rules! from_error {
-    ($($variant:ident($t:ty)),*) => {$(
-        impl From<$t> for RunError {
-            fn from(e: $t) -> Self {
-                RunError::$variant(e)
-            }
-        }
-    )*};
-}
-from_error!(
-    Image(crate::image::ImageError),
-    Store(crate::store::StoreError),
-    Cgroup(crate::cgroup::Error),
-    Mount(rootfs::MountError),
-    Registry(crate::registry::RegistryError),
-    Network(crate::network::NetworkError),
-    Spec(crate::spec::SpecError)
-);
 
 /// What a front end gives the core beside the config.
 #[derive(Default)]
