@@ -18,11 +18,27 @@ fn main() {
         }
         "catch" => catch(),
         "alloc" => alloc(num(1)),
+        "hold-orphans" => hold_orphans(&args[1..]),
         other => {
             eprintln!("scenario: unknown scenario {other:?}");
             std::process::exit(2);
         }
     }
+}
+
+/// What an engine's shim is to a runtime: becomes a child subreaper, runs `command` to its end
+/// (printing its exit code), then keeps the orphans it inherited unreaped, zombies once they exit,
+/// until its stdin closes; then reaps them all.
+fn hold_orphans(command: &[String]) {
+    // SAFETY: prctl with integer arguments changes only this process's reaping.
+    let set = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(set, 0, "PR_SET_CHILD_SUBREAPER: {}", std::io::Error::last_os_error());
+    let status = Command::new(&command[0]).args(&command[1..]).status().expect("run the command");
+    println!("{}", status.code().unwrap_or(-1));
+    std::io::stdout().flush().unwrap();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    // SAFETY: waitpid on any child with no status pointer; this process has no other waiter.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) } > 0 {}
 }
 
 /// (pid, state) of every process this /proc shows.
