@@ -392,21 +392,15 @@ pub fn start(state_dir: &Path, opts: &Options) -> Pending {
             }
             _ => return Ok(Attached::unaddressed(own_namespace()?)),
         };
-        // The namespace is made on a thread of its own (unshare moves the thread that calls it),
-        // while this one, in the host's namespace, leases the address and publishes the ports.
-        let namespace = std::thread::spawn(|| {
-            let netns = own_namespace()?;
-            disable_ipv6_here();
-            Ok::<OwnedFd, NetworkError>(netns)
-        });
-        let namespace = move || -> Result<OwnedFd, NetworkError> {
-            namespace.join().map_err(|_| NetworkError("network namespace thread panicked".into()))?
-        };
-        let Ok((name, id)) = named.recv() else {
-            let _ = namespace();
-            return Err(NetworkError("the run ended before its container had a name".into()));
-        };
-        bridge(&state_dir, &place, &name, &id, &opts, namespace)
+        // What must stay in the host's namespace is opened first (a socket keeps the namespace it
+        // was made in); then this thread makes the container's namespace and moves into it, while
+        // the main thread reserves the name.
+        let host = HostSide::open(&state_dir, &place, &opts)?;
+        let netns = own_namespace()?;
+        disable_ipv6_here();
+        let (name, id) =
+            named.recv().map_err(|_| NetworkError("the run ended before its container had a name".into()))?;
+        bridge(host, &place, &name, &id, &opts, netns)
     });
     Pending { thread, names: Some(names) }
 }
@@ -481,46 +475,78 @@ fn disable_ipv6_here() {
     }
 }
 
-/// The bridge part of a container's network, in `netns` (this thread's, made with IPv6 off).
+/// What a bridged container's network needs from the host's namespace, opened before the thread
+/// leaves it: the bridge (made if missing), a netlink socket there, and the published ports'
+/// sockets (not yet bound) with the nftables session that adds their elements.
+struct HostSide {
+    config: BridgeConfig,
+    netlink: Netlink,
+    bridge_index: u32,
+    port_sockets: Vec<OwnedFd>,
+    nftables: Option<nftables::Session>,
+}
+
+impl HostSide {
+    fn open(state_dir: &Path, place: &networks::Place, opts: &Options) -> Result<HostSide, NetworkError> {
+        let config = bridge_config(place, opts.subnet)?;
+        let subnet = config.parsed()?;
+        let (gateway, _) = addresses(subnet);
+        let mut netlink = Netlink::open()?;
+        let bridge_index = ensure_bridge(&mut netlink, state_dir, &config, gateway, subnet)?;
+        let port_sockets = opts
+            .publish
+            .iter()
+            .map(|p| {
+                let (kind, proto) = match p.protocol {
+                    Protocol::Tcp => (rustix::net::SocketType::STREAM, rustix::net::ipproto::TCP),
+                    Protocol::Udp => (rustix::net::SocketType::DGRAM, rustix::net::ipproto::UDP),
+                };
+                rustix::net::socket_with(
+                    rustix::net::AddressFamily::INET,
+                    kind,
+                    rustix::net::SocketFlags::CLOEXEC,
+                    Some(proto),
+                )
+                .map_err(|e| NetworkError(format!("socket: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // For the published ports, and for withdrawing a dead run's when the leases are scanned.
+        let nftables = match opts.publish.is_empty() {
+            true => nftables::Session::open().ok(),
+            false => Some(nftables::Session::open()?),
+        };
+        Ok(HostSide { config, netlink, bridge_index, port_sockets, nftables })
+    }
+}
+
+/// The bridge part of a container's network, from this thread, which is in the container's new
+/// namespace `netns` (made with IPv6 off); `host` holds what stays in the host's.
 fn bridge(
-    state_dir: &Path,
+    host: HostSide,
     place: &networks::Place,
     name: &str,
     id: &str,
     opts: &Options,
-    namespace: impl FnOnce() -> Result<OwnedFd, NetworkError>,
+    netns: OwnedFd,
 ) -> Result<Attached, NetworkError> {
-    let config = bridge_config(place, opts.subnet)?;
+    let HostSide { config, netlink: mut host, bridge_index, port_sockets, mut nftables } = host;
     let subnet = config.parsed()?;
     let (gateway, hosts) = addresses(subnet);
     let leases = place.dir.join("leases");
-    let mut host = Netlink::open()?;
-    let mut reclaim: Option<nftables::Session> = None;
     let others = ipam::scan(&leases, |dead| {
         // One element a batch: one already gone must not keep the others.
-        for element in &dead.ports {
-            if reclaim.is_none() {
-                reclaim = nftables::Session::open().ok();
-            }
-            if let Some(session) = reclaim.as_mut() {
+        if let Some(session) = nftables.as_mut() {
+            for element in &dead.ports {
                 let _ = session.delete(std::slice::from_ref(element));
             }
         }
     });
-    let bridge_index = ensure_bridge(&mut host, state_dir, &config, gateway, subnet)?;
     let record = ipam::Record { name: name.into(), ..Default::default() };
     let mut lease = ipam::lease(&leases, hosts, record)?;
     let address = lease.record.address;
-    let ports = publish(&opts.publish, address, &mut lease)?;
-    let netns = namespace()?;
+    let ports = publish(&opts.publish, port_sockets, nftables, address, &mut lease)?;
     let host_end = format!("veth{}", &id[..id.len().min(11)]);
     host.add_veth(&host_end, bridge_index, "eth0", &netns)?;
-    // This thread ends once the container's side is addressed: it moves into the namespace.
-    rustix::thread::move_into_link_name_space(
-        rustix::fd::AsFd::as_fd(&netns),
-        Some(rustix::thread::LinkNameSpaceType::Network),
-    )
-    .map_err(|e| NetworkError(format!("enter the container's network namespace: {e}")))?;
     let mut inner = Netlink::open()?;
     let eth0 = inner
         .link_index("eth0")?
@@ -596,40 +622,29 @@ fn ensure_bridge(
 /// recording them in the lease, so a run that dies leaves them to be withdrawn by the next.
 fn publish(
     publish: &[Publish],
+    sockets: Vec<OwnedFd>,
+    nftables: Option<nftables::Session>,
     address: Ipv4Addr,
     lease: &mut ipam::Lease,
 ) -> Result<Option<Ports>, NetworkError> {
     if publish.is_empty() {
         return Ok(None);
     }
-    let mut sockets = Vec::new();
     let mut elements = Vec::new();
-    for p in publish {
-        let (kind, proto) = match p.protocol {
-            Protocol::Tcp => (rustix::net::SocketType::STREAM, rustix::net::ipproto::TCP),
-            Protocol::Udp => (rustix::net::SocketType::DGRAM, rustix::net::ipproto::UDP),
-        };
-        let socket = rustix::net::socket_with(
-            rustix::net::AddressFamily::INET,
-            kind,
-            rustix::net::SocketFlags::CLOEXEC,
-            Some(proto),
-        )
-        .map_err(|e| NetworkError(format!("socket: {e}")))?;
+    for (p, socket) in publish.iter().zip(&sockets) {
         let ip = p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let shown = format!("{ip}:{}/{}", p.host_port, p.protocol.name());
-        rustix::net::bind(&socket, &SocketAddrV4::new(ip, p.host_port)).map_err(|e| match e {
+        rustix::net::bind(socket, &SocketAddrV4::new(ip, p.host_port)).map_err(|e| match e {
             rustix::io::Errno::ADDRINUSE => NetworkError(format!("-p {shown}: the port is already in use")),
             rustix::io::Errno::ADDRNOTAVAIL => {
                 NetworkError(format!("-p {shown}: {ip} is not an address of this host"))
             }
             e => NetworkError(format!("-p {shown}: bind: {e}")),
         })?;
-        let host_port = match rustix::net::getsockname(&socket) {
+        let host_port = match rustix::net::getsockname(socket) {
             Ok(addr) => SocketAddrV4::try_from(addr).map(|a| a.port()).unwrap_or(p.host_port),
             Err(_) => p.host_port,
         };
-        sockets.push(socket);
         elements.push(Element {
             protocol: p.protocol,
             host_ip: p.host_ip,
@@ -640,7 +655,7 @@ fn publish(
     }
     lease.record.ports = elements.clone();
     lease.rewrite()?;
-    let mut nftables = nftables::Session::open()?;
+    let mut nftables = nftables.ok_or_else(|| NetworkError("no nftables session for -p".into()))?;
     nftables.add(&elements)?;
     Ok(Some(Ports { elements, _sockets: sockets, nftables }))
 }
