@@ -22,3 +22,10 @@ pub mod seccomp;
 pub mod signal;
 pub mod spec;
 pub mod store;
+
+/// Writes the causes under an error's one line to stderr (`-v`, runc's `--debug`).
+pub fn print_causes(error: &dyn std::error::Error) {
+    for cause in std::iter::successors(error.source(), |c| c.source()) {
+        eprintln!("spawner:   caused by: {cause}");
+    }
+}

@@ -939,11 +939,7 @@ fn fail(message: impl std::fmt::Display) -> ! {
 fn fail_with_causes(error: &dyn std::error::Error) -> ! {
     eprintln!("spawner: {error}");
     if log::log_enabled!(log::Level::Info) {
-        let mut cause = error.source();
-        while let Some(c) = cause {
-            eprintln!("spawner:   caused by: {c}");
-            cause = c.source();
-        }
+        spawner::print_causes(error);
     }
     std::process::exit(125)
 }

@@ -390,12 +390,17 @@ fn initramfs(dir: &Path, dist: &crate::Dist, image: &Path, kernel: &Kernel) -> R
     // The kernel opens /dev/console for init before anything is mounted.
     run(cmd("mknod").arg(stage.join("dev/console")).args(["c", "5", "1"]))?;
     let cpio = dir.join("initramfs.cpio");
+    pack_cpio(&stage, &cpio)?;
+    Ok(cpio)
+}
+
+/// Everything below `stage`, owned by root, as a newc cpio archive at `out` (an initramfs part).
+pub(crate) fn pack_cpio(stage: &Path, out: &Path) -> Result<()> {
     run(cmd("sh")
-        .current_dir(&stage)
+        .current_dir(stage)
         .arg("-c")
         .arg("find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet > \"$0\"")
-        .arg(&cpio))?;
-    Ok(cpio)
+        .arg(out))
 }
 
 /// What one boot printed and how it ended.

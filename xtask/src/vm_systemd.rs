@@ -182,11 +182,7 @@ pub fn initramfs(dir: &Path, spawner: &Path, image: &Path) -> Result<PathBuf> {
     std::fs::write(stage.join("etc/hostname"), "vmtest-systemd\n")?;
     run(cmd("mknod").arg(stage.join("dev/console")).args(["c", "5", "1"]))?;
     let extra = dir.join("systemd-extra.cpio");
-    run(cmd("sh")
-        .current_dir(&stage)
-        .arg("-c")
-        .arg("find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet > \"$0\"")
-        .arg(&extra))?;
+    crate::vm::pack_cpio(&stage, &extra)?;
     let initrd = dir.join("initramfs-systemd.cpio");
     run(cmd("sh").arg("-c").arg("cat \"$0\" \"$1\" > \"$2\"").arg(&base).arg(&extra).arg(&initrd))?;
     std::fs::remove_file(&extra)?;

@@ -395,8 +395,7 @@ fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
         false if extras.systemd_cgroup => {
             let path = config.cgroups_path.as_deref().map(|p| p.to_string_lossy());
             let place = crate::cgroup::systemd::UnitPlace::parse(path.as_deref(), &extras.id)?;
-            let mut limits = config.resources.clone();
-            limits.devices.extend(crate::cgroup::always_allowed());
+            let limits = container_limits(config);
             limits.validate()?;
             systemd_unit = Some((place, limits));
             None
@@ -411,17 +410,21 @@ fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
         }
         false => {
             let (cgroup_name, cgroup_parent) = cgroup_place(config, &extras.id)?;
-            // The spec's device rules, then what every container may use (runc's and crun's rule):
-            // with no rules at all, only that.
-            let mut limits = config.resources.clone();
-            limits.devices.extend(crate::cgroup::always_allowed());
-            let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &limits)?;
+            let cgroup = Cgroup::create(&cgroup_name, cgroup_parent.as_deref(), &container_limits(config))?;
             log::info!("cgroup {:?} ({:?})", cgroup.paths(), cgroup.version());
             log::info!("devices: {}", cgroup.device_control());
             Some(cgroup)
         }
     };
     Ok(Prepared { process, seccomp, cgroup, systemd_unit, extras })
+}
+
+/// The limits a container's cgroup gets: the spec's, with the spec's device rules followed by what
+/// every container may use (runc's and crun's rule: with no rules at all, only that).
+fn container_limits(config: &Config) -> crate::cgroup::Limits {
+    let mut limits = config.resources.clone();
+    limits.devices.extend(crate::cgroup::always_allowed());
+    limits
 }
 
 impl<'a> Prepared<'a> {

@@ -294,24 +294,16 @@ pub(crate) mod tests {
     pub(crate) mod fake {
         use super::super::wire::{Writer, METHOD_RETURN, SIGNAL};
 
+        /// A message with `fields`, then the body's signature field (flags 1: no reply expected).
         fn message(kind: u8, fields: impl FnOnce(&mut Writer), signature: &str, body: Writer) -> Vec<u8> {
-            let mut w = Writer::default();
-            w.byte(b'l');
-            w.byte(kind);
-            w.byte(1);
-            w.byte(1);
-            w.u32(body.buf.len() as u32);
-            w.u32(1000);
-            w.array(8, |w| {
+            let fields = |w: &mut Writer| {
                 fields(w);
                 w.align(8);
                 w.byte(8);
                 w.signature("g");
                 w.signature(signature);
-            });
-            w.align(8);
-            w.buf.extend_from_slice(&body.buf);
-            w.buf
+            };
+            super::super::wire::message(kind, 1, 1000, fields, &body)
         }
 
         pub fn reply(reply_serial: u32, path: &str) -> Vec<u8> {

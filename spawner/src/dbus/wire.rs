@@ -172,13 +172,6 @@ pub fn method_call(serial: u32, call: &Call, args: &[Arg]) -> Vec<u8> {
         body.arg(arg);
     }
     let signature: String = args.iter().map(Arg::signature).collect();
-    let mut w = Writer::default();
-    w.byte(b'l');
-    w.byte(METHOD_CALL);
-    w.byte(0);
-    w.byte(1);
-    w.u32(body.buf.len() as u32);
-    w.u32(serial);
     let field = |w: &mut Writer, code: u8, sig: &str, value: &str| {
         w.align(8);
         w.byte(code);
@@ -188,7 +181,7 @@ pub fn method_call(serial: u32, call: &Call, args: &[Arg]) -> Vec<u8> {
             _ => w.string(value),
         }
     };
-    w.array(8, |w| {
+    let fields = |w: &mut Writer| {
         field(w, FIELD_PATH, "o", call.path);
         field(w, FIELD_INTERFACE, "s", call.interface);
         field(w, FIELD_MEMBER, "s", call.member);
@@ -198,7 +191,27 @@ pub fn method_call(serial: u32, call: &Call, args: &[Arg]) -> Vec<u8> {
         if !signature.is_empty() {
             field(w, FIELD_SIGNATURE, "g", &signature);
         }
-    });
+    };
+    message(METHOD_CALL, 0, serial, fields, &body)
+}
+
+/// A whole message in little-endian order: the fixed header (`kind`, `flags`, version 1, the
+/// body's length, `serial`), the header fields `fields` writes, padding to 8, then `body`.
+pub(crate) fn message(
+    kind: u8,
+    flags: u8,
+    serial: u32,
+    fields: impl FnOnce(&mut Writer),
+    body: &Writer,
+) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.byte(b'l');
+    w.byte(kind);
+    w.byte(flags);
+    w.byte(1);
+    w.u32(body.buf.len() as u32);
+    w.u32(serial);
+    w.array(8, fields);
     w.align(8);
     w.buf.extend_from_slice(&body.buf);
     w.buf

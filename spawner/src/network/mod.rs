@@ -475,13 +475,16 @@ fn disable_ipv6_here() {
     }
 }
 
-/// What a bridged container's network needs from the host's namespace, opened before the thread
-/// leaves it: the bridge (made if missing), a netlink socket there, and the published ports'
-/// sockets (not yet bound) with the nftables session that adds their elements.
+/// What a bridged container's network needs from the host's namespace, done or opened before the
+/// thread leaves it: the bridge (made if missing), a netlink socket there, the leases scanned (a
+/// dead run's published ports withdrawn), and for `-p` the ports' sockets (not yet bound) with the
+/// nftables session that adds their elements.
 struct HostSide {
     config: BridgeConfig,
     netlink: Netlink,
     bridge_index: u32,
+    /// The other containers on the network.
+    others: Vec<ipam::Record>,
     port_sockets: Vec<OwnedFd>,
     nftables: Option<nftables::Session>,
 }
@@ -510,12 +513,22 @@ impl HostSide {
                 .map_err(|e| NetworkError(format!("socket: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // For the published ports, and for withdrawing a dead run's when the leases are scanned.
-        let nftables = match opts.publish.is_empty() {
-            true => nftables::Session::open().ok(),
+        let mut nftables = match opts.publish.is_empty() {
+            true => None,
             false => Some(nftables::Session::open()?),
         };
-        Ok(HostSide { config, netlink, bridge_index, port_sockets, nftables })
+        let others = ipam::scan(&place.dir.join("leases"), |dead| {
+            // One element a batch: one already gone must not keep the others.
+            for element in &dead.ports {
+                if nftables.is_none() {
+                    nftables = nftables::Session::open().ok();
+                }
+                if let Some(session) = nftables.as_mut() {
+                    let _ = session.delete(std::slice::from_ref(element));
+                }
+            }
+        });
+        Ok(HostSide { config, netlink, bridge_index, others, port_sockets, nftables })
     }
 }
 
@@ -529,20 +542,11 @@ fn bridge(
     opts: &Options,
     netns: OwnedFd,
 ) -> Result<Attached, NetworkError> {
-    let HostSide { config, netlink: mut host, bridge_index, port_sockets, mut nftables } = host;
+    let HostSide { config, netlink: mut host, bridge_index, others, port_sockets, nftables } = host;
     let subnet = config.parsed()?;
     let (gateway, hosts) = addresses(subnet);
-    let leases = place.dir.join("leases");
-    let others = ipam::scan(&leases, |dead| {
-        // One element a batch: one already gone must not keep the others.
-        if let Some(session) = nftables.as_mut() {
-            for element in &dead.ports {
-                let _ = session.delete(std::slice::from_ref(element));
-            }
-        }
-    });
     let record = ipam::Record { name: name.into(), ..Default::default() };
-    let mut lease = ipam::lease(&leases, hosts, record)?;
+    let mut lease = ipam::lease(&place.dir.join("leases"), hosts, record)?;
     let address = lease.record.address;
     let ports = publish(&opts.publish, port_sockets, nftables, address, &mut lease)?;
     let host_end = format!("veth{}", &id[..id.len().min(11)]);

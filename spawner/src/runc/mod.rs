@@ -36,11 +36,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ! {
         Err(e) => {
             log.error(&e.to_string());
             if cli.debug {
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    eprintln!("spawner:   caused by: {c}");
-                    cause = c.source();
-                }
+                crate::print_causes(&e);
             }
             std::process::exit(1)
         }
