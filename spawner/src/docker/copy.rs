@@ -177,10 +177,7 @@ fn stopped_root(c: &Container) -> Result<(OwnedFd, OwnedFd), RunError> {
     if super::lifecycle::restarting(c) {
         return Err(RunError::msg(format!("container {name} is restarting: try again once it runs")));
     }
-    let listed = c.dir.join(super::LAYERS_FILE);
-    let text =
-        std::fs::read_to_string(&listed).map_err(|e| RunError::msg(format!("{}: {e}", listed.display())))?;
-    let mut layers: Vec<std::path::PathBuf> = text.lines().map(Into::into).collect();
+    let mut layers = c.layers()?;
     // containers/NAME is below the state directory, which holds the init layer.
     if let Some(state_dir) = c.dir.parent().and_then(|d| d.parent()) {
         layers.push(super::init_layer(state_dir)?);

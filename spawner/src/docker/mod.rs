@@ -341,28 +341,23 @@ impl Drop for ContainerDir {
 /// /dev, /etc/hostname, /etc/hosts, /etc/resolv.conf), as Docker's "init layer" does: with them there,
 /// bind-mounting the /etc files copies nothing up, so a run leaves its upper directory empty and
 /// creating and removing it stays cheap. Made once per state directory, atomically.
-/// The file in a container's directory naming the store layers it mounts (one directory a
-/// line): `prune` keeps them while the directory exists.
+/// The file in which a container made before its record held its layers names them (one store
+/// layer directory a line); still read for such containers ([`record::Container::layers`]).
 pub const LAYERS_FILE: &str = "layers";
 
-fn record_layers(container: &Path, layers: &[PathBuf]) -> Result<(), RunError> {
-    let text: String = layers.iter().map(|l| format!("{}\n", l.display())).collect();
-    let path = container.join(LAYERS_FILE);
-    std::fs::write(&path, text).map_err(|e| RunError::msg(format!("write {}: {e}", path.display())))
-}
-
 /// The diff_ids of the layers every container in `containers` (running, kept or left by a crash)
-/// mounts, from their [`LAYERS_FILE`].
+/// mounts, from their records.
 pub fn layers_in_use(
     containers: &Path,
 ) -> Result<std::collections::HashSet<crate::image::Digest>, crate::store::StoreError> {
     let mut used = std::collections::HashSet::new();
     let Ok(entries) = std::fs::read_dir(containers) else { return Ok(used) };
     for entry in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path().join(LAYERS_FILE)) else { continue };
-        for line in text.lines() {
+        // A directory whose run has not written its record yet holds the store's hold instead.
+        let Ok(container) = record::Container::load(&entry.path()) else { continue };
+        for layer in container.layers().unwrap_or_default() {
             // STORE/layers/sha256/<hex>/diff
-            let hex = Path::new(line).parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+            let hex = layer.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
             if let Some(d) = hex.and_then(|h| format!("sha256:{h}").parse().ok()) {
                 used.insert(d);
             }
@@ -403,33 +398,40 @@ pub(super) fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
 }
 
 /// Creates `containers/NAME` with its upper and work directories and its record, locked for this
-/// run: made as `.ID.new`, locked, then renamed into place without replacing anything (a taken
-/// name is an error).
+/// run: filled in the name's reservation (`.NAME.name`, locked since the name was chosen), then
+/// renamed into place without replacing anything (a taken name is an error).
 fn create_container_dir(
     containers: &Path,
     record: &record::Record,
     keep: bool,
+    reserved: names::Reserved,
 ) -> Result<ContainerDir, RunError> {
-    let (name, id) = (record.name.as_str(), record.id.as_str());
+    let name = record.name.as_str();
     let path = containers.join(name);
     let in_use = || RunError::msg(format!("container name {name:?} is already in use ({})", path.display()));
-    if path.exists() {
-        return Err(in_use());
-    }
-    let tmp = containers.join(format!(".{id}.new"));
+    let (tmp, lock) = reserved.into_staging();
     let io = |what: &str, p: &Path, e: std::io::Error| RunError::msg(format!("{what} {}: {e}", p.display()));
-    // 0700: no other host user may reach the upper directory (setuid files the container wrote).
-    // The upper directory itself keeps 0755: it is the container's `/`.
-    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
-        .create(&tmp)
-        .map_err(|e| io("create", &tmp, e))?;
-    let prepare = || -> Result<OwnedFd, RunError> {
-        let lock = stale::claim(&tmp).map_err(|e| RunError::msg(format!("lock {}: {e}", tmp.display())))?;
+    let prepare = || -> Result<(), RunError> {
+        // 0700: no other host user may reach the upper directory (setuid files the container wrote).
+        // The upper directory itself keeps 0755: it is the container's `/`.
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| io("chmod", &tmp, e))?;
         for d in ["upper", "work"] {
-            std::fs::create_dir(tmp.join(d)).map_err(|e| io("create", &tmp.join(d), e))?;
+            let dir = tmp.join(d);
+            match std::fs::create_dir(&dir) {
+                // A reservation taken over from a run that died may hold what it made.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::remove_dir_all(&dir).and_then(|()| std::fs::create_dir(&dir))
+                }
+                r => r,
+            }
+            .map_err(|e| io("create", &dir, e))?;
         }
-        if keep {
-            std::fs::write(tmp.join(stale::KEEP_MARKER), "").map_err(|e| io("write", &tmp, e))?;
+        match keep {
+            true => std::fs::write(tmp.join(stale::KEEP_MARKER), "").map_err(|e| io("write", &tmp, e))?,
+            false => {
+                let _ = std::fs::remove_file(tmp.join(stale::KEEP_MARKER));
+            }
         }
         record::write_record(&tmp, record)?;
         match rustix::fs::renameat_with(
@@ -439,14 +441,15 @@ fn create_container_dir(
             &path,
             rustix::fs::RenameFlags::NOREPLACE,
         ) {
-            Ok(()) => Ok(lock),
+            Ok(()) => Ok(()),
             Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => Err(in_use()),
             Err(e) => Err(RunError::msg(format!("rename {} to {}: {e}", tmp.display(), path.display()))),
         }
     };
     match prepare() {
-        Ok(lock) => Ok(ContainerDir { path, keep, _lock: lock }),
+        Ok(()) => Ok(ContainerDir { path, keep, _lock: lock }),
         Err(e) => {
+            // Removed while still locked, as a dropped reservation is.
             let _ = std::fs::remove_dir_all(&tmp);
             Err(e)
         }
@@ -616,8 +619,9 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         None => {
             let mut record = new_record(opts, &id, &dir_name, &image, &process)?;
             record.mounts = mount_records(&resolved);
-            let dir = create_container_dir(&containers, &record, !opts.rm)?;
-            drop(reserved.take());
+            record.layers = image_layers.clone();
+            let reserved = reserved.take().expect("a new container's name is reserved");
+            let dir = create_container_dir(&containers, &record, !opts.rm, reserved)?;
             if let Some(cidfile) = &opts.cidfile {
                 std::fs::write(cidfile, &id)
                     .map_err(|e| RunError::msg(format!("--cidfile {}: {e}", cidfile.display())))?;
@@ -625,7 +629,14 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
             dir
         }
     };
-    record_layers(&dir.path, &image_layers)?;
+    // A container started again may have been made from other layers (an image pulled again), or
+    // before its record held them.
+    if let Some(c) = launch.existing.as_ref().filter(|c| c.record.layers != image_layers) {
+        let mut record = c.record.clone();
+        record.layers = image_layers.clone();
+        record::write_record(&dir.path, &record)?;
+        let _ = std::fs::remove_file(dir.path.join(LAYERS_FILE));
+    }
     drop(hold);
     let (upper, work) = (dir.path.join("upper"), dir.path.join("work"));
 
@@ -877,6 +888,7 @@ fn new_record(
         run_cwd: std::env::current_dir().unwrap_or_default(),
         labels: container_labels(&image.config, &opts.labels),
         log_opts: opts.log_opts.clone(),
+        layers: Vec::new(),
     })
 }
 
@@ -1093,5 +1105,53 @@ fn container_config(
         time_offsets: Vec::new(),
         hooks: Default::default(),
         annotations: labels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run's container directory is its name's reservation, filled and renamed: one directory
+    /// and lock, and what a dead run left in its reservation is not the next run's.
+    #[test]
+    fn the_container_directory_is_made_of_the_reservation() {
+        let containers = std::env::temp_dir().join(format!("spawner-cdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&containers);
+        std::fs::create_dir_all(&containers).unwrap();
+        let record = record::Record { id: record::new_id(), name: "web".into(), ..Default::default() };
+
+        // A run that died while filling its reservation: its lock is gone, its files are not.
+        let (left, lock) = names::reserve(&containers, "web").unwrap().into_staging();
+        std::fs::create_dir_all(left.join("upper/etc")).unwrap();
+        std::fs::write(left.join(stale::KEEP_MARKER), "").unwrap();
+        drop(lock);
+
+        let reserved = names::reserve(&containers, "web").unwrap();
+        let dir = create_container_dir(&containers, &record, false, reserved).unwrap();
+        assert_eq!(dir.path, containers.join("web"));
+        let entries = |p: &Path| {
+            let mut names: Vec<String> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(entries(&containers), ["web"], "the reservation became the directory");
+        assert_eq!(entries(&dir.path), ["container.json", "upper", "work"]);
+        assert!(entries(&dir.path.join("upper")).is_empty(), "a dead run's upper files are gone");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "no other host user reaches the upper directory");
+        assert_eq!(stale::claim(&dir.path).err(), Some(rustix::io::Errno::WOULDBLOCK), "still locked");
+        assert!(names::reserve(&containers, "web").is_err(), "the name is the container's");
+
+        let again = names::reserve(&containers, "web2").unwrap();
+        let taken = record::Record { name: "web".into(), ..record.clone() };
+        assert!(create_container_dir(&containers, &taken, false, again).is_err());
+        assert_eq!(entries(&containers), ["web"], "a failed rename leaves no reservation");
+        drop(dir);
+        std::fs::remove_dir_all(&containers).unwrap();
     }
 }

@@ -8,6 +8,10 @@
 //! runs given the same `--name` at once, one error. The lock goes with a run that dies; a
 //! reservation left by one is taken over by the next run that wants the name, and removed after a
 //! minute by the stale-run cleanup, which looks after every dot-named entry.
+//!
+//! A run makes its container directory of its reservation ([`Reserved::into_staging`]): the
+//! directory fills, and the rename to its name ends the reservation, still under the same lock.
+//! One directory made and locked per run, not two.
 
 use super::{stale, RunError};
 use rustix::fd::OwnedFd;
@@ -17,13 +21,25 @@ use std::path::{Path, PathBuf};
 pub struct Reserved {
     pub name: String,
     path: PathBuf,
-    _lock: OwnedFd,
+    /// None once given up to [`Reserved::into_staging`].
+    lock: Option<OwnedFd>,
+}
+
+impl Reserved {
+    /// The reservation's directory and its lock, for the run to build its container directory in
+    /// and rename into place (or remove, if that fails): the reservation is then the caller's.
+    pub fn into_staging(mut self) -> (PathBuf, OwnedFd) {
+        let lock = self.lock.take().expect("a reservation holds its lock until it is given up");
+        (self.path.clone(), lock)
+    }
 }
 
 impl Drop for Reserved {
     fn drop(&mut self) {
         // Removed while still locked: whoever opens it next finds either nothing or a new one.
-        let _ = std::fs::remove_dir(&self.path);
+        if self.lock.is_some() {
+            let _ = std::fs::remove_dir(&self.path);
+        }
     }
 }
 
@@ -34,7 +50,8 @@ pub fn reserve(containers: &Path, name: &str) -> Result<Reserved, RunError> {
     let path = containers.join(format!(".{name}.name"));
     // A reservation removed by its owner between this run's mkdir and its lock is tried again.
     for _ in 0..8 {
-        match std::fs::create_dir(&path) {
+        // 0700: it becomes the container's directory (see `create_container_dir`).
+        match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(RunError::msg(format!("create {}: {e}", path.display()))),
@@ -51,7 +68,7 @@ pub fn reserve(containers: &Path, name: &str) -> Result<Reserved, RunError> {
         if !matches!((held, at_path), (Ok(h), Ok(p)) if (h.st_dev, h.st_ino) == (p.st_dev, p.st_ino)) {
             continue;
         }
-        let reserved = Reserved { name: name.to_string(), path, _lock: lock };
+        let reserved = Reserved { name: name.to_string(), path, lock: Some(lock) };
         // Checked under the reservation: a run that made the directory dropped its reservation after.
         if containers.join(name).exists() {
             return Err(in_use());

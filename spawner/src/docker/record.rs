@@ -61,6 +61,11 @@ pub struct Record {
     /// `--log-opt` as given (max-size, max-file).
     #[serde(default)]
     pub log_opts: Vec<String>,
+    /// The store layers it mounts, lowest first (`STORE/layers/sha256/HEX/diff`): `prune` keeps
+    /// them while the container exists. Empty in a record from before this field: the directory's
+    /// `layers` file lists them then ([`Container::layers`]).
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
 }
 
 /// A volume or bind mount of the container, as `inspect` shows it.
@@ -178,6 +183,18 @@ impl Container {
             Err(_) => RunState::default(),
         };
         Ok(Container { dir: dir.to_path_buf(), record, state })
+    }
+
+    /// The store layers the container mounts: from its record, or, for a container made before
+    /// the record held them, from its directory's `layers` file (one a line).
+    pub fn layers(&self) -> Result<Vec<PathBuf>, RunError> {
+        if !self.record.layers.is_empty() {
+            return Ok(self.record.layers.clone());
+        }
+        let listed = self.dir.join(super::LAYERS_FILE);
+        let text = std::fs::read_to_string(&listed)
+            .map_err(|e| RunError::msg(format!("{}: {e}", listed.display())))?;
+        Ok(text.lines().map(Into::into).collect())
     }
 
     /// Reads the container's state again.
