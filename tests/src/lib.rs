@@ -433,6 +433,32 @@ impl Containers {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Waits until `value` is `expected`; a timeout names the last value and the state of
+    /// `container` (what a rare failure needs to be understood).
+    pub fn until_eq(&self, what: &str, container: &str, expected: &str, value: impl Fn() -> String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = value();
+            if now == expected {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let state = self.0.run(&[
+                    "inspect",
+                    "-f",
+                    "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}",
+                    container,
+                ]);
+                panic!(
+                    "timed out waiting for {what}: {now:?}, not {expected:?}; {container}: {} {}",
+                    stdout(&state).trim(),
+                    String::from_utf8_lossy(&state.stderr).trim()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Containers {

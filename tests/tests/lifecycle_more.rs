@@ -102,7 +102,7 @@ fn rename_renames_stopped_and_running_containers() {
     assert!(c.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|n| n == "new"));
     // Its run again under the new name (its record's `--name old` is not taken at its word).
     c.ok(&["start", "new"]);
-    c.until("the second run", || c.ok(&["logs", "new"]) == "ran\nran\n");
+    c.until_eq("the second run", "new", "ran\nran\n", || c.ok(&["logs", "new"]));
     assert_eq!(c.inspect("new", "{{.State.Status}}"), "running");
     assert!(!c.0 .0.join("containers/old").exists());
 
