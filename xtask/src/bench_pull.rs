@@ -1,12 +1,14 @@
 //! `cargo xtask bench pull`: pulling from one loopback registry (Debian's docker-registry, filled
 //! by skopeo) into a cold store, in one run: `spawner pull` beside `skopeo copy … oci:DIR` (no
-//! unpacking) and `podman pull`, for the busybox and the Debian image; and pull + run of
-//! /bin/true end to end, spawner beside podman. Wall time and peak RSS, median of 3, alternating.
+//! unpacking), `podman pull`, `ctr images pull` (containerd) and `docker pull` (dockerd), for the
+//! busybox and the Debian image; and pull + run of /bin/true end to end, spawner beside podman.
+//! Wall time and peak RSS, median of [`ROUNDS`], alternating.
 //!
 //! podman runs crun in a private mount namespace without /sys/fs/cgroup/unified, with no cgroup
 //! and explicit ulimits: the only way it runs a container on this hybrid host (its pull needs
 //! none of that).
 
+use crate::engine_daemons::{Daemons, Engine};
 use crate::util::{apt_install, cmd, output, root, run, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,7 +16,16 @@ use std::process::{Command, Stdio};
 const ROUNDS: usize = 5;
 
 pub fn pull() -> Result<()> {
-    apt_install(&["docker-registry", "skopeo", "podman", "crun", "time", "util-linux"])?;
+    apt_install(&[
+        "docker-registry",
+        "skopeo",
+        "podman",
+        "crun",
+        "time",
+        "util-linux",
+        "containerd",
+        "docker.io",
+    ])?;
     let dist = crate::dist()?;
     let images = crate::images::build_with(false, true)?;
     let find = |name: &str| images.iter().find(|p| p.ends_with(name)).cloned().ok_or(format!("no {name}"));
@@ -103,6 +114,24 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
                 let value = crate::bench_run::timed_rss(&mut c).map_err(|e| format!("{name}: {e}"))?;
                 record(name, value);
             }
+            // The engines' daemons do the pull: each starts afresh (a cold store), then its client
+            // is timed, and the daemon's peak RSS is taken.
+            for engine in [Engine::Containerd, Engine::Dockerd] {
+                let name = match engine {
+                    Engine::Containerd => format!("{image}: ctr images pull (containerd)"),
+                    Engine::Dockerd => format!("{image}: docker pull (dockerd)"),
+                };
+                let daemons = Daemons::start(engine, &fresh(engine.name()))?;
+                let mut client = daemons.client(engine);
+                match engine {
+                    Engine::Containerd => client.args(["images", "pull", "--plain-http", &reference]),
+                    Engine::Dockerd => client.args(["pull", "-q", &reference]),
+                };
+                settle(work, spawner)?;
+                let (secs, _) =
+                    crate::bench_run::timed_rss(&mut client).map_err(|e| format!("{name}: {e}"))?;
+                record(name, (secs, daemons.peak_rss_kib(engine)?));
+            }
             if image == "debian" {
                 let state = fresh("spawner-run");
                 let mut ours = Command::new(spawner);
@@ -144,8 +173,10 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
          `settle`: on this VM, first-touched memory is slow, and would tax whichever tool ran first).\n\
          busybox: 3 small gzip layers; debian: a Debian bookworm (debootstrap, podman save), one {:.0} MB\n\
          gzip layer. skopeo only copies blobs to an OCI layout (no unpack); podman pull unpacks into its\n\
-         overlay store; spawner pull verifies and unpacks into its layer store. `tar -xzf` of the Debian\n\
-         layer alone, same disk: {layer_tar_seconds:.2} s. Peak RSS of the largest process (GNU time).\n\n\
+         overlay store; spawner pull verifies and unpacks into its layer store; containerd 1.6 (ctr) and\n\
+         dockerd 20.10 pull and unpack in their daemons, each started afresh with an empty store before\n\
+         its pull (not timed). `tar -xzf` of the Debian layer alone, same disk: {layer_tar_seconds:.2} s.\n\
+         Peak RSS of the largest process (GNU time; for ctr and docker, the daemon's VmHWM).\n\n\
          | what | time | peak RSS |\n|---|---:|---:|\n",
         date.trim(),
         layer_size as f64 / 1e6
@@ -170,15 +201,27 @@ fn settle(work: &Path, spawner: &Path) -> Result<()> {
     run(&mut cmd("sync"))?;
     std::fs::write("/proc/sys/vm/drop_caches", "1\n")?;
     let mut files = vec![spawner.to_path_buf()];
-    for tool in ["skopeo", "podman", "crun", "conmon", "tar", "gzip"] {
+    for tool in [
+        "skopeo",
+        "podman",
+        "crun",
+        "conmon",
+        "tar",
+        "gzip",
+        "ctr",
+        "containerd",
+        "dockerd",
+        "/usr/bin/docker",
+    ] {
         if let Ok(path) = output(cmd("sh").args(["-c", &format!("command -v {tool}")])) {
             files.push(path.trim().into());
         }
     }
     // Their shared libraries too (podman's crun and conmon have some).
-    let listed =
-        output(cmd("sh").args(["-c", "ldd $(command -v crun conmon podman skopeo tar gzip) 2>/dev/null"]))
-            .unwrap_or_default();
+    let listed = output(
+        cmd("sh").args(["-c", "ldd $(command -v crun conmon podman skopeo tar gzip dockerd) 2>/dev/null"]),
+    )
+    .unwrap_or_default();
     files
         .extend(listed.split_whitespace().filter(|w| w.starts_with('/') && !w.contains(':')).map(Into::into));
     let mut stack = vec![work.join("registry")];

@@ -7,6 +7,7 @@ mod bench_net;
 mod bench_oci;
 mod bench_pull;
 mod bench_run;
+mod engine_daemons;
 mod images;
 mod util;
 mod vm;
