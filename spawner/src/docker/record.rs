@@ -323,6 +323,29 @@ mod tests {
         write_record(&dir, &record).unwrap();
     }
 
+    /// `prune` and `cp` read a container's layers from its record, and from the `layers` file of
+    /// a container made before the record held them.
+    #[test]
+    fn layers_come_from_the_record_or_an_older_containers_file() {
+        let dir = scratch("layers");
+        make(&dir, "old", "a1", 1);
+        let old = Container::load(&dir.join("old")).unwrap();
+        assert!(old.layers().is_err(), "neither the record nor a file names them");
+        std::fs::write(dir.join("old").join(super::super::LAYERS_FILE), "/s/l1/diff\n/s/l2/diff\n").unwrap();
+        assert_eq!(old.layers().unwrap(), [PathBuf::from("/s/l1/diff"), PathBuf::from("/s/l2/diff")]);
+
+        let new_dir = dir.join("new");
+        std::fs::create_dir(&new_dir).unwrap();
+        let layers = vec![PathBuf::from("/s/l3/diff")];
+        write_record(
+            &new_dir,
+            &Record { id: "b2".into(), name: "new".into(), layers: layers.clone(), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(Container::load(&new_dir).unwrap().layers().unwrap(), layers);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn found_by_name_or_unique_id_prefix() {
         let dir = scratch("find");
