@@ -402,7 +402,7 @@ fn a_container_joins_another_running_containers_network() {
         r#"
 web='mkdir /w && echo shared loopback > /w/index.html && exec httpd -f -p 127.0.0.1:80 -h /w'
 $S run --name web $IMG sh -c "$web" > "$D/web.log" 2>&1 & web_pid=$!
-for i in $(seq 100); do [ -e "$D/containers/web/netns-fd" ] && break; sleep 0.05; done
+for i in $(seq 100); do grep -qs '"netns":"[0-9]' "$D/containers/web/state.json" && break; sleep 0.05; done
 echo "joined: $($S run --network container:web $IMG sh -c 'for i in $(seq 50); do busybox wget -qO- http://127.0.0.1/ && exit; sleep 0.1; done')"
 echo "same address: $($S run --network container:web $IMG busybox ip -4 -o addr show eth0 | awk '{print $4}')"
 kill -TERM $web_pid; wait $web_pid

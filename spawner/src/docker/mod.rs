@@ -658,10 +658,6 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     if let Some(a) = attached.as_ref().filter(|a| a.address.is_some()) {
         log::info!("network: {:?}", a);
     }
-    // Others may share it (`--network container:NAME`) while this run lives.
-    if let Some(a) = attached.as_ref().filter(|_| !matches!(opts.network.mode, Mode::Container(_))) {
-        network::record_namespace(&dir.path, a).map_err(RunError::from)?;
-    }
     let _pasta = match (&opts.network.mode, &attached) {
         (Mode::Pasta, Some(a)) => Some(
             network::pasta::start(a.netns.as_fd(), &dir.path, &opts.network.publish)
@@ -733,6 +729,11 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         monitor: std::process::id() as i32,
         restart_count,
         ports: attached.as_ref().map(network::Attached::published).unwrap_or_default(),
+        // Others may share it (`--network container:NAME`) while the container runs.
+        netns: match &opts.network.mode {
+            Mode::Container(_) => String::new(),
+            _ => attached.as_ref().map(network::namespace_holder).unwrap_or_default(),
+        },
         ..Default::default()
     };
     // A new container has no state yet (it reads as created); one run again forgets its last end.
@@ -827,6 +828,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         state.pid = 0;
         // Withdrawn with the run.
         state.ports.clear();
+        state.netns.clear();
         record::write_state(&dir.path, &state)?;
     }
     anonymous.remove = !dir.keep;

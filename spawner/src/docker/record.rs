@@ -135,6 +135,10 @@ pub struct RunState {
     /// picked), while it runs on the bridge.
     #[serde(default)]
     pub ports: Vec<crate::network::firewall::Element>,
+    /// Where its run holds its network namespace (`PID FD`, see
+    /// [`crate::network::namespace_holder`]) while it runs; empty when it has none of its own.
+    #[serde(default)]
+    pub netns: String,
 }
 
 /// The container as `ps` and `inspect` see it.

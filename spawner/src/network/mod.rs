@@ -405,16 +405,12 @@ pub fn start(state_dir: &Path, opts: &Options) -> Pending {
     Pending { thread, names: Some(names) }
 }
 
-/// The file in a running container's directory that says where its network namespace is held:
-/// `PID FD`, spawner's pid and its fd to the namespace, for `--network container:NAME`.
-const NAMESPACE_RECORD: &str = "netns-fd";
-
-/// Records in the container directory `dir` where this spawner holds `attached`'s namespace.
-pub fn record_namespace(dir: &Path, attached: &Attached) -> Result<(), NetworkError> {
+/// Where this spawner holds `attached`'s namespace, `PID FD` (its pid and its fd to the
+/// namespace), for the run's state (`netns` in its state.json) while the container runs: what
+/// `--network container:NAME` opens.
+pub fn namespace_holder(attached: &Attached) -> String {
     use rustix::fd::AsRawFd;
-    let path = dir.join(NAMESPACE_RECORD);
-    let text = format!("{} {}\n", std::process::id(), attached.netns.as_raw_fd());
-    std::fs::write(&path, text).map_err(|e| NetworkError(format!("write {}: {e}", path.display())))
+    format!("{} {}", std::process::id(), attached.netns.as_raw_fd())
 }
 
 /// The network namespace of the running container `name` (its spawner's fd to it, opened through
@@ -433,10 +429,17 @@ fn container_namespace(containers: &Path, name: &str) -> Result<OwnedFd, Network
     if rustix::fs::flock(&lock, FlockOperation::NonBlockingLockShared).is_ok() {
         return Err(not_running());
     }
-    let record = std::fs::read_to_string(dir.join(NAMESPACE_RECORD)).map_err(|_| {
-        NetworkError(format!("--network container:{name}: it has no network namespace of its own to share"))
-    })?;
-    let (pid, fd) = record.trim().split_once(' ').ok_or_else(not_running)?;
+    // Its run writes the state once the container runs; `netns` is empty when the container has
+    // no namespace of its own to share (--network host, or container:OTHER).
+    let state = std::fs::read(dir.join(crate::docker::record::STATE_FILE)).map_err(|_| not_running())?;
+    let state: serde_json::Value = serde_json::from_slice(&state).map_err(|_| not_running())?;
+    let holder = state["netns"].as_str().unwrap_or_default();
+    if holder.is_empty() {
+        return Err(NetworkError(format!(
+            "--network container:{name}: it has no network namespace of its own to share"
+        )));
+    }
+    let (pid, fd) = holder.split_once(' ').ok_or_else(not_running)?;
     let path = format!("/proc/{pid}/fd/{fd}");
     let link = std::fs::read_link(&path).map_err(|_| not_running())?;
     let own = std::fs::read_link("/proc/thread-self/ns/net").ok();
