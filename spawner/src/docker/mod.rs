@@ -337,10 +337,6 @@ impl Drop for ContainerDir {
     }
 }
 
-/// A read-only layer on top of every image holding the mount targets spawner needs (/proc, /sys,
-/// /dev, /etc/hostname, /etc/hosts, /etc/resolv.conf), as Docker's "init layer" does: with them there,
-/// bind-mounting the /etc files copies nothing up, so a run leaves its upper directory empty and
-/// creating and removing it stays cheap. Made once per state directory, atomically.
 /// The file in which a container made before its record held its layers names them (one store
 /// layer directory a line); still read for such containers ([`record::Container::layers`]).
 pub const LAYERS_FILE: &str = "layers";
@@ -366,6 +362,10 @@ pub fn layers_in_use(
     Ok(used)
 }
 
+/// A read-only layer on top of every image holding the mount targets spawner needs (/proc, /sys,
+/// /dev, /etc/hostname, /etc/hosts, /etc/resolv.conf), as Docker's "init layer" does: with them there,
+/// bind-mounting the /etc files copies nothing up, so a run leaves its upper directory empty and
+/// creating and removing it stays cheap. Made once per state directory, atomically.
 pub(super) fn init_layer(state_dir: &Path) -> Result<PathBuf, RunError> {
     let path = state_dir.join("init-layer");
     if path.is_dir() {
