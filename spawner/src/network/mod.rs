@@ -396,8 +396,10 @@ pub fn start(state_dir: &Path, opts: &Options) -> Pending {
         // was made in); then this thread makes the container's namespace and moves into it, while
         // the main thread reserves the name.
         let host = HostSide::open(&state_dir, &place, &opts)?;
+        log::debug!("network: host side open");
         let netns = own_namespace()?;
         disable_ipv6_here();
+        log::debug!("network: namespace made");
         let (name, id) =
             named.recv().map_err(|_| NetworkError("the run ended before its container had a name".into()))?;
         bridge(host, &place, &name, &id, &opts, netns)
@@ -551,9 +553,11 @@ fn bridge(
     let record = ipam::Record { name: name.into(), ..Default::default() };
     let mut lease = ipam::lease(&place.dir.join("leases"), hosts, record)?;
     let address = lease.record.address;
+    log::debug!("network: leased {address}");
     let ports = publish(&opts.publish, port_sockets, nftables, address, &mut lease)?;
     let host_end = format!("veth{}", &id[..id.len().min(11)]);
     host.add_veth(&host_end, bridge_index, "eth0", &netns)?;
+    log::debug!("network: veth pair made");
     let mut inner = Netlink::open()?;
     let eth0 = inner
         .link_index("eth0")?
@@ -561,6 +565,7 @@ fn bridge(
     inner.add_address(eth0, address, subnet.1)?;
     inner.set_up(eth0)?;
     inner.add_default_route(gateway)?;
+    log::debug!("network: eth0 addressed and routed");
     let peers: Vec<(String, Ipv4Addr)> = others.iter().map(|r| (r.name.clone(), r.address)).collect();
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv_conf =
