@@ -122,7 +122,7 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
                     Engine::Dockerd => format!("{image}: docker pull (dockerd)"),
                 };
                 let daemons = Daemons::start(engine, &fresh(engine.name()))?;
-                let mut client = daemons.client(engine);
+                let mut client = daemons.client();
                 match engine {
                     Engine::Containerd => client.args(["images", "pull", "--plain-http", &reference]),
                     Engine::Dockerd => client.args(["pull", "-q", &reference]),
@@ -130,7 +130,7 @@ fn measure(spawner: &Path, host: &str, work: &Path) -> Result<()> {
                 settle(work, spawner)?;
                 let (secs, _) =
                     crate::bench_run::timed_rss(&mut client).map_err(|e| format!("{name}: {e}"))?;
-                record(name, (secs, daemons.peak_rss_kib(engine)?));
+                record(name, (secs, daemons.peak_rss_kib()?));
             }
             if image == "debian" {
                 let state = fresh("spawner-run");

@@ -17,6 +17,7 @@ pub enum Engine {
 }
 
 pub struct Daemons {
+    engine: Engine,
     dir: PathBuf,
     /// `unshare`, whose child is the namespace's PID 1.
     namespace: Child,
@@ -69,7 +70,7 @@ impl Daemons {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("script.log"))?);
-        let mut daemons = Daemons { dir: dir.to_path_buf(), namespace: command.spawn()? };
+        let mut daemons = Daemons { engine, dir: dir.to_path_buf(), namespace: command.spawn()? };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !dir.join("ready").exists() {
             if daemons.namespace.try_wait()?.is_some() || Instant::now() > deadline {
@@ -82,8 +83,8 @@ impl Daemons {
     }
 
     /// ctr, or docker (Debian's client, which matches its dockerd 20.10), for these daemons.
-    pub fn client(&self, engine: Engine) -> Command {
-        match engine {
+    pub fn client(&self) -> Command {
+        match self.engine {
             Engine::Containerd => {
                 let mut c = Command::new("ctr");
                 c.arg("--address").arg(self.dir.join("containerd.sock"));
@@ -100,7 +101,7 @@ impl Daemons {
 
     /// The peak RSS in KiB of the daemon that did the work (dockerd, or containerd), from its
     /// VmHWM: the pull happens in the daemon, not in its client.
-    pub fn peak_rss_kib(&self, engine: Engine) -> Result<u64> {
+    pub fn peak_rss_kib(&self) -> Result<u64> {
         let children = |pid: u32| -> Vec<u32> {
             std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
                 .unwrap_or_default()
@@ -108,7 +109,7 @@ impl Daemons {
                 .filter_map(|p| p.parse().ok())
                 .collect()
         };
-        let wanted = engine.name();
+        let wanted = self.engine.name();
         for init in children(self.namespace.id()) {
             for pid in children(init) {
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();

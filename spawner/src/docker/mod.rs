@@ -412,10 +412,8 @@ fn create_container_dir(
     let (tmp, lock) = reserved.into_staging();
     let io = |what: &str, p: &Path, e: std::io::Error| RunError::msg(format!("{what} {}: {e}", p.display()));
     let prepare = || -> Result<(), RunError> {
-        // 0700: no other host user may reach the upper directory (setuid files the container wrote).
-        // The upper directory itself keeps 0755: it is the container's `/`.
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(|e| io("chmod", &tmp, e))?;
+        // The reservation is 0700 (see `names::reserve`); the upper directory itself keeps 0755:
+        // it is the container's `/`.
         for d in ["upper", "work"] {
             let dir = tmp.join(d);
             match std::fs::create_dir(&dir) {
@@ -1127,6 +1125,8 @@ mod tests {
         let (left, lock) = names::reserve(&containers, "web").unwrap().into_staging();
         std::fs::create_dir_all(left.join("upper/etc")).unwrap();
         std::fs::write(left.join(stale::KEEP_MARKER), "").unwrap();
+        // As an older spawner made it.
+        std::fs::set_permissions(&left, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         drop(lock);
 
         let reserved = names::reserve(&containers, "web").unwrap();

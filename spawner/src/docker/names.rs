@@ -50,7 +50,8 @@ pub fn reserve(containers: &Path, name: &str) -> Result<Reserved, RunError> {
     let path = containers.join(format!(".{name}.name"));
     // A reservation removed by its owner between this run's mkdir and its lock is tried again.
     for _ in 0..8 {
-        // 0700: it becomes the container's directory (see `create_container_dir`).
+        // 0700: it becomes the container's directory (see `create_container_dir`), and no other
+        // host user may reach the upper directory in it (setuid files the container wrote).
         match std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -65,8 +66,14 @@ pub fn reserve(containers: &Path, name: &str) -> Result<Reserved, RunError> {
         // The lock counts only on the directory that is still at the path.
         let held = rustix::fs::fstat(&lock);
         let at_path = rustix::fs::lstat(&path);
-        if !matches!((held, at_path), (Ok(h), Ok(p)) if (h.st_dev, h.st_ino) == (p.st_dev, p.st_ino)) {
-            continue;
+        let held = match (held, at_path) {
+            (Ok(h), Ok(p)) if (h.st_dev, h.st_ino) == (p.st_dev, p.st_ino) => h,
+            _ => continue,
+        };
+        // One taken over from a dead run of an older spawner was made 0755.
+        if held.st_mode & 0o777 != 0o700 {
+            rustix::fs::fchmod(&lock, rustix::fs::Mode::from_raw_mode(0o700))
+                .map_err(|e| RunError::msg(format!("chmod {}: {e}", path.display())))?;
         }
         let reserved = Reserved { name: name.to_string(), path, lock: Some(lock) };
         // Checked under the reservation: a run that made the directory dropped its reservation after.

@@ -434,8 +434,8 @@ fn container_namespace(containers: &Path, name: &str) -> Result<OwnedFd, Network
     // Its run writes the state once the container runs; `netns` is empty when the container has
     // no namespace of its own to share (--network host, or container:OTHER).
     let state = std::fs::read(dir.join(crate::docker::record::STATE_FILE)).map_err(|_| not_running())?;
-    let state: serde_json::Value = serde_json::from_slice(&state).map_err(|_| not_running())?;
-    let holder = state["netns"].as_str().unwrap_or_default();
+    let state: crate::docker::record::RunState = serde_json::from_slice(&state).map_err(|_| not_running())?;
+    let holder = state.netns;
     if holder.is_empty() {
         return Err(NetworkError(format!(
             "--network container:{name}: it has no network namespace of its own to share"
