@@ -175,7 +175,13 @@ pub struct Watch<'a> {
     pub stdio: Option<[OwnedFd; 3]>,
     /// Called once the container's process runs (it has exec'd), with its pid and cgroup.
     pub started: Option<&'a mut Started<'a>>,
+    /// Called once the filter is compiled and the cgroup made, right before the clone: the front
+    /// end completes the extras there with what it made meanwhile on another thread (the network
+    /// namespace, and the /etc files that need its address).
+    pub finish: Option<&'a mut Finish<'a>>,
 }
+
+pub type Finish<'a> = dyn FnMut(&mut Extras) -> Result<(), RunError> + 'a;
 
 const RELAYED: [i32; 6] = [1, 2, 3, 10, 12, 15]; // HUP INT QUIT USR1 USR2 TERM
 const SIGCHLD: i32 = 17;
@@ -201,7 +207,10 @@ pub fn run(config: &Config, extras: Extras, watch: Watch<'_>) -> Result<Exit, Ru
             false => (None, None),
         };
         let (process, init) = (prepared.process, prepared.extras.init.is_some());
-        let Watch { captured, stdio, mut started } = watch;
+        let Watch { captured, stdio, mut started, finish } = watch;
+        if let Some(finish) = finish {
+            finish(&mut prepared.extras)?;
+        }
         let location = prepared.cgroup.as_ref().map(Cgroup::location);
         let mut plan = prepared.child_plan(config, tty_there, None, 0, true, None)?;
         let mut output = Output::default();
@@ -386,8 +395,9 @@ fn prepare(config: &Config, extras: Extras) -> Result<Prepared<'_>, RunError> {
     let process =
         config.process.as_ref().ok_or_else(|| RunError::msg("config.json: process: required to start"))?;
     refuse_unsupported(config)?;
-    // Compiled while spawner has one thread: the compiler's allocations map and unmap memory (musl),
-    // and an unmap in a process with other threads running costs a TLB shootdown on every CPU.
+    // Compiled while the front end's network thread may still run (see `Watch::finish`): spawner's
+    // allocator keeps what it maps, so the compiler's allocations cost no unmap (a TLB shootdown on
+    // every CPU while another thread runs).
     let seccomp =
         config.seccomp.as_ref().map(security::compile_seccomp).transpose().map_err(RunError::msg)?;
     let mut systemd_unit = None;

@@ -495,6 +495,9 @@ fn etc_files(
 /// The files in /etc the container gets from spawner.
 const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
+/// Where the /etc files' tree is among a run's prepared trees.
+const ETC_TREE: usize = 0;
+
 fn human_size(n: u64) -> String {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
         if n >= 1 << shift && n.is_multiple_of(1 << shift) {
@@ -647,34 +650,48 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     ensure_volumes(&opts.state_dir, &resolved, &overlay)?;
     // Host paths the user named are looked up now, once; the container gets what they were.
     let volumes = open_volumes(&resolved)?;
-    // The network thread's work is done before the /etc files, which need its address.
-    let attached = match net.0.take().map(|thread| thread.join()) {
-        Some(Ok(result)) => Some(result.map_err(RunError::from)?),
-        Some(Err(_)) => return Err(RunError::msg("network namespace thread panicked")),
-        None => None,
+    // The network thread's work, and the /etc files that need its address, wait until the core
+    // has compiled the filter and made the cgroup (see `container::Watch::finish`): those overlap
+    // the thread too.
+    let attached: std::cell::OnceCell<network::Attached> = std::cell::OnceCell::new();
+    let mut pasta = None;
+    let (hostname, dir_path) = (process.hostname.clone(), dir.path.clone());
+    let mut finish = |extras: &mut Extras| -> Result<(), RunError> {
+        let joined = match net.0.take().map(|thread| thread.join()) {
+            Some(Ok(result)) => Some(result.map_err(RunError::from)?),
+            Some(Err(_)) => return Err(RunError::msg("network namespace thread panicked")),
+            None => None,
+        };
+        if let Some(a) = joined.as_ref().filter(|a| a.address.is_some()) {
+            log::info!("network: {:?}", a);
+        }
+        if let (Mode::Pasta, Some(a)) = (&opts.network.mode, &joined) {
+            pasta = Some(
+                network::pasta::start(a.netns.as_fd(), &dir_path, &opts.network.publish)
+                    .map_err(RunError::from)?,
+            );
+        }
+        let etc_files = rootfs::etc_files_fs(&etc_files(&hostname, joined.as_ref(), &opts.network.dns))?;
+        let mut joined = joined;
+        if let Some(a) = joined.as_mut().filter(|a| a.address.is_some()) {
+            let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
+            let hosts = rustix::fs::openat(&etc_files, "hosts", flags, rustix::fs::Mode::empty())
+                .map_err(|e| RunError::msg(format!("open the container's /etc/hosts: {e}")))?;
+            a.announce(hosts).map_err(RunError::from)?;
+        }
+        extras.trees[ETC_TREE] = Some(etc_files);
+        if let Some(a) = joined {
+            let netns =
+                a.netns.try_clone().map_err(|e| RunError::msg(format!("dup network namespace fd: {e}")))?;
+            extras.join.push((NamespaceKind::Network, netns));
+            let _ = attached.set(a);
+        }
+        Ok(())
     };
-    if let Some(a) = attached.as_ref().filter(|a| a.address.is_some()) {
-        log::info!("network: {:?}", a);
-    }
-    let _pasta = match (&opts.network.mode, &attached) {
-        (Mode::Pasta, Some(a)) => Some(
-            network::pasta::start(a.netns.as_fd(), &dir.path, &opts.network.publish)
-                .map_err(RunError::from)?,
-        ),
-        _ => None,
-    };
-    let etc_files =
-        rootfs::etc_files_fs(&etc_files(&process.hostname, attached.as_ref(), &opts.network.dns))?;
-    let mut attached = attached;
-    if let Some(a) = attached.as_mut().filter(|a| a.address.is_some()) {
-        let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
-        let hosts = rustix::fs::openat(&etc_files, "hosts", flags, rustix::fs::Mode::empty())
-            .map_err(|e| RunError::msg(format!("open the container's /etc/hosts: {e}")))?;
-        a.announce(hosts).map_err(RunError::from)?;
-    }
-    let mut trees: Vec<Option<OwnedFd>> = vec![Some(etc_files)];
+    // The /etc files' place, filled by `finish`.
+    let mut trees: Vec<Option<OwnedFd>> = vec![None];
     let mut mounts = FrontEndMounts {
-        etc_files: Some((0, ETC_FILES.iter().map(|f| f.to_string()).collect())),
+        etc_files: Some((ETC_TREE, ETC_FILES.iter().map(|f| f.to_string()).collect())),
         ..Default::default()
     };
     for (volume, target) in volumes {
@@ -699,19 +716,14 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     };
     let labels = container_labels(&image.config, &opts.labels);
     let config = container_config(opts, process, dir.path.clone(), limits, cgroups_path, seccomp, labels);
-    // Joined before the core clones: spawner is single-threaded again when it forks.
-    let mut join = Vec::new();
-    if let Some(a) = attached.as_mut() {
-        let netns =
-            a.netns.try_clone().map_err(|e| RunError::msg(format!("dup network namespace fd: {e}")))?;
-        join.push((NamespaceKind::Network, netns));
-    }
     let extras = Extras {
         id: dir_name,
         overlay: Some(overlay),
         trees,
         mounts,
-        join,
+        // The network namespace, from `finish`: joined before the core clones, so spawner is
+        // single-threaded again when it forks.
+        join: Vec::new(),
         init: match opts.no_init {
             true => None,
             false => Some(container::sealed_memfd().map_err(RunError::msg)?),
@@ -723,17 +735,8 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         no_pivot: false,
     };
     let restart_count = launch.existing.as_ref().map_or(0, |c| c.state.restart_count);
-    let mut state = record::RunState {
-        monitor: std::process::id() as i32,
-        restart_count,
-        ports: attached.as_ref().map(network::Attached::published).unwrap_or_default(),
-        // Others may share it (`--network container:NAME`) while the container runs.
-        netns: match &opts.network.mode {
-            Mode::Container(_) => String::new(),
-            _ => attached.as_ref().map(network::namespace_holder).unwrap_or_default(),
-        },
-        ..Default::default()
-    };
+    let mut state =
+        record::RunState { monitor: std::process::id() as i32, restart_count, ..Default::default() };
     // A new container has no state yet (it reads as created); one run again forgets its last end.
     if launch.existing.is_some() {
         record::write_state(&dir.path, &state)?;
@@ -751,6 +754,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     let mut ready = launch.ready;
     let state_dir = dir.path.clone();
     let mut started = |pid: i32, cgroup: Option<&crate::cgroup::CgroupLocation>| {
+        state.ports = attached.get().map(network::Attached::published).unwrap_or_default();
+        // Others may share it (`--network container:NAME`) while the container runs.
+        state.netns = match &opts.network.mode {
+            Mode::Container(_) => String::new(),
+            _ => attached.get().map(network::namespace_holder).unwrap_or_default(),
+        };
         state.phase = record::Phase::Running;
         state.pid = pid;
         state.start_time = crate::runc::state::start_time(pid).unwrap_or(0);
@@ -766,7 +775,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
             }
         }
     };
-    let mut watch = container::Watch { captured: None, stdio: None, started: Some(&mut started) };
+    let mut watch = container::Watch {
+        captured: None,
+        stdio: None,
+        started: Some(&mut started),
+        finish: Some(&mut finish),
+    };
     let mut shown;
     if let Some(log) = log.as_mut() {
         watch.captured = Some(match launch.detached {
