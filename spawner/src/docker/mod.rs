@@ -797,6 +797,12 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
         watch.stdio = Some([stream(0, false)?, stream(1, out)?, stream(2, err)?]);
     }
     let exit = container::run(&config, extras, watch);
+    // The network goes first: its ports and address are released, and the kernel tears the
+    // namespace and its veth down on a worker of its own while the rest is cleaned up here, rather
+    // than while the next run makes its network (the teardown holds the lock every network change
+    // takes).
+    drop(pasta);
+    drop(attached);
     if let Some(log) = log.as_mut() {
         log.finish();
     }
