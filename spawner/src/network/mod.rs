@@ -357,54 +357,56 @@ impl Drop for Ports {
 }
 
 /// The network thread of a run, started before the container has a name: it makes the network
-/// namespace at once (the slowest step of it, about 0.8 ms), then for a bridge waits for the name
-/// ([`Pending::named`]) to lease an address and make the veth. Join it for what it made.
+/// namespace at once (the slowest step of it, about 0.8 ms), then for a bridge waits for what the
+/// main thread opens and leases in the host's namespace once the container has a name
+/// ([`Pending::named`]) to make the veth. Join it for what it made.
 pub struct Pending {
     thread: std::thread::JoinHandle<Result<Attached, NetworkError>>,
-    names: Option<std::sync::mpsc::Sender<(String, String)>>,
+    /// A bridged run's: where its host side goes, and what it is opened from.
+    host_side: Option<(HostSideSender, PathBuf, Options)>,
 }
 
+type HostSideSender = std::sync::mpsc::Sender<Result<HostSide, NetworkError>>;
+
 impl Pending {
-    /// The container's name and ID, for its lease and its veth.
+    /// The container's name and ID. For a bridge, its host side is opened and its address leased
+    /// here, on the calling thread, while the network thread makes the namespace: the two halves
+    /// of the work overlap. An error is the thread's, reported when it is joined.
     pub fn named(&mut self, name: &str, id: &str) {
-        if let Some(names) = self.names.take() {
+        if let Some((sender, state_dir, opts)) = self.host_side.take() {
             // The thread may be gone already (an error it will report at join).
-            let _ = names.send((name.to_string(), id.to_string()));
+            let _ = sender.send(HostSide::open(&state_dir, &opts, name, id));
         }
     }
 
     pub fn join(self) -> std::thread::Result<Result<Attached, NetworkError>> {
-        drop(self.names);
+        drop(self.host_side);
         self.thread.join()
     }
 }
 
 /// Starts making the container's network namespace for `opts` (not for `host`).
 pub fn start(state_dir: &Path, opts: &Options) -> Pending {
-    let (names, named) = std::sync::mpsc::channel::<(String, String)>();
-    let (state_dir, opts) = (state_dir.to_path_buf(), opts.clone());
+    let (sender, host_side) = std::sync::mpsc::channel::<Result<HostSide, NetworkError>>();
+    let bridged = matches!(opts.mode, Mode::Bridge | Mode::Network(_));
+    let (containers, mode, dns) = (state_dir.join("containers"), opts.mode.clone(), opts.dns.clone());
     let thread = std::thread::spawn(move || {
-        let place = match &opts.mode {
-            Mode::Bridge => networks::default_place(&state_dir),
-            Mode::Network(network) => networks::place(&state_dir, network)?,
+        match mode {
             Mode::Container(other) => {
-                return Ok(Attached::unaddressed(container_namespace(&state_dir.join("containers"), other)?))
+                return Ok(Attached::unaddressed(container_namespace(&containers, &other)?))
             }
-            _ => return Ok(Attached::unaddressed(own_namespace()?)),
-        };
-        // What must stay in the host's namespace is opened first (a socket keeps the namespace it
-        // was made in); then this thread makes the container's namespace and moves into it, while
-        // the main thread reserves the name.
-        let host = HostSide::open(&state_dir, &place, &opts)?;
-        log::debug!("network: host side open");
-        let netns = own_namespace()?;
-        disable_ipv6_here();
+            _ if !bridged => return Ok(Attached::unaddressed(own_namespace(Ipv6::On)?)),
+            _ => {}
+        }
+        let netns = own_namespace(Ipv6::Off)?;
         log::debug!("network: namespace made");
-        let (name, id) =
-            named.recv().map_err(|_| NetworkError("the run ended before its container had a name".into()))?;
-        bridge(host, &place, &name, &id, &opts, netns)
+        let host = host_side
+            .recv()
+            .map_err(|_| NetworkError("the run ended before its container had a name".into()))??;
+        bridge(host, &dns, netns)
     });
-    Pending { thread, names: Some(names) }
+    let host_side = bridged.then(|| (sender, state_dir.to_path_buf(), opts.clone()));
+    Pending { thread, host_side }
 }
 
 /// Where this spawner holds `attached`'s namespace, `PID FD` (its pid and its fd to the
@@ -452,12 +454,32 @@ fn container_namespace(containers: &Path, name: &str) -> Result<OwnedFd, Network
         .map_err(|e| NetworkError(format!("--network container:{name}: open its namespace: {e}")))
 }
 
+/// IPv6 in a new network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ipv6 {
+    On,
+    /// Off, as Docker has it on a network without IPv6 (`--sysctl
+    /// net.ipv6.conf.all.disable_ipv6=0` turns it on again): the bridge gives IPv4 only, so eth0
+    /// gets no link-local IPv6 address to talk to its peers with beside the IPv4 rules. Turned off
+    /// before loopback is up, which then never gets ::1 (nor its routes) to lose again. Nothing to
+    /// do on a kernel without IPv6.
+    Off,
+}
+
 /// Moves this thread into a new network namespace with loopback up; an fd to it.
-fn own_namespace() -> Result<OwnedFd, NetworkError> {
+fn own_namespace(ipv6: Ipv6) -> Result<OwnedFd, NetworkError> {
     // SAFETY: unshare(CLONE_NEWNET) moves only this thread (which exits once its work is done)
     // into the new namespace and touches no file descriptor table.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
         .map_err(|e| NetworkError(format!("unshare(CLONE_NEWNET): {e}")))?;
+    if ipv6 == Ipv6::Off {
+        for conf in ["all", "default"] {
+            let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
+            if let Err(e) = std::fs::write(&path, "1") {
+                log::debug!("{path}: {e}");
+            }
+        }
+    }
     crate::container::net::loopback_up().map_err(|e| NetworkError(format!("bring up loopback: {e}")))?;
     rustix::fs::open(
         "/proc/thread-self/ns/net",
@@ -467,38 +489,35 @@ fn own_namespace() -> Result<OwnedFd, NetworkError> {
     .map_err(|e| NetworkError(format!("open /proc/thread-self/ns/net: {e}")))
 }
 
-/// IPv6 off in this thread's (the container's) network namespace, before its end of the veth is
-/// made, as Docker has it on a network without IPv6 (`--sysctl net.ipv6.conf.all.disable_ipv6=0`
-/// turns it on again): the bridge gives IPv4 only, so eth0 gets no link-local IPv6 address to
-/// talk to its peers with beside the IPv4 rules. Nothing to do on a kernel without IPv6.
-fn disable_ipv6_here() {
-    for conf in ["all", "default"] {
-        let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
-        if let Err(e) = std::fs::write(&path, "1") {
-            log::debug!("{path}: {e}");
-        }
-    }
-}
-
-/// What a bridged container's network needs from the host's namespace, done or opened before the
-/// thread leaves it: the bridge (made if missing), a netlink socket there, the leases scanned (a
-/// dead run's published ports withdrawn), and for `-p` the ports' sockets (not yet bound) with the
-/// nftables session that adds their elements.
+/// What a bridged container's network needs from the host's namespace, opened by the main thread
+/// (a socket keeps the namespace it was made in): the bridge (made if missing), a netlink socket
+/// there, the leases scanned (a dead run's published ports withdrawn) and the container's own
+/// taken, and for `-p` the ports' sockets (not yet bound) with the nftables session that adds
+/// their elements.
 struct HostSide {
+    place: networks::Place,
     config: BridgeConfig,
     netlink: Netlink,
     bridge_index: u32,
     /// The other containers on the network.
     others: Vec<ipam::Record>,
+    lease: ipam::Lease,
+    /// The container's ID, for its veth's name.
+    id: String,
+    publish: Vec<Publish>,
     port_sockets: Vec<OwnedFd>,
     nftables: Option<nftables::Session>,
 }
 
 impl HostSide {
-    fn open(state_dir: &Path, place: &networks::Place, opts: &Options) -> Result<HostSide, NetworkError> {
-        let config = bridge_config(place, opts.subnet)?;
+    fn open(state_dir: &Path, opts: &Options, name: &str, id: &str) -> Result<HostSide, NetworkError> {
+        let place = match &opts.mode {
+            Mode::Network(network) => networks::place(state_dir, network)?,
+            _ => networks::default_place(state_dir),
+        };
+        let config = bridge_config(&place, opts.subnet)?;
         let subnet = config.parsed()?;
-        let (gateway, _) = addresses(subnet);
+        let (gateway, hosts) = addresses(subnet);
         let mut netlink = Netlink::open()?;
         let bridge_index = ensure_bridge(&mut netlink, state_dir, &config, gateway, subnet)?;
         let port_sockets = opts
@@ -522,7 +541,8 @@ impl HostSide {
             true => None,
             false => Some(nftables::Session::open()?),
         };
-        let others = ipam::scan(&place.dir.join("leases"), |dead| {
+        let leases = place.dir.join("leases");
+        let others = ipam::scan(&leases, |dead| {
             // One element a batch: one already gone must not keep the others.
             for element in &dead.ports {
                 if nftables.is_none() {
@@ -533,43 +553,60 @@ impl HostSide {
                 }
             }
         });
-        Ok(HostSide { config, netlink, bridge_index, others, port_sockets, nftables })
+        log::debug!("network: host side open");
+        let lease = ipam::lease(&leases, hosts, ipam::Record { name: name.into(), ..Default::default() })?;
+        log::debug!("network: leased {}", lease.record.address);
+        Ok(HostSide {
+            place,
+            config,
+            netlink,
+            bridge_index,
+            others,
+            lease,
+            id: id.to_string(),
+            publish: opts.publish.clone(),
+            port_sockets,
+            nftables,
+        })
     }
 }
 
 /// The bridge part of a container's network, from this thread, which is in the container's new
 /// namespace `netns` (made with IPv6 off); `host` holds what stays in the host's.
-fn bridge(
-    host: HostSide,
-    place: &networks::Place,
-    name: &str,
-    id: &str,
-    opts: &Options,
-    netns: OwnedFd,
-) -> Result<Attached, NetworkError> {
-    let HostSide { config, netlink: mut host, bridge_index, others, port_sockets, nftables } = host;
+fn bridge(host: HostSide, dns: &dns::Settings, netns: OwnedFd) -> Result<Attached, NetworkError> {
+    let HostSide {
+        place,
+        config,
+        netlink: mut host,
+        bridge_index,
+        others,
+        mut lease,
+        id,
+        publish: published,
+        port_sockets,
+        nftables,
+    } = host;
     let subnet = config.parsed()?;
-    let (gateway, hosts) = addresses(subnet);
-    let record = ipam::Record { name: name.into(), ..Default::default() };
-    let mut lease = ipam::lease(&place.dir.join("leases"), hosts, record)?;
+    let (gateway, _) = addresses(subnet);
     let address = lease.record.address;
-    log::debug!("network: leased {address}");
-    let ports = publish(&opts.publish, port_sockets, nftables, address, &mut lease)?;
+    let ports = publish(&published, port_sockets, nftables, address, &mut lease)?;
     let host_end = format!("veth{}", &id[..id.len().min(11)]);
-    host.add_veth(&host_end, bridge_index, "eth0", &netns)?;
+    let peer = host.add_veth(&host_end, bridge_index, "eth0", &netns)?;
     log::debug!("network: veth pair made");
     let mut inner = Netlink::open()?;
-    let eth0 = inner
-        .link_index("eth0")?
-        .ok_or_else(|| NetworkError("eth0 did not appear in the container".into()))?;
-    inner.add_address(eth0, address, subnet.1)?;
-    inner.set_up(eth0)?;
-    inner.add_default_route(gateway)?;
+    let eth0 = match peer {
+        Some(index) => index,
+        // A kernel before 6.1 does not echo the new link.
+        None => inner
+            .link_index("eth0")?
+            .ok_or_else(|| NetworkError("eth0 did not appear in the container".into()))?,
+    };
+    inner.set_up_with_default_route(eth0, address, subnet.1, gateway)?;
     log::debug!("network: eth0 addressed and routed");
     let peers: Vec<(String, Ipv4Addr)> = others.iter().map(|r| (r.name.clone(), r.address)).collect();
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv_conf =
-        dns::resolv_conf(&host_resolv, || std::fs::read_to_string(dns::RESOLVED_UPSTREAM).ok(), &opts.dns);
+        dns::resolv_conf(&host_resolv, || std::fs::read_to_string(dns::RESOLVED_UPSTREAM).ok(), dns);
     Ok(Attached {
         netns,
         address: Some(address),
@@ -591,7 +628,7 @@ fn ensure_bridge(
     gateway: Ipv4Addr,
     subnet: (Ipv4Addr, u8),
 ) -> Result<u32, NetworkError> {
-    if let Some(index) = host.link_index(&config.bridge)? {
+    if let Some(index) = host.index_of(&config.bridge)? {
         return Ok(index);
     }
     let _lock = networks::lock_bridges(state_dir)?;
