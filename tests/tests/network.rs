@@ -40,8 +40,11 @@ S="$SPAWNER --root $D"
 veths() { ip -o link show type veth | grep -vc ' wan@'; }
 gone() {
     for i in $(seq 100); do [ "$(veths)" = 0 ] && break; sleep 0.05; done
-    echo "$(veths) veths, $(ls "$D/network/leases" 2>/dev/null | wc -l) leases, $(ports) ports"
+    echo "$(veths) veths, $(leased "$D/network" | wc -l) leases, $(ports) ports"
 }
+# leased NETWORK_DIR: the addresses leased there (a lease file stays, recording nothing, once its
+# run has ended).
+leased() { for f in "$1"/leases/*; do grep -qs '"address"' "$f" && basename "$f"; done; }
 # The published ports: the elements of spawner's maps.
 ports() { nft list table ip spawner 2>/dev/null | grep -v 'type ' | grep -o ' : ' | wc -l; }
 # until_up URL: waits for a server in a container to answer.
@@ -203,13 +206,13 @@ fn containers_on_the_bridge_reach_each_other_by_address_and_name() {
         r#"
 web='mkdir /w && echo api here > /w/index.html && ln -s /etc/hosts /w/hosts && exec httpd -f -p 80 -h /w'
 $S run --name api $IMG sh -c "$web" > "$D/api.log" 2>&1 & api_pid=$!
-for i in $(seq 100); do [ -n "$(ls "$D/network/leases" 2>/dev/null)" ] && break; sleep 0.05; done
-api_ip=$(ls "$D/network/leases")
+for i in $(seq 100); do [ -n "$(leased "$D/network")" ] && break; sleep 0.05; done
+api_ip=$(leased "$D/network")
 echo "by address: $($S run $IMG sh -c "for i in \$(seq 50); do wget -qO- http://$api_ip/ && exit; sleep 0.1; done")"
 echo "by name: $($S run $IMG busybox wget -qO- http://api/)"
 # A container that starts later is added to api's /etc/hosts, and taken out when it exits.
 $S run --name late $IMG sleep 30 > /dev/null 2>&1 & late_pid=$!
-for i in $(seq 100); do [ "$(ls "$D/network/leases" | wc -l)" = 2 ] && break; sleep 0.05; done
+for i in $(seq 100); do [ "$(leased "$D/network" | wc -l)" = 2 ] && break; sleep 0.05; done
 for i in $(seq 100); do wget -qO- "http://$api_ip/hosts" 2>/dev/null | grep -q late && break; sleep 0.05; done
 echo "api knows late: $(wget -qO- "http://$api_ip/hosts" | grep -c 'late$')"
 kill -TERM $late_pid; wait $late_pid
@@ -273,7 +276,7 @@ echo "bridge made: $(ip link show spawner0 >/dev/null 2>&1 && echo yes || echo n
 # Without nft the bridge cannot get its table: refused, and the half-made bridge is removed.
 env PATH=/nonexistent $SPAWNER --root $D run $IMG true 2>"$D/err"; echo "no nft: $? $(cat "$D/err")"
 echo "bridge after the failure: $(ip link show spawner0 >/dev/null 2>&1 && echo yes || echo no)"
-echo "leases after the failure: $(ls "$D/network/leases" 2>/dev/null | wc -l)"
+echo "leases after the failure: $(leased "$D/network" | wc -l)"
 "#,
     );
     assert_eq!(line(&out, "none"), "lo ", "{out}");
@@ -434,7 +437,7 @@ echo "ls: $($S network ls | awk 'NR > 1 { print $1 "=" $3 }' | tr '\n' ' ')"
 $S run --network nosuch $IMG true 2>&1; echo "unknown: $?"
 web='mkdir /w && echo web here > /w/index.html && exec httpd -f -p 80 -h /w'
 $S run -d --name web --network front $IMG sh -c "$web" > /dev/null
-web_ip=$(ls "$D/network/networks/front/leases")
+web_ip=$(leased "$D/network/networks/front")
 echo "address: $web_ip"
 echo "by name: $($S run --network front $IMG sh -c 'for i in $(seq 50); do busybox wget -qO- http://web/ && exit; sleep 0.1; done')"
 probe='busybox nc -w 1 '$web_ip' 80 </dev/null >/dev/null 2>&1 && echo open || echo closed'

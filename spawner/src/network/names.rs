@@ -38,7 +38,7 @@ fn edit_peers(
     edit: impl Fn(&str) -> Option<String>,
 ) -> Result<(), NetworkError> {
     let _lock = lock(network_dir)?;
-    for peer in ipam::scan(&network_dir.join("leases"), |_| {}) {
+    for peer in ipam::live(&network_dir.join("leases")) {
         let Some((pid, fd)) = peer.hosts.filter(|_| peer.address != me.address) else { continue };
         let path = format!("/proc/{pid}/fd/{fd}");
         let Ok(file) =

@@ -164,7 +164,7 @@ pub fn create(state_dir: &Path, name: &str, subnet: Option<&str>) -> Result<Brid
 pub fn live_elements(state_dir: &Path) -> Vec<firewall::Element> {
     list(state_dir)
         .iter()
-        .flat_map(|(p, _)| ipam::scan(&p.dir.join("leases"), |_| {}))
+        .flat_map(|(p, _)| ipam::live(&p.dir.join("leases")))
         .flat_map(|r| r.ports)
         .collect()
 }
@@ -194,8 +194,7 @@ pub fn remove(state_dir: &Path, name: &str) -> Result<(), NetworkError> {
     let place = place(state_dir, name).map_err(|_| NetworkError(format!("network {name} not found")))?;
     let config = read_config(&place.dir.join("config.json"))?;
     let _lock = lock_bridges(state_dir)?;
-    let users: Vec<String> =
-        ipam::scan(&place.dir.join("leases"), |_| {}).into_iter().map(|r| r.name).collect();
+    let users: Vec<String> = ipam::live(&place.dir.join("leases")).into_iter().map(|r| r.name).collect();
     if !users.is_empty() {
         return Err(NetworkError(format!(
             "network {name} has active endpoints (containers {})",
