@@ -802,7 +802,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     // than while the next run makes its network (the teardown holds the lock every network change
     // takes).
     drop(pasta);
-    drop(attached);
+    let released = attached.into_inner().map(network::Attached::release);
     if let Some(log) = log.as_mut() {
         log.finish();
     }
@@ -853,6 +853,7 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     drop(dir);
     drop(anonymous);
     log::debug!("cleaned up");
+    drop(released);
     if exit.oom_kills > 0 {
         match exit.memory_limit {
             Some(l) => {
