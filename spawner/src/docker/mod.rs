@@ -534,8 +534,8 @@ struct NetThread(Option<network::Pending>);
 
 impl Drop for NetThread {
     fn drop(&mut self) {
-        if let Some(thread) = self.0.take() {
-            let _ = thread.join();
+        if let Some(pending) = self.0.take() {
+            drop(pending.result());
         }
     }
 }
@@ -657,10 +657,11 @@ pub fn run(opts: &RunOptions, launch: Launch) -> Result<i32, RunError> {
     let mut pasta = None;
     let (hostname, dir_path) = (process.hostname.clone(), dir.path.clone());
     let mut finish = |extras: &mut Extras| -> Result<(), RunError> {
-        let joined = match net.0.take().map(|thread| thread.join()) {
-            Some(Ok(result)) => Some(result.map_err(RunError::from)?),
-            Some(Err(_)) => return Err(RunError::msg("network namespace thread panicked")),
-            None => None,
+        // The thread is joined (`_exiting` dropped) once the /etc files are made: spawner is
+        // single-threaded again when the core clones, and the thread's exit overlaps that work.
+        let (joined, _exiting) = match net.0.take().map(network::Pending::result) {
+            Some((result, exiting)) => (Some(result.map_err(RunError::from)?), Some(exiting)),
+            None => (None, None),
         };
         if let Some(a) = joined.as_ref().filter(|a| a.address.is_some()) {
             log::info!("network: {:?}", a);

@@ -385,9 +385,10 @@ pub struct Released {
 /// The network thread of a run, started before the container has a name: it makes the network
 /// namespace at once (the slowest step of it, about 0.8 ms), then for a bridge waits for what the
 /// main thread opens and leases in the host's namespace once the container has a name
-/// ([`Pending::named`]) to make the veth. Join it for what it made.
+/// ([`Pending::named`]) to make the veth. [`Pending::result`] takes what it made.
 pub struct Pending {
-    thread: std::thread::JoinHandle<Result<Attached, NetworkError>>,
+    thread: std::thread::JoinHandle<()>,
+    result: std::sync::mpsc::Receiver<Result<Attached, NetworkError>>,
     /// A bridged run's: where its host side goes, and what it is opened from.
     host_side: Option<(HostSideSender, PathBuf, Options)>,
 }
@@ -397,42 +398,62 @@ type HostSideSender = std::sync::mpsc::Sender<Result<HostSide, NetworkError>>;
 impl Pending {
     /// The container's name and ID. For a bridge, its host side is opened and its address leased
     /// here, on the calling thread, while the network thread makes the namespace: the two halves
-    /// of the work overlap. An error is the thread's, reported when it is joined.
+    /// of the work overlap. An error is the thread's, reported with its result.
     pub fn named(&mut self, name: &str, id: &str) {
         if let Some((sender, state_dir, opts)) = self.host_side.take() {
-            // The thread may be gone already (an error it will report at join).
+            // The thread may be gone already (an error it will report with its result).
             let _ = sender.send(HostSide::open(&state_dir, &opts, name, id));
         }
     }
 
-    pub fn join(self) -> std::thread::Result<Result<Attached, NetworkError>> {
+    /// What the thread made, as soon as it is made; and the thread, which is exiting then (its
+    /// stack unmapped, its TLS freed): joined when dropped, once the caller has done what needs
+    /// no second thread gone.
+    pub fn result(self) -> (Result<Attached, NetworkError>, Exiting) {
         drop(self.host_side);
-        self.thread.join()
+        let result = self
+            .result
+            .recv()
+            .unwrap_or_else(|_| Err(NetworkError("the network namespace thread panicked".into())));
+        (result, Exiting(Some(self.thread)))
+    }
+}
+
+/// The network thread on its way out, joined when dropped.
+pub struct Exiting(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Exiting {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
     }
 }
 
 /// Starts making the container's network namespace for `opts` (not for `host`).
 pub fn start(state_dir: &Path, opts: &Options) -> Pending {
     let (sender, host_side) = std::sync::mpsc::channel::<Result<HostSide, NetworkError>>();
+    let (done, result) = std::sync::mpsc::channel();
     let bridged = matches!(opts.mode, Mode::Bridge | Mode::Network(_));
     let (containers, mode, dns) = (state_dir.join("containers"), opts.mode.clone(), opts.dns.clone());
     let thread = std::thread::spawn(move || {
-        match mode {
-            Mode::Container(other) => {
-                return Ok(Attached::unaddressed(container_namespace(&containers, &other)?))
+        let made = (|| match mode {
+            Mode::Container(other) => Ok(Attached::unaddressed(container_namespace(&containers, &other)?)),
+            _ if !bridged => Ok(Attached::unaddressed(own_namespace(Ipv6::On)?)),
+            _ => {
+                let netns = own_namespace(Ipv6::Off)?;
+                log::debug!("network: namespace made");
+                let host = host_side
+                    .recv()
+                    .map_err(|_| NetworkError("the run ended before its container had a name".into()))??;
+                bridge(host, &dns, netns)
             }
-            _ if !bridged => return Ok(Attached::unaddressed(own_namespace(Ipv6::On)?)),
-            _ => {}
-        }
-        let netns = own_namespace(Ipv6::Off)?;
-        log::debug!("network: namespace made");
-        let host = host_side
-            .recv()
-            .map_err(|_| NetworkError("the run ended before its container had a name".into()))??;
-        bridge(host, &dns, netns)
+        })();
+        // Should nobody take it (the receiver gone), what was made is undone here.
+        let _ = done.send(made);
     });
     let host_side = bridged.then(|| (sender, state_dir.to_path_buf(), opts.clone()));
-    Pending { thread, host_side }
+    Pending { thread, result, host_side }
 }
 
 /// Where this spawner holds `attached`'s namespace, `PID FD` (its pid and its fd to the
