@@ -692,8 +692,6 @@ pub(crate) fn spawn_and_wait_with(
         rawsys::exit(125);
     }
     drop((go_read, err_write));
-    // Only the container holds its end of the tty socket now: EOF there means its setup failed.
-    drop(child);
     log::info!("container process {pid}");
     if let Err(e) = before_go(pid) {
         kill_and_reap(pid);
@@ -701,7 +699,14 @@ pub(crate) fn spawn_and_wait_with(
     }
     rustix::io::write(&go_write, b"g").map_err(|e| RunError::msg(format!("start container: {e}")))?;
     drop(go_write);
-    let (message, pending) = match wait_for_setup(pid, &err_read, &signals)? {
+    let setup = wait_for_setup(pid, &err_read, &signals)?;
+    // What the child was given (the plan: its mount sources, its end of the tty socket) is let go
+    // here only now. A detached tree the container cloned from rather than attached (the /etc
+    // files' tmpfs) is dissolved by its last close, which waits for an RCU grace period: here,
+    // while the container runs, not in its setup. And only the container holds its end of the tty
+    // socket from here on: EOF there means its setup failed.
+    drop(child);
+    let (message, pending) = match setup {
         Setup::Done { message, pending } => (message, pending),
         Setup::Interrupted(sig) => {
             log::info!("signal {sig} during setup: the container was stopped before it started");

@@ -274,8 +274,11 @@ pub fn attach_files(root: BorrowedFd<'_>, tmpfs: &OwnedFd, files: &[(String, Pat
         open_tree(dir, name, OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC)
     };
     // Before Linux 6.15 a file cannot be cloned out of a detached mount (EINVAL): attach the tmpfs
-    // inside the container's tree for as long as the binds take.
-    let staged = match files.first().map(|(name, _)| clone(tmpfs.as_fd(), name)) {
+    // inside the container's tree for as long as the binds take. The first file's clone, which
+    // tells, is the one attached: one dropped unattached would be unmounted on its close, which
+    // waits for an RCU grace period.
+    let mut first = files.first().map(|(name, _)| clone(tmpfs.as_fd(), name));
+    let staged = match &first {
         Some(Err(Errno::INVAL)) => Some(stage_in_root(root, tmpfs)?),
         _ => None,
     };
@@ -283,7 +286,10 @@ pub fn attach_files(root: BorrowedFd<'_>, tmpfs: &OwnedFd, files: &[(String, Pat
     let mut result = Ok(());
     for (name, target) in files {
         result = open_in_root(root, target, Target::File).and_then(|target_fd| {
-            let tree = clone(dir, name).context(|| format!("open_tree {}", target.display()))?;
+            let tree = match first.take() {
+                Some(Ok(tree)) => tree,
+                _ => clone(dir, name).context(|| format!("open_tree {}", target.display()))?,
+            };
             attach(&tree, target_fd.as_fd(), &target.display().to_string())
         });
         if result.is_err() {
