@@ -682,12 +682,20 @@ fn ensure_bridge(
     if let Some(index) = host.link_index(&config.bridge)? {
         return Ok(index);
     }
-    let index = host.add_bridge(&config.bridge).map_err(|e| match e.errno {
-        rustix::io::Errno::OPNOTSUPP => NetworkError(format!(
-            "{e} (this kernel has no bridge support: use --network none, host or pasta)"
-        )),
-        _ => e.into(),
-    })?;
+    let index = match host.add_bridge(&config.bridge) {
+        Ok(index) => index,
+        // Made meanwhile by a spawner with another state directory (the lock is the directory's),
+        // whose run sets it up.
+        Err(e) if e.errno == rustix::io::Errno::EXIST => {
+            return host.index_of(&config.bridge)?.ok_or_else(|| e.into());
+        }
+        Err(e) if e.errno == rustix::io::Errno::OPNOTSUPP => {
+            return Err(NetworkError(format!(
+                "{e} (this kernel has no bridge support: use --network none, host or pasta)"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let setup = |host: &mut Netlink| -> Result<(), NetworkError> {
         host.add_address(index, gateway, subnet.1)?;
         host.set_up(index)?;
