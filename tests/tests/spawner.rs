@@ -443,7 +443,8 @@ fn tty_gives_the_container_a_terminal_of_its_own() {
         "tty; stty size; echo $TERM; read line; echo got:$line; exit 5",
     ]);
     let (child, mut master) = spawn_on_terminal(cmd, Some((45, 123)));
-    let seen = read_until(&mut master, "xterm");
+    // Typed once the line is out whole: typed earlier, its echo can land inside it.
+    let seen = read_until(&mut master, "xterm\r\n");
     std::io::Write::write_all(&mut master, b"hello\r").unwrap();
     let seen = seen + &read_until(&mut master, "got:hello");
     let out = wait_or_kill(child, Duration::from_secs(20));
