@@ -223,13 +223,19 @@ mod tests {
         assert_eq!(recorded(&fd), Some(a.record.clone()));
     }
 
-    #[test]
-    fn a_dead_runs_lease_is_reclaimed_with_its_ports() {
+    /// A lease directory with 10.0.0.2's file recording "dead", which nobody holds a lock on: its
+    /// run died.
+    fn dead_runs_lease() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let record =
             Record { address: Ipv4Addr::new(10, 0, 0, 2), name: "dead".into(), ..Default::default() };
-        // A lease file nobody holds a lock on: its run died.
         std::fs::write(dir.path().join("10.0.0.2"), serde_json::to_vec(&record).unwrap()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_dead_runs_lease_is_reclaimed_with_its_ports() {
+        let dir = dead_runs_lease();
         let mut reclaimed = Vec::new();
         assert!(scan(dir.path(), |r| reclaimed.push(r.name.clone())).is_empty());
         assert_eq!(reclaimed, ["dead"]);
@@ -239,10 +245,7 @@ mod tests {
 
     #[test]
     fn a_dead_runs_lease_waits_for_a_scan_that_reclaims_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let record =
-            Record { address: Ipv4Addr::new(10, 0, 0, 2), name: "dead".into(), ..Default::default() };
-        std::fs::write(dir.path().join("10.0.0.2"), serde_json::to_vec(&record).unwrap()).unwrap();
+        let dir = dead_runs_lease();
         // Readers leave it (its ports are not withdrawn yet), and no run takes its address.
         assert!(live(dir.path()).is_empty());
         let next = lease(dir.path(), hosts(), Record::default()).unwrap();
