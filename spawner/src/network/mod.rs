@@ -9,8 +9,10 @@
 //! setting them up again, and nothing is left that belongs to a container (its veth goes with its
 //! namespace, its lease and ports when it exits, or at the next run after its spawner died).
 //!
-//! All of it happens on the thread that makes the container's namespace, while the main thread
-//! prepares the root file system.
+//! A bridged start's work is split between two threads that overlap the root file system's
+//! preparation: one makes the container's namespace, then the veth and eth0's address and route;
+//! the main thread opens the host's side (the bridge, the leases) once the container has a name
+//! (see [`Pending`]).
 
 pub mod dns;
 pub mod firewall;
