@@ -647,7 +647,7 @@ fn bridge(host: HostSide, dns: &dns::Settings, netns: OwnedFd) -> Result<Attache
         Some(index) => index,
         // A kernel before 6.1 does not echo the new link.
         None => inner
-            .link_index("eth0")?
+            .index_of("eth0")?
             .ok_or_else(|| NetworkError("eth0 did not appear in the container".into()))?,
     };
     inner.set_up_with_default_route(eth0, address, subnet.1, gateway)?;
@@ -681,7 +681,7 @@ fn ensure_bridge(
         return Ok(index);
     }
     let _lock = networks::lock_bridges(state_dir)?;
-    if let Some(index) = host.link_index(&config.bridge)? {
+    if let Some(index) = host.index_of(&config.bridge)? {
         return Ok(index);
     }
     let index = match host.add_bridge(&config.bridge) {

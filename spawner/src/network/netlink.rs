@@ -42,16 +42,8 @@ type Result<T> = std::result::Result<T, NetlinkError>;
 pub struct Netlink {
     socket: Socket,
     sequence: u32,
-    /// Where replies are read: an acknowledgement is 36 bytes, a link's description about 2 KiB.
+    /// Where replies are read: an acknowledgement is 36 bytes, a new link's echo about 1.5 KiB.
     buffer: Vec<u8>,
-}
-
-/// What the kernel said of a link in reply to a request (a GetLink's answer, or a NewLink's echo).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct LinkReply {
-    index: Option<u32>,
-    /// `IFLA_LINK`: for a veth, its peer's index (in the peer's namespace).
-    link: Option<u32>,
 }
 
 const IFLA_LINK: u16 = 5;
@@ -72,10 +64,10 @@ fn u32_at(b: &[u8], i: usize) -> u32 {
     u32::from_ne_bytes(b[i..i + 4].try_into().expect("4 bytes"))
 }
 
-/// The index and `IFLA_LINK` of an RTM_NEWLINK message's body (struct ifinfomsg: family, pad,
-/// type, index, flags, change; then attributes, each length, type and value, 4-byte aligned).
-fn link_reply(body: &[u8]) -> LinkReply {
-    let mut reply = LinkReply { index: Some(u32_at(body, 4)), link: None };
+/// `IFLA_LINK` of an RTM_NEWLINK message's body (struct ifinfomsg, 16 bytes; then attributes, each
+/// length, type and value, 4-byte aligned): for a veth, its peer's index (in the peer's namespace).
+fn link_of(body: &[u8]) -> Option<u32> {
+    let mut link = None;
     let mut at = 16;
     while let Some(header) = body.get(at..at + 4) {
         let len = u16::from_ne_bytes([header[0], header[1]]) as usize;
@@ -84,11 +76,11 @@ fn link_reply(body: &[u8]) -> LinkReply {
             break;
         }
         if kind == IFLA_LINK && len >= 8 && body.len() >= at + 8 {
-            reply.link = Some(u32_at(body, at + 4));
+            link = Some(u32_at(body, at + 4));
         }
         at += (len + 3) & !3;
     }
-    reply
+    link
 }
 
 impl Netlink {
@@ -100,15 +92,15 @@ impl Netlink {
     }
 
     /// Sends one request and waits for its acknowledgement.
-    fn request(&mut self, message: RouteNetlinkMessage, flags: u16, what: &str) -> Result<LinkReply> {
+    fn request(&mut self, message: RouteNetlinkMessage, flags: u16, what: &str) -> Result<Option<u32>> {
         let mut replies = self.requests(vec![(message, flags, what.to_string())])?;
         Ok(replies.pop().unwrap_or_default())
     }
 
     /// Sends `batch` in one datagram (the kernel handles its messages in order, each as if sent
     /// alone) and waits for every acknowledgement; the first refusal is the error. Per request,
-    /// what the kernel said of a link in reply.
-    fn requests(&mut self, batch: Vec<(RouteNetlinkMessage, u16, String)>) -> Result<Vec<LinkReply>> {
+    /// the peer of the link it made, when the kernel echoed it (see [`Netlink::add_veth`]).
+    fn requests(&mut self, batch: Vec<(RouteNetlinkMessage, u16, String)>) -> Result<Vec<Option<u32>>> {
         let first = self.sequence + 1;
         let mut whats = Vec::new();
         let mut datagram = Vec::new();
@@ -126,9 +118,9 @@ impl Netlink {
         }
         let send_error = |e| io_error(&whats[0], e);
         self.socket.send(&datagram, 0).map_err(send_error)?;
-        // Replies are read by hand (the header, an error's code, a link's index and peer): the
+        // Replies are read by hand (the header, an error's code, a new veth's peer): the
         // crate's parsers for every message kind would add more to the binary than this module.
-        let mut replies = vec![LinkReply::default(); whats.len()];
+        let mut replies = vec![None; whats.len()];
         let mut acknowledged = 0;
         let mut refused = None;
         while acknowledged < whats.len() {
@@ -156,7 +148,7 @@ impl Netlink {
                             });
                         }
                     }
-                    RTM_NEWLINK if body.len() >= 16 => replies[i] = link_reply(body),
+                    RTM_NEWLINK if body.len() >= 16 => replies[i] = link_of(body),
                     _ => {}
                 }
             }
@@ -178,17 +170,6 @@ impl Netlink {
         }
     }
 
-    /// The index of the link called `name`, if there is one.
-    pub fn link_index(&mut self, name: &str) -> Result<Option<u32>> {
-        let mut message = LinkMessage::default();
-        message.attributes.push(LinkAttribute::IfName(name.into()));
-        match self.request(RouteNetlinkMessage::GetLink(message), 0, &format!("get link {name}")) {
-            Ok(reply) => Ok(reply.index),
-            Err(e) if e.errno == rustix::io::Errno::NODEV => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Makes the bridge `name`; its index.
     pub fn add_bridge(&mut self, name: &str) -> Result<u32> {
         let mut message = LinkMessage::default();
@@ -196,7 +177,7 @@ impl Netlink {
         message.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
         let what = format!("add bridge {name}");
         self.request(RouteNetlinkMessage::NewLink(message), NLM_F_CREATE | NLM_F_EXCL, &what)?;
-        self.link_index(name)?.ok_or(NetlinkError { what, errno: rustix::io::Errno::NODEV })
+        self.index_of(name)?.ok_or(NetlinkError { what, errno: rustix::io::Errno::NODEV })
     }
 
     /// Makes a veth pair: `name` here, up and enslaved to the bridge `master`; `peer` in the
@@ -224,7 +205,7 @@ impl Netlink {
         let what = format!("add veth {name} (peer {peer})");
         let flags = NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO;
         let reply = self.request(RouteNetlinkMessage::NewLink(message), flags, &what)?;
-        Ok(reply.link)
+        Ok(reply)
     }
 
     /// Removes the link `index` (a veth's peer goes with it).
@@ -305,7 +286,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_reply_gives_the_index_and_the_peer() {
+    fn a_new_links_echo_gives_its_peer() {
         // ifinfomsg of link 7, then IFLA_IFNAME "veth0" (padded) and IFLA_LINK 2.
         let mut body = vec![0u8; 16];
         body[4..8].copy_from_slice(&7u32.to_ne_bytes());
@@ -315,7 +296,7 @@ mod tests {
         body.extend_from_slice(&8u16.to_ne_bytes());
         body.extend_from_slice(&IFLA_LINK.to_ne_bytes());
         body.extend_from_slice(&2u32.to_ne_bytes());
-        assert_eq!(link_reply(&body), LinkReply { index: Some(7), link: Some(2) });
-        assert_eq!(link_reply(&body[..28]), LinkReply { index: Some(7), link: None });
+        assert_eq!(link_of(&body), Some(2));
+        assert_eq!(link_of(&body[..28]), None);
     }
 }

@@ -202,7 +202,7 @@ pub fn remove(state_dir: &Path, name: &str) -> Result<(), NetworkError> {
         )));
     }
     let mut host = Netlink::open()?;
-    if let Some(index) = host.link_index(&config.bridge)? {
+    if let Some(index) = host.index_of(&config.bridge)? {
         host.delete_link(index)?;
         // The table holds the rules of every network whose bridge was made: made again without
         // this one's.
